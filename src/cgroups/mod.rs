@@ -1,0 +1,243 @@
+//! Control groups: the host's layout (v1, v2 or hybrid) and a container's place in it.
+//!
+//! This module places a container's processes in their own cgroup in every hierarchy and
+//! removes it on delete. Resource limits arrive with the cgroups work (see the issues).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Context, Error, Result};
+
+/// One mounted cgroup hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Where it is mounted on the host, e.g. /sys/fs/cgroup/memory.
+    pub mountpoint: PathBuf,
+    /// The cgroup this mount shows as its root (field 4 of mountinfo), usually "/".
+    pub root: PathBuf,
+    /// v1 controllers (and `name=...`), from the super options; empty for cgroup2.
+    pub controllers: Vec<String>,
+    pub v2: bool,
+}
+
+/// The hierarchies mounted in this mount namespace, from /proc/self/mountinfo.
+pub fn hierarchies() -> Result<Vec<Hierarchy>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").at("cannot read", "/proc/self/mountinfo")?;
+    Ok(parse_mountinfo(&info))
+}
+
+pub fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let fstype = post[0];
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let controllers = if fstype == "cgroup" {
+            post[2]
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec" | "xattr" | "clone_children" | "cpuset_v2_mode") && !o.starts_with("release_agent="))
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let h = Hierarchy {
+            mountpoint: PathBuf::from(unescape(pre[4])),
+            root: PathBuf::from(unescape(pre[3])),
+            controllers,
+            v2: fstype == "cgroup2",
+        };
+        // The same hierarchy may be mounted twice; the first mount wins.
+        if !out.iter().any(|o| o.v2 == h.v2 && o.controllers == h.controllers) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// This process's cgroup in a hierarchy, from /proc/self/cgroup.
+fn own_cgroup(h: &Hierarchy) -> Option<PathBuf> {
+    let data = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in data.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let matches = if h.v2 {
+            ctrls.is_empty()
+        } else {
+            let set: Vec<&str> = ctrls.split(',').collect();
+            !h.controllers.is_empty() && h.controllers.iter().all(|c| set.contains(&c.as_str()))
+        };
+        if matches {
+            return Some(PathBuf::from(path));
+        }
+    }
+    None
+}
+
+/// The directory for a container in hierarchy `h`. An absolute `cgroups_path` is taken from the
+/// hierarchy's root; a relative one (or the default, the container id) from tong's own cgroup,
+/// as runc does.
+pub fn dir_for(h: &Hierarchy, cgroups_path: Option<&str>, id: &str) -> Option<PathBuf> {
+    let rel = match cgroups_path {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => id.to_string(),
+    };
+    let clean = clean(&rel);
+    let cg = if rel.starts_with('/') {
+        clean
+    } else {
+        own_cgroup(h)?.join(clean)
+    };
+    // The mount shows the hierarchy from `root`; strip it.
+    let inside = cg.strip_prefix(&h.root).map(Path::to_path_buf).unwrap_or(cg.clone());
+    let inside = inside.strip_prefix("/").map(Path::to_path_buf).unwrap_or(inside);
+    if inside.as_os_str().is_empty() {
+        return None;
+    }
+    Some(h.mountpoint.join(inside))
+}
+
+/// Lexically cleans a cgroup path: no `..` can climb above the hierarchy's root.
+fn clean(p: &str) -> PathBuf {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    PathBuf::from(out.join("/"))
+}
+
+/// The cgroup directories a container will own, in every hierarchy.
+pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Vec<(Hierarchy, PathBuf)>> {
+    let mut out = Vec::new();
+    for h in hierarchies()? {
+        if let Some(d) = dir_for(&h, cgroups_path, id) {
+            out.push((h, d));
+        }
+    }
+    Ok(out)
+}
+
+/// Creates the directories (copying cpuset.cpus/mems down a v1 cpuset tree, which a new v1
+/// cpuset cgroup needs before a process can join).
+pub fn create(plan: &[(Hierarchy, PathBuf)]) -> Result<Vec<PathBuf>> {
+    let mut made = Vec::new();
+    for (h, dir) in plan {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return Err(Error::path("cannot create cgroup", dir, e));
+        }
+        if h.controllers.iter().any(|c| c == "cpuset") {
+            init_cpuset(&h.mountpoint, dir)?;
+        }
+        made.push(dir.clone());
+    }
+    Ok(made)
+}
+
+fn init_cpuset(mount: &Path, dir: &Path) -> Result<()> {
+    let rel = dir.strip_prefix(mount).unwrap_or(dir);
+    let mut cur = mount.to_path_buf();
+    for c in rel.components() {
+        let parent = cur.clone();
+        cur.push(c);
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let v = std::fs::read_to_string(cur.join(f)).unwrap_or_default();
+            if v.trim().is_empty() {
+                let pv = std::fs::read_to_string(parent.join(f)).at("cannot read", parent.join(f))?;
+                std::fs::write(cur.join(f), pv.trim()).at("cannot write", cur.join(f))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves `pid` into every directory.
+pub fn join(paths: &[PathBuf], pid: i32) -> Result<()> {
+    for d in paths {
+        let f = d.join("cgroup.procs");
+        std::fs::write(&f, pid.to_string()).at("cannot join cgroup", &f)?;
+    }
+    Ok(())
+}
+
+/// The pids in the container's cgroup.
+pub fn pids(paths: &[PathBuf]) -> Vec<i32> {
+    let Some(d) = paths.first() else { return Vec::new() };
+    std::fs::read_to_string(d.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Removes the directories; waits briefly for exiting processes to leave.
+pub fn remove(paths: &[PathBuf]) -> Result<()> {
+    for d in paths {
+        let mut tries = 0;
+        loop {
+            match std::fs::remove_dir(d) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(Error::path("cannot remove cgroup", d, e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
+pub fn is_frozen(paths: &[PathBuf]) -> bool {
+    for d in paths {
+        if let Ok(s) = std::fs::read_to_string(d.join("freezer.state")) {
+            return s.trim() == "FROZEN";
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+35 26 0:30 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 26 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+37 26 0:32 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+38 26 0:33 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+";
+
+    #[test]
+    fn parses_hybrid() {
+        let h = parse_mountinfo(HYBRID);
+        assert_eq!(h.len(), 4);
+        assert_eq!(h[1].controllers, vec!["cpu", "cpuacct"]);
+        assert!(h[2].v2);
+        assert_eq!(h[3].controllers, vec!["name=systemd"]);
+    }
+
+    #[test]
+    fn absolute_paths_are_cleaned() {
+        let h = &parse_mountinfo(HYBRID)[0];
+        assert_eq!(dir_for(h, Some("/a/../../b"), "x").unwrap(), PathBuf::from("/sys/fs/cgroup/memory/b"));
+        assert_eq!(dir_for(h, Some("/"), "x"), None);
+    }
+}

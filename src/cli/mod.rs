@@ -1,0 +1,235 @@
+//! The command line, spelled as runc spells it. One file per subcommand: each parses its
+//! flags, calls the container layer and prints.
+
+mod create;
+mod delete;
+mod features;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+mod unsupported;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::logging::{self, Format};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Parser, Debug)]
+#[command(name = "tong", about = "tong: an OCI container runtime", disable_version_flag = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// runc's global flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// set the log file to write tong logs to (default is '/dev/stderr')
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<String>,
+    /// set the log format ('text' (default), or 'json')
+    #[arg(long = "log-format", global = true, default_value = "text", value_name = "FORMAT")]
+    pub log_format: String,
+    /// root directory for storage of container state (this should be located in tmpfs)
+    #[arg(long, global = true, default_value = "/run/tong", value_name = "DIR")]
+    pub root: PathBuf,
+    /// path to the criu binary used for checkpoint and restore
+    #[arg(long, global = true, value_name = "PATH")]
+    pub criu: Option<String>,
+    /// enable systemd cgroup support
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// ignore cgroup permission errors ('true', 'false', or 'auto')
+    #[arg(long, value_name = "VALUE", num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// print the version
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// create a container
+    Create(create::Args),
+    /// executes the user defined process in a created container
+    Start(start::Args),
+    /// output the state of a container
+    State(state::Args),
+    /// kill sends the specified signal (default: SIGTERM) to the container's init process
+    Kill(kill::Args),
+    /// delete any resources held by the container often used with detached container
+    Delete(delete::Args),
+    /// create and run a container
+    Run(run::Args),
+    /// lists containers started by tong with the given root
+    #[command(alias = "ls")]
+    List(list::Args),
+    /// create a new specification file
+    Spec(spec::Args),
+    /// show the enabled features
+    Features(features::Args),
+    /// execute new process inside the container
+    Exec(unsupported::Rest),
+    /// ps displays the processes running inside a container
+    Ps(unsupported::Rest),
+    /// pause suspends all processes inside the container
+    Pause(unsupported::Rest),
+    /// resumes all processes that have been previously paused
+    Resume(unsupported::Rest),
+    /// display container events such as OOM notifications, cpu, memory, and IO usage statistics
+    Events(unsupported::Rest),
+    /// update container resource constraints
+    Update(unsupported::Rest),
+    /// checkpoint a running container
+    Checkpoint(unsupported::Rest),
+    /// restore a container from a previous checkpoint
+    Restore(unsupported::Rest),
+}
+
+/// Parses, dispatches, reports. Returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            if matches!(e.kind(), K::DisplayHelp | K::DisplayHelpOnMissingArgumentOrSubcommand | K::DisplayVersion) {
+                let _ = e.print();
+                return 0;
+            }
+            // runc exits 1 on a usage error, and logs it like any other error.
+            let msg = e.kind().as_str().map(str::to_string).unwrap_or_else(|| first_line(&e.to_string()));
+            let msg = first_line(&e.render().to_string()).trim_start_matches("error: ").to_string().max_or(msg);
+            log_usage_error(&msg);
+            return 1;
+        }
+    };
+    let g = &cli.global;
+    if g.version {
+        println!("tong version {VERSION}");
+        println!("spec: {}", crate::spec::SPEC_VERSION);
+        return 0;
+    }
+    let format = match g.log_format.as_str() {
+        "text" => Format::Text,
+        "json" => Format::Json,
+        other => {
+            logging::init(g.log.as_deref(), Format::Text, g.debug);
+            logging::error(&format!("invalid log-format: {other}"));
+            return 1;
+        }
+    };
+    logging::init(g.log.as_deref(), format, g.debug);
+    let Some(cmd) = cli.command else {
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return 0;
+    };
+    match dispatch(g, cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            logging::error(&e.to_string());
+            1
+        }
+    }
+}
+
+fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
+    if g.criu.is_some() {
+        logging::debug("--criu is accepted but checkpoint/restore is not supported");
+    }
+    if let Some(r) = &g.rootless {
+        if !matches!(r.as_str(), "true" | "false" | "auto") {
+            return Err(Error::Usage(format!("invalid --rootless value {r:?}: use true, false or auto")));
+        }
+        if r == "true" && nix::unistd::geteuid().is_root() {
+            logging::debug("--rootless=true as root: rootless mode is not implemented yet, running as root");
+        }
+    }
+    if g.systemd_cgroup {
+        return Err(Error::Usage("--systemd-cgroup is not supported yet: use the cgroupfs driver".into()));
+    }
+    match cmd {
+        Command::Create(a) => create::run(g, a),
+        Command::Start(a) => start::run(g, a),
+        Command::State(a) => state::run(g, a),
+        Command::Kill(a) => kill::run(g, a),
+        Command::Delete(a) => delete::run(g, a),
+        Command::Run(a) => run::run(g, a),
+        Command::List(a) => list::run(g, a),
+        Command::Spec(a) => spec::run(g, a),
+        Command::Features(a) => features::run(g, a),
+        Command::Exec(_) => unsupported::run("exec"),
+        Command::Ps(_) => unsupported::run("ps"),
+        Command::Pause(_) => unsupported::run("pause"),
+        Command::Resume(_) => unsupported::run("resume"),
+        Command::Events(_) => unsupported::run("events"),
+        Command::Update(_) => unsupported::run("update"),
+        Command::Checkpoint(_) => unsupported::run("checkpoint"),
+        Command::Restore(_) => unsupported::run("restore"),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+trait MaxOr {
+    fn max_or(self, other: String) -> String;
+}
+impl MaxOr for String {
+    fn max_or(self, other: String) -> String {
+        if self.trim().is_empty() { other } else { self }
+    }
+}
+
+/// A usage error before the logger is set up: find --log/--log-format by hand.
+fn log_usage_error(msg: &str) {
+    let args: Vec<String> = std::env::args().collect();
+    let mut log = None;
+    let mut format = Format::Text;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let val = |i: &mut usize| -> Option<String> {
+            if let Some((_, v)) = a.split_once('=') {
+                Some(v.to_string())
+            } else {
+                *i += 1;
+                args.get(*i).cloned()
+            }
+        };
+        if a == "--log" || a.starts_with("--log=") {
+            log = val(&mut i);
+        } else if a == "--log-format" || a.starts_with("--log-format=") {
+            if val(&mut i).as_deref() == Some("json") {
+                format = Format::Json;
+            }
+        }
+        i += 1;
+    }
+    logging::init(log.as_deref(), format, false);
+    logging::error(msg);
+}
+
+/// Where the container's id comes from in most commands.
+#[derive(clap::Args, Debug)]
+pub struct IdArg {
+    /// the container's id
+    pub id: String,
+}
+
+/// Seals tong's binary (CVE-2019-5736) before it starts any container process.
+pub fn seal() -> Result<()> {
+    crate::linux::seal::ensure_sealed()
+}

@@ -1,0 +1,367 @@
+//! The container layer: state on disk and the lifecycle operations (create, start, kill,
+//! delete, state, list), each as runc defines it.
+
+pub mod state;
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
+
+use crate::cgroups;
+use crate::error::{Context, Error, Result};
+use crate::launch::{self, LaunchConfig};
+use crate::linux::{hooks, proc, sys};
+use crate::logging;
+use crate::spec;
+pub use state::{OciState, Phase, State, StateDir, Status};
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Default, Clone)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Creates a container and leaves its init waiting for `start`. Returns the init's pid.
+/// On any failure nothing is left behind: no state dir, cgroup, mount or process.
+pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle).at("bundle", &opts.bundle)?;
+    let cfg = spec::load(&bundle)?;
+    spec::validate(&cfg)?;
+    let process = cfg.spec.process().as_ref().ok_or_else(|| Error::config("process: missing"))?;
+    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
+        return Err(Error::Usage("cannot allocate tty if tong will detach without setting console socket".into()));
+    }
+    let cgroups_path = cfg.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.display().to_string());
+    let cg_plan = cgroups::plan(cgroups_path.as_deref(), &opts.id)?;
+
+    let sd = StateDir::create(root, &opts.id)?;
+    let mut st = State {
+        id: opts.id.clone(),
+        oci_version: cfg.spec.version().clone(),
+        phase: Phase::Creating,
+        creator_pid: std::process::id() as i32,
+        bundle: bundle.clone(),
+        rootfs: cfg.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        owner: owner_name(),
+        annotations: cfg.spec.annotations().clone().unwrap_or_default(),
+        cgroup_paths: cg_plan.iter().map(|(_, d)| d.clone()).collect(),
+        own_pid_ns: spec::has_namespace(&cfg.spec, oci_spec::runtime::LinuxNamespaceType::Pid),
+        config: cfg.json.clone(),
+        ..Default::default()
+    };
+    let r = (|| {
+        sd.save(&st)?;
+        let made = cgroups::create(&cg_plan);
+        made?;
+        create_inner(&sd, &mut st, &cfg, &cg_plan, opts)
+    })();
+    match r {
+        Ok(pid) => Ok(pid),
+        Err(e) => {
+            destroy(sd, &st, true);
+            Err(e)
+        }
+    }
+}
+
+fn create_inner(
+    sd: &StateDir,
+    st: &mut State,
+    cfg: &spec::Config,
+    cg_plan: &[(cgroups::Hierarchy, PathBuf)],
+    opts: &CreateOpts,
+) -> Result<i32> {
+    let fifo_path = sd.fifo_path();
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("cannot create exec fifo", &fifo_path)?;
+    let fifo: OwnedFd = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .at("cannot open exec fifo", &fifo_path)?;
+    let console = match &opts.console_socket {
+        Some(p) if cfg.spec.process().as_ref().is_some_and(|p| p.terminal() == Some(true)) => {
+            Some(std::os::unix::net::UnixStream::connect(p).at("cannot connect to console socket", p)?)
+        }
+        _ => None,
+    };
+    let lock_fd = sd.lock_fd();
+    let lc = LaunchConfig {
+        spec: &cfg.spec,
+        rootfs: &cfg.rootfs,
+        bundle: &cfg.bundle,
+        cgroups: cg_plan,
+        fifo_fd: fifo.as_raw_fd(),
+        console_fd: console.as_ref().map(|c| c.as_raw_fd()),
+        close_in_child: vec![lock_fd],
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+    };
+    let mut parent = CreateParent { sd, st };
+    let pid = launch::spawn(&lc, &mut parent)?;
+    let st = parent.st;
+    st.phase = Phase::Created;
+    sd.save(st)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, pid)?;
+    }
+    Ok(pid)
+}
+
+struct CreateParent<'a> {
+    sd: &'a StateDir,
+    st: &'a mut State,
+}
+
+impl launch::Parent for CreateParent<'_> {
+    fn init_pid(&mut self, pid: i32) -> Result<()> {
+        self.st.pid = pid;
+        self.st.pid_start_time = proc::start_time(pid).unwrap_or(0);
+        self.sd.save(self.st)
+    }
+    fn create_runtime_hooks(&mut self, _pid: i32) -> Result<String> {
+        let spec = typed_config(self.st)?;
+        let json = hook_state(self.st, Status::Creating);
+        let h = spec.hooks().as_ref();
+        hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &json)?;
+        hooks::run_all("createRuntime", h.and_then(|h| h.create_runtime().as_ref()), &json)?;
+        Ok(json)
+    }
+}
+
+fn typed_config(st: &State) -> Result<Spec> {
+    spec::typed(&st.config)
+}
+
+fn hook_state(st: &State, status: Status) -> String {
+    let mut s = st.oci_state(status);
+    if status != Status::Stopped {
+        s.pid = st.pid;
+    }
+    serde_json::to_string(&s).unwrap_or_default()
+}
+
+/// Writes the pid file atomically, as runc does (engines read it the moment create returns).
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, pid.to_string().as_bytes()))
+        .at("cannot write pid file", &tmp)?;
+    std::fs::rename(&tmp, path).at("cannot write pid file", path)
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string())
+}
+
+/// `start`: releases the init waiting on the exec FIFO.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let sd = StateDir::open(root, id)?;
+    let st = sd.load()?;
+    match st.status(&sd.dir) {
+        Status::Created => {}
+        Status::Stopped => return Err(Error::other("cannot start a container that has stopped")),
+        Status::Running => return Err(Error::other("cannot start an already running container")),
+        s => return Err(Error::other(format!("cannot start a container in the {s} state"))),
+    }
+    let fifo_path = sd.fifo_path();
+    let fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo_path)
+        .at("cannot open exec fifo", &fifo_path)?;
+    let pidfd = sys::pidfd_open(st.pid).ctx(|| format!("pidfd_open {}", st.pid))?;
+    let mut buf = [0u8; 1];
+    loop {
+        let mut fds = [
+            nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN),
+            nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN),
+        ];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll exec fifo", e)),
+        }
+        let init_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
+        match (&fifo).read(&mut buf) {
+            Ok(n) if n > 0 => break,
+            Ok(_) | Err(_) => {}
+        }
+        if init_gone {
+            let _ = std::fs::remove_file(&fifo_path);
+            return Err(Error::other("cannot start a container whose init process has exited"));
+        }
+    }
+    let _ = std::fs::remove_file(&fifo_path);
+    let spec = typed_config(&st)?;
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+        hooks::run_all_warn("poststart", Some(h), &hook_state(&st, Status::Running));
+    }
+    Ok(())
+}
+
+/// `state`: runc's JSON for one container (read without the lock, which create holds).
+pub fn state(root: &Path, id: &str) -> Result<OciState> {
+    state::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
+    let dir = root.join(id);
+    let st = match state::read_state(&dir.join(state::STATE_FILE)) {
+        Ok(s) => s,
+        Err(_) if !dir.join(state::STATE_FILE).exists() => return Err(Error::NotExist(id.to_string())),
+        Err(e) => return Err(e),
+    };
+    Ok(st.oci_state(st.status(&dir)))
+}
+
+/// Every container under the root, for `list`.
+pub fn list(root: &Path) -> Result<Vec<OciState>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::path("cannot read state root", root, e)),
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        if let Ok(st) = state::read_state(&dir.join(state::STATE_FILE)) {
+            out.push(st.oci_state(st.status(&dir)));
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// `kill`: sends a signal to the init, or to every process of the container with `all`.
+pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
+    let sd = StateDir::open(root, id)?;
+    let st = sd.load()?;
+    match st.status(&sd.dir) {
+        Status::Stopped | Status::Creating => return Err(Error::NotRunning),
+        _ => {}
+    }
+    if all {
+        for pid in cgroups::pids(&st.cgroup_paths) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::try_from(sig).ok());
+        }
+        if !cgroups::pids(&st.cgroup_paths).contains(&st.pid) {
+            signal_init(&st, sig)?;
+        }
+        return Ok(());
+    }
+    signal_init(&st, sig)
+}
+
+fn signal_init(st: &State, sig: i32) -> Result<()> {
+    let pidfd = sys::pidfd_open(st.pid).map_err(|_| Error::NotRunning)?;
+    // The pidfd pins the process: check it is still the one we started before signalling.
+    if !st.init_alive() {
+        return Err(Error::NotRunning);
+    }
+    sys::pidfd_send_signal(pidfd.as_fd(), sig).ctx(|| format!("kill container init {}", st.pid))
+}
+
+/// `delete`: removes a stopped (or created) container; `force` kills a running one first.
+/// An unknown id with `force` is not an error (engines rely on that).
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let sd = match StateDir::open(root, id) {
+        Ok(sd) => sd,
+        Err(Error::NotExist(_)) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let st = match sd.load() {
+        Ok(st) => st,
+        Err(e) if force => {
+            logging::warn(&format!("removing container {id} with an unreadable state: {e}"));
+            return sd.remove();
+        }
+        Err(e) => return Err(e),
+    };
+    let status = st.status(&sd.dir);
+    match status {
+        Status::Stopped | Status::Created => {}
+        Status::Creating if !force => {
+            return Err(Error::other(format!("cannot delete container {id} that is not stopped: creating")));
+        }
+        Status::Running | Status::Paused if !force => {
+            return Err(Error::other(format!("cannot delete container {id} that is not stopped: {status}")));
+        }
+        _ => {}
+    }
+    if status == Status::Creating {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(st.creator_pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    destroy(sd, &st, false);
+    Ok(())
+}
+
+/// Kills whatever is left of a container, removes its cgroups, runs poststop hooks and
+/// removes its state dir. Best effort: every step runs even when one fails.
+fn destroy(sd: StateDir, st: &State, failed_create: bool) {
+    kill_all(st);
+    if let Err(e) = cgroups::remove(&st.cgroup_paths) {
+        logging::warn(&e.to_string());
+    }
+    if !failed_create {
+        if let Ok(spec) = typed_config(st) {
+            if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
+                hooks::run_all_warn("poststop", Some(h), &hook_state(st, Status::Stopped));
+            }
+        }
+    }
+    if let Err(e) = sd.remove() {
+        logging::warn(&e.to_string());
+    }
+}
+
+/// SIGKILLs the init (if it is still ours) and every process in the container's cgroup, then
+/// waits until they are gone.
+fn kill_all(st: &State) {
+    let mut pidfds = Vec::new();
+    if st.pid > 0 {
+        if let Ok(fd) = sys::pidfd_open(st.pid) {
+            if st.init_alive() {
+                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                pidfds.push(fd);
+            }
+        }
+    }
+    if !st.own_pid_ns || pidfds.is_empty() {
+        for pid in cgroups::pids(&st.cgroup_paths) {
+            if let Ok(fd) = sys::pidfd_open(pid) {
+                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                pidfds.push(fd);
+            }
+        }
+    }
+    for fd in pidfds {
+        let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16));
+    }
+    // Reap our own children (the init is ours when create or run is the caller).
+    while let Ok(s) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+        if s == nix::sys::wait::WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+impl StateDir {
+    fn lock_fd(&self) -> i32 {
+        self.lock_raw()
+    }
+}

@@ -1,0 +1,177 @@
+//! The child side: from the clone to `execve` of the container's process.
+//!
+//! Nothing here panics on purpose: every failure becomes an `Error` message on the sync
+//! channel, and the child exits.
+
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::LinuxNamespaceType;
+
+use super::LaunchConfig;
+use super::sync::{Channel, Msg};
+use crate::error::{Context, Error, Result};
+use crate::linux::capabilities::CapSets;
+use crate::linux::namespaces::{self, Plan};
+use crate::linux::{hooks, process, rootfs, sys, terminal};
+
+/// Entry point of the cloned child. Returns the exit code (the caller `_exit`s).
+pub fn child_main(cfg: &LaunchConfig, plan: &Plan, direct: bool, ch: &Channel) -> i32 {
+    let r = if direct { init(cfg, plan, ch) } else { intermediate(cfg, plan, ch) };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = ch.send(&Msg::Error(e.to_string()));
+            1
+        }
+    }
+}
+
+fn wait_go(ch: &Channel) -> Result<()> {
+    match ch.recv()? {
+        Msg::Go => Ok(()),
+        m => Err(Error::other(format!("unexpected sync message {m:?}"))),
+    }
+}
+
+/// Joins namespaces by path, unshares the new ones, forks the init into them.
+fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
+    wait_go(ch)?;
+    namespaces::join_all(&plan.join)?;
+    let rest = plan.new - CloneFlags::CLONE_NEWUSER;
+    if !rest.is_empty() {
+        nix::sched::unshare(rest).ctx(|| format!("unshare {rest:?}"))?;
+    }
+    if plan.has_new(LinuxNamespaceType::Time) {
+        namespaces::write_time_offsets(cfg.spec)?;
+    }
+    match sys::clone_fork(libc::CLONE_PARENT as u64, Some(libc::SIGCHLD), None).ctx(|| "clone init".into())? {
+        sys::Forked::Child => {
+            let code = match init_after_go(cfg, plan, ch) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ch.send(&Msg::Error(e.to_string()));
+                    1
+                }
+            };
+            sys::exit_now(code)
+        }
+        sys::Forked::Parent(pid) => {
+            ch.send(&Msg::InitPid(pid))?;
+            Ok(0)
+        }
+    }
+}
+
+fn init(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
+    wait_go(ch)?;
+    if plan.has_new(LinuxNamespaceType::Cgroup) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
+    }
+    init_after_go(cfg, plan, ch)
+}
+
+fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
+    let spec = cfg.spec;
+    let process = spec.process().as_ref().ok_or_else(|| Error::config("process: missing"))?;
+    // Keep other container processes from reading this one's memory or fds via /proc.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
+    if plan.has_new(LinuxNamespaceType::User) {
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx(|| "setresgid 0 in the user namespace".into())?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx(|| "setresuid 0 in the user namespace".into())?;
+    }
+    namespaces::configure(spec, plan)?;
+    if !plan.has_new(LinuxNamespaceType::Mount) {
+        return Err(Error::config("linux.namespaces: a new mount namespace is required"));
+    }
+    let rcfg = rootfs::RootfsConfig {
+        spec,
+        rootfs: cfg.rootfs,
+        bundle: cfg.bundle,
+        cgroups: cfg.cgroups,
+        cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
+        userns: plan.has_new(LinuxNamespaceType::User) || plan.joins(LinuxNamespaceType::User),
+    };
+    rootfs::prepare(&rcfg)?;
+    let mut hook_state = String::new();
+    if cfg.has_create_hooks() {
+        ch.send(&Msg::RunCreateRuntimeHooks)?;
+        hook_state = match ch.recv()? {
+            Msg::HooksDone(s) => s,
+            m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+        };
+        hooks::run_all("createContainer", spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()), &hook_state)?;
+    }
+    // The FIFO is reopened through this process's own fd directory, opened before the
+    // container's /proc replaces the host's.
+    let fd_dir: OwnedFd = nix::fcntl::open("/proc/self/fd", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| "open /proc/self/fd".into())?;
+    rootfs::enter(cfg.rootfs, cfg.no_pivot)?;
+    rootfs::finalize(spec)?;
+
+    nix::unistd::setsid().ctx(|| "setsid".into())?;
+    if process.terminal().unwrap_or(false) {
+        let sock = cfg.console_fd.ok_or_else(|| Error::other("process.terminal is set but no console socket was given"))?;
+        let size = process.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
+        terminal::setup(sock, size)?;
+    }
+    if let Some(limits) = process.rlimits() {
+        process::set_rlimits(limits)?;
+    }
+    let env = process::environment(process);
+    let caps = CapSets::from_spec(process.capabilities().as_ref())?;
+    caps.apply_bounding()?;
+    sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
+    process::set_user(process)?;
+    sys::prctl(libc::PR_SET_KEEPCAPS, 0).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
+    caps.apply()?;
+    if process.no_new_privileges() == Some(true) {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
+    }
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).ctx(|| format!("process.cwd: chdir to {}", cwd.display()))?;
+    // CVE-2024-21626: the working directory must be inside the container.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => return Err(Error::other(format!("process.cwd: {} is outside the container", cwd.display()))),
+    }
+    let args = process.args().clone().unwrap_or_default();
+    let arg0 = args.first().ok_or_else(|| Error::config("process.args: must not be empty"))?;
+    let path = process::find_executable(arg0, &env)?;
+    let cpath = sys::cstr(&path).map_err(|_| Error::config("process.args[0]: contains a NUL byte"))?;
+    let cargs = process::to_cstrings("process.args", &args)?;
+    let cenv = process::to_cstrings("process.env", &env)?;
+
+    ch.send(&Msg::Ready)?;
+    // Wait for `start`: opening the FIFO for writing blocks until it opens the other end.
+    let fifo = loop {
+        match nix::fcntl::openat(&fd_dir, cfg.fifo_fd.to_string().as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(f) => break f,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("open exec fifo", e)),
+        }
+    };
+    let _ = nix::unistd::write(&fifo, b"0");
+    drop(fifo);
+    drop(fd_dir);
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+        let st = hook_state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
+        if let Err(e) = hooks::run_all("startContainer", Some(h), &st) {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    }
+    sys::reset_signals();
+    let first = 3 + cfg.preserve_fds;
+    for fd in 3..first {
+        let _ = sys::clear_cloexec(fd as i32);
+    }
+    sys::close_range_cloexec(first).ctx(|| "close_range".into())?;
+    let err = sys::execve(&cpath, &cargs, &cenv);
+    // The parent has gone; the container's stderr is the only witness.
+    eprintln!("exec {path}: {err}");
+    Ok(if err.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 })
+}
+

@@ -1,0 +1,155 @@
+//! The launcher: clones the container's init and drives it to the point where it waits for
+//! `start`.
+//!
+//! The process chain:
+//! - tong (parent) clones a child. When every namespace is new (the usual case) the clone
+//!   creates them all at once, except the cgroup namespace, and that child is the init.
+//! - When a namespace is joined by path, or a time namespace is asked for, the child is an
+//!   intermediate: it joins (setns, user namespace first), unshares the rest, forks the init
+//!   with CLONE_PARENT (so the init is tong's child), reports its pid and exits.
+//! - The parent writes uid/gid maps, oom_score_adj and places the child in its cgroups before
+//!   it says `Go`; the child unshares the cgroup namespace only after that.
+//! - The init prepares the rootfs, asks the parent to run the createRuntime hooks, pivots,
+//!   finalises the process and reports `Ready`; then it blocks opening the exec FIFO.
+//!
+//! tong is single-threaded throughout, so fork-without-exec is sound.
+
+pub mod init;
+pub mod sync;
+
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::cgroups::Hierarchy;
+use crate::error::{Context, Error, Result};
+use crate::linux::namespaces::{self, Plan};
+use crate::linux::sys;
+use sync::Msg;
+
+/// Everything the launcher needs, gathered by the container layer.
+pub struct LaunchConfig<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    /// Planned cgroup directories (already created).
+    pub cgroups: &'a [(Hierarchy, PathBuf)],
+    /// O_PATH fd of the exec FIFO.
+    pub fifo_fd: RawFd,
+    /// Connected `--console-socket`, when `process.terminal`.
+    pub console_fd: Option<RawFd>,
+    /// fds the child must close at once (the state dir lock).
+    pub close_in_child: Vec<RawFd>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+}
+
+impl LaunchConfig<'_> {
+    pub fn has_create_hooks(&self) -> bool {
+        self.spec.hooks().as_ref().is_some_and(|h| {
+            [h.prestart(), h.create_runtime(), h.create_container()].iter().any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
+        })
+    }
+}
+
+/// What the parent does at its points in the protocol.
+pub trait Parent {
+    /// The init exists (record it for crash recovery).
+    fn init_pid(&mut self, pid: i32) -> Result<()>;
+    /// Run prestart and createRuntime hooks; return the state JSON for the init's hooks.
+    fn create_runtime_hooks(&mut self, pid: i32) -> Result<String>;
+}
+
+/// Starts the container's init and returns its pid once it waits for `start`.
+pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
+    let plan = Plan::from_spec(cfg.spec);
+    let direct = plan.join.is_empty() && !plan.has_new(LinuxNamespaceType::Time);
+    let clone_flags = if direct {
+        plan.new - CloneFlags::CLONE_NEWCGROUP
+    } else if plan.has_new(LinuxNamespaceType::User) {
+        CloneFlags::CLONE_NEWUSER
+    } else {
+        CloneFlags::empty()
+    };
+    let (parent_ch, child_ch) = sync::pair()?;
+    let forked = sys::clone_fork(clone_flags.bits() as u64, Some(libc::SIGCHLD), None).ctx(|| "clone".into())?;
+    let child = match forked {
+        sys::Forked::Child => {
+            drop(parent_ch);
+            for fd in &cfg.close_in_child {
+                let _ = nix::unistd::close(*fd);
+            }
+            let code = init::child_main(cfg, &plan, direct, &child_ch);
+            sys::exit_now(code);
+        }
+        sys::Forked::Parent(pid) => pid,
+    };
+    drop(child_ch);
+    let mut init_pid = None;
+    let r = drive(cfg, &plan, direct, child, &parent_ch, parent, &mut init_pid);
+    if r.is_err() {
+        for p in [Some(child), init_pid].into_iter().flatten() {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(p), None);
+        }
+    }
+    r
+}
+
+fn drive(
+    cfg: &LaunchConfig,
+    plan: &Plan,
+    direct: bool,
+    child: i32,
+    ch: &sync::Channel,
+    parent: &mut dyn Parent,
+    init_pid: &mut Option<i32>,
+) -> Result<i32> {
+    if direct {
+        *init_pid = Some(child);
+        parent.init_pid(child)?;
+    }
+    let linux = cfg.spec.linux().as_ref();
+    if plan.has_new(LinuxNamespaceType::User) {
+        let uid = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
+        let gid = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+        namespaces::write_id_maps(child, &uid, &gid)?;
+    }
+    if let Some(adj) = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        let p = format!("/proc/{child}/oom_score_adj");
+        std::fs::write(&p, adj.to_string()).at("process.oomScoreAdj: cannot write", &p)?;
+    }
+    let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
+    crate::cgroups::join(&dirs, child)?;
+    ch.send(&Msg::Go)?;
+
+    let pid = if direct {
+        child
+    } else {
+        let pid = match ch.recv()? {
+            Msg::InitPid(p) => p,
+            Msg::Error(e) => return Err(Error::Child(e)),
+            m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+        };
+        *init_pid = Some(pid);
+        let _ = waitpid(Pid::from_raw(child), None);
+        parent.init_pid(pid)?;
+        pid
+    };
+    loop {
+        match ch.recv()? {
+            Msg::RunCreateRuntimeHooks => {
+                let json = parent.create_runtime_hooks(pid)?;
+                ch.send(&Msg::HooksDone(json))?;
+            }
+            Msg::Ready => return Ok(pid),
+            Msg::Error(e) => return Err(Error::Child(e)),
+            m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+        }
+    }
+}

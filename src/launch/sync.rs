@@ -1,0 +1,132 @@
+//! The sync channel between tong and the container's first processes: one SOCK_SEQPACKET
+//! socketpair carrying small typed messages (and file descriptors where needed).
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// parent → child: uid/gid maps written and cgroups joined; go on.
+    Go,
+    /// intermediate → parent: the pid of the container's init (host pid namespace).
+    InitPid(i32),
+    /// init → parent: mounts are ready; run the prestart and createRuntime hooks.
+    RunCreateRuntimeHooks,
+    /// parent → init: hooks done; the state JSON for the hooks the init runs.
+    HooksDone(String),
+    /// init → parent: set up and about to wait for `start`.
+    Ready,
+    /// child → parent: setup failed.
+    Error(String),
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// Makes a connected pair of channels (both ends close-on-exec).
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("socketpair for sync channel", e))?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+const MAX_MSG: usize = 64 * 1024;
+
+impl Channel {
+    pub fn send(&self, msg: &Msg) -> Result<()> {
+        self.send_with_fd(msg, None)
+    }
+
+    pub fn send_with_fd(&self, msg: &Msg, fd: Option<RawFd>) -> Result<()> {
+        let mut data = serde_json::to_vec(msg).map_err(|e| Error::other(format!("sync message: {e}")))?;
+        data.truncate(MAX_MSG);
+        let iov = [IoSlice::new(&data)];
+        let fds;
+        let cmsgs: &[ControlMessage] = match fd {
+            Some(f) => {
+                fds = [f];
+                &[ControlMessage::ScmRights(&fds)]
+            }
+            None => &[],
+        };
+        loop {
+            match sendmsg::<()>(self.fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("sync channel send", e)),
+            }
+        }
+    }
+
+    /// Receives one message; EOF (the peer died) is an error.
+    pub fn recv(&self) -> Result<Msg> {
+        self.recv_with_fd().map(|(m, _)| m)
+    }
+
+    pub fn recv_with_fd(&self) -> Result<(Msg, Option<OwnedFd>)> {
+        let mut buf = vec![0u8; MAX_MSG];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let res = recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC);
+            let r = match res {
+                Ok(r) => r,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("sync channel receive", e)),
+            };
+            let mut fd = None;
+            if let Ok(cmsgs) = r.cmsgs() {
+                for c in cmsgs {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for f in fds {
+                            // SAFETY: the kernel installed this fd for us; we own it now.
+                            let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                            if fd.is_none() {
+                                fd = Some(owned);
+                            }
+                        }
+                    }
+                }
+            }
+            let n = r.bytes;
+            if n == 0 {
+                return Err(Error::other("the container's setup process exited before reporting"));
+            }
+            let msg = serde_json::from_slice(&buf[..n]).map_err(|e| Error::other(format!("sync message: {e}")))?;
+            return Ok((msg, fd));
+        }
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        let (a, b) = pair().unwrap();
+        a.send(&Msg::InitPid(42)).unwrap();
+        a.send(&Msg::Error("boom".into())).unwrap();
+        assert_eq!(b.recv().unwrap(), Msg::InitPid(42));
+        assert_eq!(b.recv().unwrap(), Msg::Error("boom".into()));
+        drop(a);
+        assert!(b.recv().is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! OCI hooks: run a hook with the container state on stdin, honouring its timeout.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+use crate::error::{Error, Result};
+use crate::linux::sys;
+
+/// Runs the hooks of one kind in order; the first failure stops them.
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        run(h, state_json).map_err(|e| Error::other(format!("error running {kind} hook #{i}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Runs every hook, logging failures instead of stopping (poststart and poststop).
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        if let Err(e) = run(h, state_json) {
+            crate::logging::warn(&format!("error running {kind} hook #{i}: {e}"));
+        }
+    }
+}
+
+fn run(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
+    let path = h.path();
+    let mut cmd = Command::new(path);
+    if let Some(args) = h.args() {
+        if let Some(a0) = args.first() {
+            std::os::unix::process::CommandExt::arg0(&mut cmd, a0);
+        }
+        cmd.args(args.iter().skip(1));
+    }
+    cmd.env_clear();
+    for e in h.env().iter().flatten() {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine: ignore EPIPE.
+        let _ = stdin.write_all(state_json.as_bytes());
+    }
+    let timeout = h.timeout().map(|t| Duration::from_secs(t.max(1) as u64));
+    let status = match timeout {
+        None => child.wait().map_err(|e| e.to_string())?,
+        Some(t) => {
+            let deadline = Instant::now() + t;
+            let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| e.to_string())?;
+            loop {
+                if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+                    break s;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                    let _ = child.wait();
+                    return Err(format!("timeout after {} seconds", t.as_secs()));
+                }
+                let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let ms = left.as_millis().min(i32::MAX as u128) as i32;
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX));
+            }
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut out = String::new();
+    let mut err = String::new();
+    use std::io::Read;
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    Err(format!("{}: {status}, stdout: {}, stderr: {}", path.display(), out.trim(), err.trim()))
+}

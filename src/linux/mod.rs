@@ -1,0 +1,13 @@
+//! Linux mechanisms, one module each, with narrow APIs. Raw system calls live in [`sys`].
+
+pub mod capabilities;
+pub mod devices;
+pub mod hooks;
+pub mod mounts;
+pub mod namespaces;
+pub mod proc;
+pub mod process;
+pub mod rootfs;
+pub mod seal;
+pub mod sys;
+pub mod terminal;

@@ -1,0 +1,413 @@
+//! The container's root filesystem: mounts (resolved inside the rootfs), /dev, `pivot_root`,
+//! masked and read-only paths. Runs in the container's init, in its new mount namespace.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use oci_spec::runtime::{Mount, Spec};
+use pathrs::Root;
+
+use crate::cgroups::Hierarchy;
+use crate::error::{Context, Error, Result};
+use crate::linux::mounts::{self, MountOptions};
+use crate::linux::{devices, sys};
+
+pub struct RootfsConfig<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    /// (hierarchy, container's cgroup dir) for the `cgroup` mount type.
+    pub cgroups: &'a [(Hierarchy, PathBuf)],
+    pub cgroupns: bool,
+    pub userns: bool,
+}
+
+fn fdpath(fd: &impl AsFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())
+}
+
+fn perm(mode: u32) -> std::fs::Permissions {
+    std::fs::Permissions::from_mode(mode)
+}
+
+/// Mount propagation, the rootfs bind, every config mount and the devices: everything
+/// before `pivot_root`.
+pub fn prepare(c: &RootfsConfig) -> Result<()> {
+    let linux = c.spec.linux().as_ref();
+    let prop = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(mounts::propagation_flag)
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).ctx(|| "making / a slave mount".into())?;
+    if prop.intersects(MsFlags::MS_SHARED) {
+        make_parent_private(c.rootfs)?;
+    }
+    mount(Some(c.rootfs), c.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .ctx(|| format!("bind mounting rootfs {}", c.rootfs.display()))?;
+
+    let root = Root::open(c.rootfs).map_err(|e| Error::other(format!("opening rootfs {}: {e}", c.rootfs.display())))?;
+    let mut dev_is_bind = false;
+    for (i, m) in c.spec.mounts().iter().flatten().enumerate() {
+        let dest = clean_dest(m.destination());
+        let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]));
+        if dest == Path::new("/dev") && opts.is_bind() {
+            dev_is_bind = true;
+        }
+        mount_one(c, &root, m, &dest, &opts)
+            .map_err(|e| Error::other(format!("mounts[{i}] ({}): {e}", m.destination().display())))?;
+    }
+    if !dev_is_bind {
+        let extra = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+        devices::create_all(&root, &extra, c.userns)?;
+        devices::create_symlinks(&root)?;
+    }
+    Ok(())
+}
+
+/// A destination as an absolute, lexically clean path (runc turns a relative one absolute).
+fn clean_dest(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for comp in p.components() {
+        match comp {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    // Find the mount point that holds the rootfs and make it private: pivot_root refuses a
+    // shared parent.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").at("cannot read", "/proc/self/mountinfo")?;
+    let mut best = PathBuf::from("/");
+    for line in info.lines() {
+        if let Some(mp) = line.split(' ').nth(4) {
+            let mp = Path::new(mp);
+            if rootfs.starts_with(mp) && mp.as_os_str().len() > best.as_os_str().len() {
+                best = mp.to_path_buf();
+            }
+        }
+    }
+    mount(None::<&str>, &best, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
+        .ctx(|| format!("making {} private", best.display()))
+}
+
+fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let typ = m.typ().as_deref().unwrap_or("");
+    if opts.is_bind() || typ == "bind" {
+        return bind_mount(c, root, m, dest, opts);
+    }
+    if typ == "cgroup" {
+        return mount_cgroup(c, root, dest, opts);
+    }
+    let target = root.mkdir_all(dest, &perm(0o755)).map_err(|e| Error::other(format!("creating mount point: {e}")))?;
+    let target = fdpath(&target);
+    let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.to_string());
+    let mut flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if opts.tmpcopyup && typ == "tmpfs" {
+        return tmpcopyup(&source, &target, flags, &opts.data());
+    }
+    let data = opts.data();
+    let r = mount(Some(source.as_str()), target.as_str(), Some(typ), flags, Some(data.as_str()));
+    if let Err(e) = r {
+        // mqueue/sysfs may refuse some flags in a user namespace; runc retries without them.
+        if e == nix::errno::Errno::EPERM && c.userns && typ == "sysfs" {
+            flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mount(Some("/sys"), target.as_str(), None::<&str>, flags, None::<&str>).ctx(|| "bind mounting /sys".into())?;
+        } else {
+            return Err(Error::sys(format!("mount {typ} {source:?} with options {data:?}"), e));
+        }
+    }
+    finish(root, dest, opts)
+}
+
+/// Propagation and recursive attributes, on the mount now at `dest`.
+fn finish(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
+    if opts.propagation.is_empty() && opts.rec_set == 0 && opts.rec_clr == 0 {
+        return Ok(());
+    }
+    let h = root.resolve(dest).map_err(|e| Error::other(format!("resolving {}: {e}", dest.display())))?;
+    let target = fdpath(&h);
+    for p in &opts.propagation {
+        mount(None::<&str>, target.as_str(), None::<&str>, *p, None::<&str>).ctx(|| "setting propagation".into())?;
+    }
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        let mut set = opts.rec_set & !mounts::ATIME_MARK;
+        let mut clr = opts.rec_clr;
+        if opts.rec_set & mounts::ATIME_MARK != 0 {
+            clr |= sys::MOUNT_ATTR__ATIME;
+            set &= !0;
+        }
+        let attr = sys::MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+        sys::mount_setattr(h.as_fd().as_raw_fd(), "", true, &attr).ctx(|| "mount_setattr (recursive options)".into())?;
+    }
+    Ok(())
+}
+
+fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let src = m.source().as_ref().ok_or_else(|| Error::config("bind mount without a source"))?;
+    let src = if src.is_absolute() { src.clone() } else { c.bundle.join(src) };
+    let meta = std::fs::metadata(&src).at("bind mount source", &src)?;
+    let handle = if meta.is_dir() {
+        root.mkdir_all(dest, &perm(0o755)).map_err(|e| Error::other(format!("creating mount point: {e}")))?
+    } else {
+        let parent = dest.parent().unwrap_or(Path::new("/"));
+        root.mkdir_all(parent, &perm(0o755)).map_err(|e| Error::other(format!("creating mount point: {e}")))?;
+        match root.resolve(dest) {
+            Ok(h) => h,
+            Err(_) => {
+                root.create_file(dest, pathrs::flags::OpenFlags::O_RDONLY, &perm(0o644))
+                    .map_err(|e| Error::other(format!("creating mount point: {e}")))?;
+                root.resolve(dest).map_err(|e| Error::other(format!("resolving mount point: {e}")))?
+            }
+        }
+    };
+    let target = fdpath(&handle);
+    let rec = opts.flags & MsFlags::MS_REC;
+    mount(Some(&src), target.as_str(), None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
+        .ctx(|| format!("bind mount {}", src.display()))?;
+    drop(handle);
+    let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        let h = root.resolve(dest).map_err(|e| Error::other(format!("resolving {}: {e}", dest.display())))?;
+        remount_bind(&fdpath(&h), extra)?;
+    }
+    finish(root, dest, opts)
+}
+
+/// Remounts a bind mount with `flags`, keeping the flags the kernel locks (nosuid, nodev,
+/// noexec, atime) from the source when the plain remount is refused.
+fn remount_bind(target: &str, flags: MsFlags) -> Result<()> {
+    let base = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+    match mount(None::<&str>, target, None::<&str>, base | flags, None::<&str>) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EPERM) => {
+            let st = nix::sys::statvfs::statvfs(target).ctx(|| format!("statvfs {target}"))?;
+            let locked = locked_flags(st.flags());
+            mount(None::<&str>, target, None::<&str>, base | flags | locked, None::<&str>).ctx(|| "remount bind mount".into())
+        }
+        Err(e) => Err(Error::sys("remount bind mount", e)),
+    }
+}
+
+fn locked_flags(f: nix::sys::statvfs::FsFlags) -> MsFlags {
+    use nix::sys::statvfs::FsFlags as S;
+    let mut m = MsFlags::empty();
+    for (s, ms) in [
+        (S::ST_NOSUID, MsFlags::MS_NOSUID),
+        (S::ST_NODEV, MsFlags::MS_NODEV),
+        (S::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (S::ST_NOATIME, MsFlags::MS_NOATIME),
+        (S::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (S::ST_RELATIME, MsFlags::MS_RELATIME),
+        (S::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if f.contains(s) {
+            m |= ms;
+        }
+    }
+    m
+}
+
+/// tmpfs with `tmpcopyup`: the directory's content is copied into the new tmpfs (podman's
+/// --read-only uses it for /etc, /run and friends).
+fn tmpcopyup(source: &str, target: &str, flags: MsFlags, data: &str) -> Result<()> {
+    let tmp = tempdir()?;
+    let r = (|| {
+        mount(Some(source), tmp.as_path(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some(data)).ctx(|| "mount tmpfs".into())?;
+        copy_tree(Path::new(target), &tmp).ctx(|| "tmpcopyup".into())?;
+        if flags.contains(MsFlags::MS_RDONLY) {
+            mount(None::<&str>, tmp.as_path(), None::<&str>, MsFlags::MS_REMOUNT | flags, Some(data)).ctx(|| "remount tmpfs ro".into())?;
+        }
+        mount(Some(tmp.as_path()), target, None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(|| "move tmpfs into place".into())
+    })();
+    let _ = umount2(tmp.as_path(), MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir(&tmp);
+    r
+}
+
+fn tempdir() -> Result<PathBuf> {
+    for i in 0..100u32 {
+        let p = std::env::temp_dir().join(format!("tong-tmpcopyup-{}-{i}", std::process::id()));
+        match std::fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::path("cannot create", &p, e)),
+        }
+    }
+    Err(Error::other("cannot create a temporary directory"))
+}
+
+/// Copies a directory tree, keeping modes, owners and symlinks.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(from)?;
+    std::fs::set_permissions(to, perm(m.mode() & 0o7777))?;
+    std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid()))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let em = std::fs::symlink_metadata(&src)?;
+        let ft = em.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+            std::os::unix::fs::lchown(&dst, Some(em.uid()), Some(em.gid()))?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst)?;
+            std::os::unix::fs::lchown(&dst, Some(em.uid()), Some(em.gid()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The `cgroup` mount type. With cgroup v2 alone: a cgroup2 mount. On v1 and hybrid hosts, as
+/// runc builds it: a tmpfs with one mount per hierarchy (the container's own cgroup bound, or
+/// a fresh cgroup mount inside a cgroup namespace).
+fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let target = root.mkdir_all(dest, &perm(0o755)).map_err(|e| Error::other(format!("creating mount point: {e}")))?;
+    let tpath = fdpath(&target);
+    let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let only_v2 = !c.cgroups.is_empty() && c.cgroups.iter().all(|(h, _)| h.v2);
+    if only_v2 {
+        return mount(Some("cgroup2"), tpath.as_str(), Some("cgroup2"), flags, None::<&str>).ctx(|| "mount cgroup2".into());
+    }
+    mount(Some("tmpfs"), tpath.as_str(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some("mode=755"))
+        .ctx(|| "mount tmpfs for cgroups".into())?;
+    drop(target);
+    for (h, dir) in c.cgroups {
+        let name = if h.v2 {
+            "unified".to_string()
+        } else {
+            h.controllers.iter().map(|s| s.strip_prefix("name=").unwrap_or(s)).collect::<Vec<_>>().join(",")
+        };
+        let sub = dest.join(&name);
+        let t = root.mkdir_all(&sub, &perm(0o755)).map_err(|e| Error::other(format!("creating {}: {e}", sub.display())))?;
+        let tp = fdpath(&t);
+        if c.cgroupns {
+            let (fstype, data) = if h.v2 { ("cgroup2", String::new()) } else { ("cgroup", h.controllers.join(",")) };
+            mount(Some("cgroup"), tp.as_str(), Some(fstype), flags, Some(data.as_str()))
+                .ctx(|| format!("mount cgroup {name}"))?;
+        } else {
+            mount(Some(dir), tp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
+            drop(t);
+            let m = root.resolve(&sub).map_err(|e| Error::other(format!("resolving {}: {e}", sub.display())))?;
+            remount_bind(&fdpath(&m), flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
+        }
+        // Co-mounted controllers get a symlink each (cpu -> cpu,cpuacct).
+        if h.controllers.len() > 1 {
+            for ctl in &h.controllers {
+                let link = dest.join(ctl.strip_prefix("name=").unwrap_or(ctl));
+                let _ = root.create(&link, &pathrs::InodeType::Symlink(name.clone().into()));
+            }
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let h = root.resolve(dest).map_err(|e| Error::other(format!("resolving {}: {e}", dest.display())))?;
+        mount(None::<&str>, fdpath(&h).as_str(), None::<&str>, MsFlags::MS_REMOUNT | flags, Some("mode=755"))
+            .ctx(|| "remount cgroup tmpfs read-only".into())?;
+    }
+    Ok(())
+}
+
+/// Makes the rootfs the new `/`: pivot_root, then the old root is detached. With `no_pivot`,
+/// the rootfs is moved onto / and chrooted into, as runc's --no-pivot does.
+pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+    if no_pivot {
+        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(|| "moving rootfs to /".into())?;
+        nix::unistd::chroot(".").ctx(|| "chroot".into())?;
+    } else {
+        let old = std::fs::File::open("/").at("cannot open", "/")?;
+        sys::pivot_root(".", ".").ctx(|| format!("pivot_root {}", rootfs.display()))?;
+        // The old root is now stacked under the new one: detach it without propagating.
+        nix::unistd::fchdir(&old).ctx(|| "fchdir old root".into())?;
+        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).ctx(|| "making old root a slave".into())?;
+        umount2(".", MntFlags::MNT_DETACH).ctx(|| "detaching old root".into())?;
+    }
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// After pivot_root: read-only paths, masked paths, a read-only root, and rootfsPropagation.
+pub fn finalize(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    for p in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
+        readonly_path(p)?;
+    }
+    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+        mask_path(p)?;
+    }
+    if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
+        remount_bind("/", MsFlags::MS_RDONLY).map_err(|e| Error::other(format!("making the root read-only: {e}")))?;
+    }
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()).and_then(mounts::propagation_flag) {
+        mount(None::<&str>, "/", None::<&str>, p, None::<&str>).ctx(|| "setting rootfsPropagation".into())?;
+    }
+    Ok(())
+}
+
+fn readonly_path(p: &str) -> Result<()> {
+    match mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("readonlyPaths: bind {p}"), e)),
+    }
+    remount_bind(p, MsFlags::MS_RDONLY | MsFlags::MS_REC).map_err(|e| Error::other(format!("readonlyPaths: {p}: {e}")))
+}
+
+/// Masks a path: a directory gets an empty read-only tmpfs, anything else /dev/null, which
+/// must really be the null device (a container cannot swap it for a symlink: CVE-2025-31133).
+fn mask_path(p: &str) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(p) {
+        Ok(m) => m,
+        Err(_) => return Ok(()),
+    };
+    if meta.is_dir() {
+        return mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+            .ctx(|| format!("maskedPaths: tmpfs on {p}"));
+    }
+    let null = std::fs::File::options()
+        .read(true)
+        .custom_flags_opath()
+        .open("/dev/null")
+        .at("maskedPaths: cannot open", "/dev/null")?;
+    let st = nix::sys::stat::fstat(&null).ctx(|| "fstat /dev/null".into())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        return Err(Error::other("maskedPaths: /dev/null is not the null device".to_string()));
+    }
+    match mount(Some(fdpath(&null).as_str()), p, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(Error::sys(format!("maskedPaths: bind /dev/null on {p}"), e)),
+    }
+}
+
+trait OpathExt {
+    fn custom_flags_opath(&mut self) -> &mut Self;
+}
+impl OpathExt for std::fs::OpenOptions {
+    fn custom_flags_opath(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn dests() {
+        assert_eq!(clean_dest(Path::new("proc")), PathBuf::from("/proc"));
+        assert_eq!(clean_dest(Path::new("/a/../../b/./c")), PathBuf::from("/b/c"));
+    }
+}

@@ -1,0 +1,338 @@
+//! The thin layer of raw system calls that nix does not wrap. Every `unsafe` block in tong's
+//! launch path lives here, each with the reason it is sound.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
+}
+
+fn check_int(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+pub const CLONE_INTO_CGROUP: u64 = 0x200000000;
+
+/// Result of a fork-like clone.
+pub enum Forked {
+    Parent(i32),
+    Child,
+}
+
+/// Forks with namespace flags, like fork(2) but able to create namespaces at once.
+/// `cgroup_fd` places the child straight into a cgroup v2 directory (CLONE_INTO_CGROUP).
+///
+/// The caller must be single-threaded (tong is, until the container's init exists).
+pub fn clone_fork(flags: u64, exit_signal: Option<i32>, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: exit_signal.unwrap_or(0) as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: clone3 with a null stack behaves like fork: the child gets a copy of this
+    // single-threaded address space and returns here with 0. `args` outlives the call.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>())
+    };
+    let rc = match check(rc) {
+        Ok(rc) => rc,
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) && cgroup_fd.is_none() && flags & 0x80 == 0 => {
+            // Old kernel: clone(2) with the same flags (it cannot create a time namespace).
+            let raw = (flags as libc::c_ulong) | exit_signal.unwrap_or(0) as libc::c_ulong;
+            // SAFETY: as above; a null stack makes clone(2) fork-like.
+            check(unsafe { libc::syscall(libc::SYS_clone, raw, 0usize, 0usize, 0usize, 0usize) })?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(if rc == 0 { Forked::Child } else { Forked::Parent(rc as i32) })
+}
+
+pub fn pivot_root(new_root: &str, put_old: &str) -> io::Result<()> {
+    let n = cstr(new_root)?;
+    let o = cstr(put_old)?;
+    // SAFETY: two valid NUL-terminated strings.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) }).map(|_| ())
+}
+
+pub fn close_range_cloexec(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags; no memory is passed.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) }).map(|_| ())
+}
+
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open returns a new fd we take ownership of.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: fd is a fresh, valid descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: null siginfo is allowed; the fd is borrowed for the call.
+    check(unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0)
+    })
+    .map(|_| ())
+}
+
+#[repr(C)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x200000;
+
+/// mount_setattr(2) on `path` relative to `dfd`, recursively when `recursive`.
+pub fn mount_setattr(dfd: RawFd, path: &str, recursive: bool, attr: &MountAttr) -> io::Result<()> {
+    let p = cstr(path)?;
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: valid string and struct pointers for the duration of the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dfd,
+            p.as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(|_| ())
+}
+
+/// fsopen + fsconfig + fsmount: a detached mount of `fstype` with string options, read-only.
+pub fn fs_mount_detached(fstype: &str, options: &[(&str, &str)]) -> io::Result<OwnedFd> {
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let t = cstr(fstype)?;
+    // SAFETY: fsopen returns a new fd or -1.
+    let fsfd = check_int(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), 1 as libc::c_uint) as libc::c_int })?;
+    // SAFETY: fresh fd from fsopen.
+    let fsfd = unsafe { OwnedFd::from_raw_fd(fsfd) };
+    for (k, v) in options {
+        let (k, v) = (cstr(k)?, cstr(v)?);
+        // SAFETY: valid strings; fsfd is open.
+        check(unsafe {
+            libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0)
+        })?;
+    }
+    // SAFETY: no pointers besides null.
+    check(unsafe {
+        libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0)
+    })?;
+    // SAFETY: fsmount returns a new fd; MOUNT_ATTR_RDONLY makes the mount read-only.
+    let mfd = check(unsafe {
+        libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY as libc::c_uint)
+    })?;
+    // SAFETY: fresh fd from fsmount.
+    Ok(unsafe { OwnedFd::from_raw_fd(mfd as RawFd) })
+}
+
+/// Brings a network interface up (SIOCSIFFLAGS with IFF_UP).
+pub fn set_link_up(name: &str) -> io::Result<()> {
+    // SAFETY: socket() returns a new fd or -1.
+    let sock = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fresh fd.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in name.bytes().take(libc::IFNAMSIZ - 1).enumerate() {
+        req.ifr_name[i] = b as libc::c_char;
+    }
+    // SAFETY: the ioctls read and write the ifreq we own.
+    unsafe {
+        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
+    }
+    Ok(())
+}
+
+pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the prctl options used by tong take integer arguments only.
+    check_int(unsafe { libc::prctl(option, arg, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) }).map(|_| ())
+}
+
+/// Resets the signal mask and every handled signal to its default, as a new program expects
+/// (Rust ignores SIGPIPE).
+pub fn reset_signals() {
+    // SAFETY: sigset is initialised by sigemptyset; signal() with SIG_DFL is always sound.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+/// Blocks `sigs` in this (single) thread and returns the previous mask.
+pub fn block_signals(sigs: &[i32]) -> libc::sigset_t {
+    // SAFETY: both sets are initialised before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in sigs {
+            libc::sigaddset(&mut set, *s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
+        old
+    }
+}
+
+/// Waits for one of `sigs` (which must be blocked); returns the signal number.
+pub fn wait_signal(sigs: &[i32]) -> i32 {
+    // SAFETY: set initialised before use; info is written by the kernel.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in sigs {
+            libc::sigaddset(&mut set, *s);
+        }
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let rc = libc::sigwaitinfo(&set, &mut info);
+            if rc > 0 {
+                return rc;
+            }
+        }
+    }
+}
+
+/// execve(2). Returns only on failure.
+pub fn execve(path: &CString, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: NUL-terminated arrays of pointers to strings that outlive the call.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Exits the current process at once, without running destructors or atexit handlers
+/// (for forked children, whose copies of the parent's buffers must not be flushed twice).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{s:?} contains a NUL byte")))
+}
+
+/// capset(2) for this thread: effective, permitted and inheritable in one call.
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x20080522;
+    let hdr = Header { version: VERSION_3, pid: 0 };
+    let lo = |v: u64| v as u32;
+    let hi = |v: u64| (v >> 32) as u32;
+    let data = [
+        Data { effective: lo(effective), permitted: lo(permitted), inheritable: lo(inheritable) },
+        Data { effective: hi(effective), permitted: hi(permitted), inheritable: hi(inheritable) },
+    ];
+    // SAFETY: header and two data structs as capset v3 expects; both outlive the call.
+    check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) }).map(|_| ())
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): runs the program an fd refers to.
+pub fn fexecve(fd: RawFd, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    let empty = c"";
+    // SAFETY: NUL-terminated pointer arrays and strings that outlive the call.
+    unsafe { libc::syscall(libc::SYS_execveat, fd, empty.as_ptr(), a.as_ptr(), e.as_ptr(), libc::AT_EMPTY_PATH) };
+    io::Error::last_os_error()
+}
+
+/// memfd_create(2) with sealing allowed.
+pub fn memfd_sealable(name: &str) -> io::Result<OwnedFd> {
+    let n = cstr(name)?;
+    // SAFETY: valid name; returns a new fd.
+    let fd = check_int(unsafe { libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })?;
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn add_seals(fd: RawFd, seals: libc::c_int) -> io::Result<()> {
+    // SAFETY: fcntl with integer argument.
+    check_int(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) }).map(|_| ())
+}
+
+pub fn set_winsize(fd: RawFd, ws: &libc::winsize) -> io::Result<()> {
+    // SAFETY: TIOCSWINSZ reads the winsize we pass.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws as *const libc::winsize) }).map(|_| ())
+}
+
+pub fn set_controlling_tty(fd: RawFd) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(|_| ())
+}
+
+/// Lets an inherited fd survive execve (for --preserve-fds).
+pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl with integer arguments on a descriptor number.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(|_| ())
+}
+
+/// dup2(2) onto a fixed descriptor number (stdio of the new process).
+pub fn dup2(fd: RawFd, target: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only manipulates the fd table; target is replaced atomically.
+    check_int(unsafe { libc::dup2(fd, target) }).map(|_| ())
+}

@@ -1,0 +1,37 @@
+//! Terminals: a pty made inside the container's devpts, its master sent to the engine's
+//! `--console-socket` over SCM_RIGHTS (the protocol of runc's recvtty, containerd and conmon).
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::OFlag;
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+
+use crate::error::{Context, Error, Result};
+
+/// Opens a pty inside the container (after pivot_root), sends the master over `socket`, and
+/// makes the slave the controlling terminal and stdio of this process.
+pub fn setup(socket: RawFd, size: Option<(u16, u16)>) -> Result<()> {
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx".into())?;
+    nix::pty::grantpt(&master).ctx(|| "grantpt".into())?;
+    nix::pty::unlockpt(&master).ctx(|| "unlockpt".into())?;
+    let name = nix::pty::ptsname_r(&master).ctx(|| "ptsname".into())?;
+    if let Some((h, w)) = size {
+        let ws = libc::winsize { ws_row: h, ws_col: w, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY-free path: nix's ioctl wrapper is not exported for TIOCSWINSZ; use termios.
+        let _ = crate::linux::sys::set_winsize(master.as_raw_fd(), &ws);
+    }
+    let slave: OwnedFd = nix::fcntl::open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .ctx(|| format!("open {name}"))?;
+    let payload = name.as_bytes();
+    let iov = [IoSlice::new(payload)];
+    let fds = [master.as_raw_fd()];
+    sendmsg::<()>(socket, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+        .map_err(|e| Error::sys("sending the pty master to the console socket", e))?;
+    drop(master);
+    for target in 0..3 {
+        crate::linux::sys::dup2(slave.as_raw_fd(), target).ctx(|| "dup2 pty slave".into())?;
+    }
+    crate::linux::sys::set_controlling_tty(0).ctx(|| "TIOCSCTTY".into())?;
+    Ok(())
+}
