@@ -1,0 +1,311 @@
+//! Namespaces: new vs shared with the host, joining by path, and the
+//! settings that need a private namespace.
+mod common;
+use common::*;
+use serde_json::json;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+fn host_ns(kind: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+const NS_SCRIPT: &str = "for n in mnt pid net ipc uts; do readlink /proc/self/ns/$n; done";
+const NS_KINDS: [&str; 5] = ["mnt", "pid", "net", "ipc", "uts"];
+
+#[test]
+fn default_config_gets_new_namespaces() {
+    let env = Env::new();
+    let out = env.sh(NS_SCRIPT, |_| {});
+    let l: Vec<&str> = out.lines().collect();
+    for (i, k) in NS_KINDS.iter().enumerate() {
+        assert_ne!(l[i], host_ns(k), "{k} namespace must be new");
+    }
+}
+
+#[test]
+fn loopback_is_up_in_a_new_net_namespace() {
+    let env = Env::new();
+    let out = env.sh("ls /sys/class/net; cat /sys/class/net/lo/flags", |_| {});
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(l[0], "lo", "only lo exists: {out}");
+    let flags = u32::from_str_radix(l[1].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 0x1, 0x1, "IFF_UP: {out}");
+    assert_eq!(flags & 0x8, 0x8, "IFF_LOOPBACK: {out}");
+    let out = env.sh("ip -o addr show lo", |_| {});
+    assert!(out.contains("127.0.0.1/8"), "{out}");
+}
+
+#[test]
+fn only_mount_and_pid_share_the_rest_with_the_host() {
+    let env = Env::new();
+    let out = env.sh(&format!("{NS_SCRIPT}; hostname; echo $$"), |c| {
+        set_namespaces(c, &["mount", "pid"]);
+        c.as_object_mut().unwrap().remove("hostname");
+    });
+    let l: Vec<&str> = out.lines().collect();
+    assert_ne!(l[0], host_ns("mnt"));
+    assert_ne!(l[1], host_ns("pid"));
+    assert_eq!(l[2], host_ns("net"));
+    assert_eq!(l[3], host_ns("ipc"));
+    assert_eq!(l[4], host_ns("uts"));
+    let host_hostname = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(l[5], host_hostname.trim());
+    assert_eq!(l[6], "1");
+}
+
+#[test]
+fn hostname_without_uts_namespace_is_refused() {
+    let env = Env::new();
+    let b = env.bundle_with(&["true"], |c| set_namespaces(c, &["mount", "pid"]));
+    let id = env.id("c");
+    let before = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = env.rt(&["create", "--bundle", b.path(), &id]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    out.stderr_has("unable to set hostname without a private UTS namespace");
+    assert_eq!(fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), before);
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn net_sysctl_without_net_namespace_is_refused() {
+    let env = Env::new();
+    let b = env.bundle_with(&["true"], |c| {
+        set_namespaces(c, &["mount", "pid", "uts"]);
+        c["linux"]["sysctl"] = json!({ "net.ipv4.ip_forward": "1" });
+    });
+    let id = env.id("c");
+    let before = fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let out = env.rt(&["create", "--bundle", b.path(), &id]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    out.stderr_has("net.ipv4.ip_forward");
+    out.stderr_has("not allowed in host network namespace");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        before,
+        "the host sysctl is untouched"
+    );
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn ipc_sysctl_without_ipc_namespace_is_refused() {
+    let env = Env::new();
+    let b = env.bundle_with(&["true"], |c| {
+        set_namespaces(c, &["mount", "pid", "uts", "network"]);
+        c["linux"]["sysctl"] = json!({ "kernel.shm_rmid_forced": "1" });
+    });
+    let id = env.id("c");
+    let out = env.rt(&["create", "--bundle", b.path(), &id]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    out.stderr_has("kernel.shm_rmid_forced");
+    out.stderr_has("ipc namespace");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn masked_paths_without_mount_namespace_are_refused() {
+    let env = Env::new();
+    let b = env.bundle_with(&["true"], |c| set_namespaces(c, &["pid", "network", "uts"]));
+    let id = env.id("c");
+    let out = env.rt(&["create", "--bundle", b.path(), &id]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    out.stderr_has("without a private MNT namespace");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn no_pid_namespace_means_host_pids() {
+    let env = Env::new();
+    let out = env.sh("echo $$; readlink /proc/self/ns/pid", |c| {
+        set_namespaces(c, &["mount", "uts", "network", "ipc"]);
+    });
+    let l: Vec<&str> = out.lines().collect();
+    assert_ne!(l[0], "1", "{out}");
+    assert_eq!(l[1], host_ns("pid"));
+}
+
+/// An `ip netns` namespace removed on drop.
+struct NetNs(String);
+
+impl NetNs {
+    fn new(env: &Env) -> NetNs {
+        // Names under /run/netns; keep the tong-test- prefix for humans.
+        let name = format!("{}netns", env.name);
+        let out = host("/usr/sbin/ip", &["netns", "add", &name]);
+        out.success();
+        NetNs(name)
+    }
+    fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.0)
+    }
+    fn exec(&self, args: &[&str]) -> Out {
+        let mut full = vec!["netns", "exec", self.0.as_str()];
+        full.extend_from_slice(args);
+        host("/usr/sbin/ip", &full)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = host("/usr/sbin/ip", &["netns", "del", &self.0]);
+    }
+}
+
+#[test]
+fn join_network_namespace_by_path() {
+    let env = Env::new();
+    let ns = NetNs::new(&env);
+    // (The test kernel has no dummy driver; a veth pair works everywhere.)
+    ns.exec(&["ip", "link", "add", "tongv0", "type", "veth", "peer", "name", "tongv1"])
+        .success();
+    ns.exec(&["ip", "link", "set", "lo", "mtu", "1234"]).success();
+    let ino = fs::metadata(ns.path()).unwrap().ino();
+    let path = ns.path();
+    let b = env.bundle(&[
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; ls /sys/class/net; cat /sys/class/net/lo/mtu",
+    ]);
+    b.edit_config(|c| {
+        set_namespaces(c, &["mount", "pid", "uts", "ipc"]);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "type": "network", "path": path }));
+    });
+    let id = env.id("c");
+    let out = env.run(&b, &id);
+    out.success();
+    let l = out.lines();
+    assert_eq!(l[0], format!("net:[{ino}]"));
+    assert!(l.contains(&"tongv0") && l.contains(&"tongv1"), "{out:#?}");
+    assert_eq!(*l.last().unwrap(), "1234");
+    env.assert_nothing_left(&id);
+    // The namespace itself outlives the container.
+    ns.exec(&["ip", "link", "show", "tongv0"]).success();
+}
+
+#[test]
+fn join_missing_namespace_path_fails() {
+    let env = Env::new();
+    let missing = format!("/var/run/netns/{}missing", env.name);
+    let m = missing.clone();
+    let b = env.bundle_with(&["true"], |c| {
+        set_namespaces(c, &["mount", "pid", "uts", "ipc"]);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "type": "network", "path": m }));
+    });
+    let id = env.id("c");
+    let out = env.rt(&["create", "--bundle", b.path(), &id]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    out.stderr_has(&missing);
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn join_another_containers_namespaces() {
+    let env = Env::new();
+    let a = env.bundle(&["sleep", "1000"]);
+    let ida = env.id("a");
+    env.rt(&["run", "-d", "--bundle", a.path(), &ida]).success();
+    let pid = env.wait_status(&ida, "running")["pid"].as_i64().unwrap();
+    let want: Vec<String> = ["pid", "net", "ipc", "uts"]
+        .iter()
+        .map(|k| {
+            fs::read_link(format!("/proc/{pid}/ns/{k}"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+
+    let b = env.bundle_with(
+        &[
+            "sh",
+            "-c",
+            "for n in pid net ipc uts; do readlink /proc/self/ns/$n; done; hostname; ps -o comm",
+        ],
+        |c| {
+            c.as_object_mut().unwrap().remove("hostname");
+            c["linux"]["namespaces"] = json!([
+                { "type": "mount" },
+                { "type": "pid", "path": format!("/proc/{pid}/ns/pid") },
+                { "type": "network", "path": format!("/proc/{pid}/ns/net") },
+                { "type": "ipc", "path": format!("/proc/{pid}/ns/ipc") },
+                { "type": "uts", "path": format!("/proc/{pid}/ns/uts") },
+            ]);
+        },
+    );
+    let idb = env.id("b");
+    let out = env.run(&b, &idb);
+    out.success();
+    let l = out.lines();
+    assert_eq!(&l[0..4], want.iter().map(String::as_str).collect::<Vec<_>>().as_slice());
+    assert_eq!(l[4], a.hostname, "joined uts ns carries a's hostname");
+    assert!(l.contains(&"sleep"), "b sees a's processes: {out:#?}");
+    env.rt(&["delete", "--force", &ida]).success();
+    env.assert_nothing_left(&ida);
+    env.assert_nothing_left(&idb);
+}
+
+#[test]
+fn cgroup_namespace() {
+    let env = Env::new();
+    let out = env.sh("cat /proc/self/cgroup; readlink /proc/self/ns/cgroup", |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "type": "cgroup" }));
+    });
+    let l: Vec<&str> = out.lines().collect();
+    let (last, cg) = l.split_last().unwrap();
+    for line in cg {
+        assert!(line.ends_with(":/"), "cgroup paths are / inside a cgroupns: {out}");
+    }
+    assert_ne!(*last, host_ns("cgroup"));
+}
+
+#[test]
+fn cgroup_without_namespace_shows_the_configured_path() {
+    let env = Env::new();
+    let b = env.bundle(&["cat", "/proc/self/cgroup"]);
+    let id = env.id("c");
+    let out = env.run(&b, &id);
+    out.success();
+    let mem = out
+        .lines()
+        .into_iter()
+        .find(|l| l.contains(":memory:"))
+        .expect("memory hierarchy")
+        .to_string();
+    assert!(mem.ends_with(&format!(":memory:{}", b.cgroup)), "{out:#?}");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn user_namespace_with_mappings() {
+    let env = Env::new();
+    let out = env.sh(
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox",
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({ "type": "user" }));
+            c["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+            c["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+        },
+    );
+    let l: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(l[0], ["0", "100000", "65536"], "{out}");
+    assert_eq!(l[1], ["0", "100000", "65536"], "{out}");
+    assert_eq!(l[2], ["0"]);
+    // Host root is unmapped inside: files it owns show as the overflow uid.
+    assert_eq!(l[3], ["65534"]);
+}
