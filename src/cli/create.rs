@@ -50,7 +50,7 @@ pub fn listen_fds() -> u32 {
 }
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    super::seal()?;
+    super::seal(g)?;
     container::create(&g.root, &a.opts())?;
     Ok(0)
 }

@@ -230,6 +230,8 @@ pub struct IdArg {
 }
 
 /// Seals tong's binary (CVE-2019-5736) before it starts any container process.
-pub fn seal() -> Result<()> {
-    crate::linux::seal::ensure_sealed()
+/// The state root doubles as the overlay's second, empty-of-interest lower layer.
+pub fn seal(g: &Global) -> Result<()> {
+    crate::container::state::ensure_root(&g.root)?;
+    crate::linux::seal::ensure_sealed(&g.root)
 }

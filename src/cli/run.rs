@@ -54,7 +54,7 @@ const FORWARD: [i32; 9] = [
 ];
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    super::seal()?;
+    super::seal(g)?;
     let opts = CreateOpts {
         id: a.id.clone(),
         bundle: a.bundle.clone(),

@@ -188,7 +188,7 @@ impl StateDir {
     }
 }
 
-fn ensure_root(root: &Path) -> Result<()> {
+pub fn ensure_root(root: &Path) -> Result<()> {
     match std::fs::DirBuilder::new().mode(0o700).recursive(true).create(root) {
         Ok(()) => Ok(()),
         Err(e) => Err(Error::path("cannot create state root", root, e)),

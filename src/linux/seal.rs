@@ -31,11 +31,17 @@ pub fn is_sealed() -> bool {
 
 /// Re-executes tong from a sealed view of its binary unless it already runs from one.
 /// Returns only on failure, or at once when already sealed.
-pub fn ensure_sealed() -> Result<()> {
+pub fn ensure_sealed(spare_dir: &std::path::Path) -> Result<()> {
     if is_sealed() {
         return Ok(());
     }
-    let fd = overlay_fd().or_else(|_| memfd_copy())?;
+    let fd = match overlay_fd(spare_dir) {
+        Ok(fd) => fd,
+        Err(e) => {
+            crate::logging::debug(&format!("overlayfs seal unavailable ({e}); copying the binary to a sealed memfd"));
+            memfd_copy()?
+        }
+    };
     let argv: Vec<CString> = std::env::args_os().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
     let envp: Vec<CString> = std::env::vars_os()
         .map(|(k, v)| {
@@ -49,21 +55,20 @@ pub fn ensure_sealed() -> Result<()> {
     Err(Error::sys("re-executing the sealed tong binary", err))
 }
 
-fn overlay_fd() -> Result<OwnedFd> {
+fn overlay_fd(spare_dir: &std::path::Path) -> Result<OwnedFd> {
     let exe = std::fs::read_link("/proc/self/exe").at("cannot read", "/proc/self/exe")?;
     let dir = exe.parent().ok_or_else(|| Error::other("tong binary has no directory"))?;
     let name = exe.file_name().ok_or_else(|| Error::other("tong binary has no name"))?;
-    let d = dir.to_string_lossy();
-    if d.contains(':') || d.contains(',') {
-        return Err(Error::other("binary directory not usable as an overlay lowerdir"));
-    }
-    // Without an upper layer overlayfs needs two lower layers: the same directory twice.
-    let lower = format!("{d}:{d}");
-    let mnt = sys::fs_mount_detached("overlay", &[("lowerdir", &lower)]).ctx(|| "overlay mount for the seal".into())?;
+    let esc = |p: &std::path::Path| p.to_string_lossy().replace('\\', "\\\\").replace(':', "\\:");
+    // Without an upper layer overlayfs needs two lower layers: the binary's directory on top,
+    // and any other directory (the state root) below it.
+    let lower = format!("{}:{}", esc(dir), esc(spare_dir));
+    let mnt = sys::fs_mount_detached("overlay", &[("lowerdir", &lower), ("xino", "off")])
+        .ctx(|| format!("overlay mount for the seal (lowerdir={lower})"))?;
     let fd = nix::fcntl::openat(
         &mnt,
         std::path::Path::new(name),
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .ctx(|| "opening the sealed binary".into())?;

@@ -137,7 +137,8 @@ pub fn mount_setattr(dfd: RawFd, path: &str, recursive: bool, attr: &MountAttr) 
     .map(|_| ())
 }
 
-/// fsopen + fsconfig + fsmount: a detached mount of `fstype` with string options, read-only.
+/// fsopen + fsconfig + fsmount: a detached, read-only, nodev, nosuid mount of `fstype` with
+/// string options (the first one required, the others best effort).
 pub fn fs_mount_detached(fstype: &str, options: &[(&str, &str)]) -> io::Result<OwnedFd> {
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
@@ -147,12 +148,16 @@ pub fn fs_mount_detached(fstype: &str, options: &[(&str, &str)]) -> io::Result<O
     let fsfd = check_int(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), 1 as libc::c_uint) as libc::c_int })?;
     // SAFETY: fresh fd from fsopen.
     let fsfd = unsafe { OwnedFd::from_raw_fd(fsfd) };
-    for (k, v) in options {
+    for (i, (k, v)) in options.iter().enumerate() {
         let (k, v) = (cstr(k)?, cstr(v)?);
         // SAFETY: valid strings; fsfd is open.
-        check(unsafe {
+        let r = check(unsafe {
             libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0)
-        })?;
+        });
+        // Only the first option is required; the rest are best effort.
+        if i == 0 {
+            r?;
+        }
     }
     // SAFETY: no pointers besides null.
     check(unsafe {
@@ -160,7 +165,7 @@ pub fn fs_mount_detached(fstype: &str, options: &[(&str, &str)]) -> io::Result<O
     })?;
     // SAFETY: fsmount returns a new fd; MOUNT_ATTR_RDONLY makes the mount read-only.
     let mfd = check(unsafe {
-        libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY as libc::c_uint)
+        libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID) as libc::c_uint)
     })?;
     // SAFETY: fresh fd from fsmount.
     Ok(unsafe { OwnedFd::from_raw_fd(mfd as RawFd) })
