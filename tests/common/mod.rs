@@ -117,6 +117,8 @@ pub fn default_spec() -> Value {
 /// Result of one runtime (or helper) invocation.
 #[derive(Debug, Clone)]
 pub struct Out {
+    /// The command line, for failure messages.
+    pub cmd: String,
     /// Exit code; `128 + signal` when the process was killed by a signal.
     pub code: i32,
     pub stdout: String,
@@ -222,6 +224,7 @@ impl Spawned {
             std::thread::sleep(Duration::from_millis(10));
         };
         let out = Out {
+            cmd: self.what.clone(),
             code,
             stdout: read_lossy(&self.out_path),
             stderr: read_lossy(&self.err_path),
