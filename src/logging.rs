@@ -108,10 +108,17 @@ pub fn log(level: Level, msg: &str) {
     }
 }
 
-/// Reports a fatal error: one plain line on stderr, and one line in the log file if any.
+/// Reports a fatal error as runc does: with a log file, the formatted line goes there and
+/// the plain message to stderr; without one, the formatted line goes to stderr.
 pub fn error(msg: &str) {
-    log(Level::Error, msg);
-    eprintln!("{msg}");
+    match LOGGER.get() {
+        Some(l) if l.file.is_some() => {
+            log(Level::Error, msg);
+            eprintln!("{msg}");
+        }
+        Some(l) => eprintln!("{}", format_line(l.format, Level::Error, msg, &now_rfc3339())),
+        None => eprintln!("{}", format_line(Format::Text, Level::Error, msg, &now_rfc3339())),
+    }
 }
 
 pub fn warn(msg: &str) {

@@ -105,6 +105,20 @@ fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     Ok(if p.is_absolute() { p.clone() } else { bundle.join(p) })
 }
 
+/// A namespace type as config.json spells it.
+pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
 /// The namespace types the config lists, with their paths (None: create a new one).
 pub fn namespaces(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
     spec.linux()
@@ -142,14 +156,14 @@ pub fn validate(cfg: &Config) -> Result<()> {
     let mut seen = HashSet::new();
     for (t, path) in &ns {
         if !seen.insert(*t as u64) {
-            return Err(Error::config(format!("linux.namespaces: duplicate namespace {t}")));
+            return Err(Error::config(format!("linux.namespaces: duplicate namespace {}", ns_name(*t))));
         }
         if let Some(p) = path {
             if !p.is_absolute() {
-                return Err(Error::config(format!("linux.namespaces: {t} path {} is not absolute", p.display())));
+                return Err(Error::config(format!("linux.namespaces: {} path {} is not absolute", ns_name(*t), p.display())));
             }
             if std::fs::metadata(p).is_err() {
-                return Err(Error::config(format!("linux.namespaces: {t} path {} does not exist", p.display())));
+                return Err(Error::config(format!("linux.namespaces: {} path {} does not exist", ns_name(*t), p.display())));
             }
         }
     }
@@ -159,6 +173,15 @@ pub fn validate(cfg: &Config) -> Result<()> {
     }
     if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(Error::config("domainname: unable to set domainname without a private UTS namespace"));
+    }
+    if !has(LinuxNamespaceType::Mount) {
+        let restricts = spec.linux().as_ref().is_some_and(|l| {
+            l.masked_paths().as_ref().is_some_and(|v| !v.is_empty()) || l.readonly_paths().as_ref().is_some_and(|v| !v.is_empty())
+        });
+        if restricts {
+            return Err(Error::config("linux.namespaces: unable to restrict sys entries without a private MNT namespace"));
+        }
+        return Err(Error::config("linux.namespaces: a new mount namespace is required to set up the rootfs"));
     }
     if let Some(linux) = spec.linux() {
         if linux.seccomp().is_some() {

@@ -109,13 +109,13 @@ pub fn main() -> i32 {
                 return 0;
             }
             // runc exits 1 on a usage error, and logs it like any other error.
-            let msg = e.kind().as_str().map(str::to_string).unwrap_or_else(|| first_line(&e.to_string()));
-            let msg = first_line(&e.render().to_string()).trim_start_matches("error: ").to_string().max_or(msg);
-            log_usage_error(&msg);
+            log_usage_error(&usage_message(&e));
             return 1;
         }
     };
-    let g = &cli.global;
+    let mut g = cli.global.clone();
+    g.root = std::path::absolute(&g.root).unwrap_or(g.root.clone());
+    let g = &g;
     if g.version {
         println!("tong version {VERSION}");
         println!("spec: {}", crate::spec::SPEC_VERSION);
@@ -180,16 +180,31 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_string()
-}
-
-trait MaxOr {
-    fn max_or(self, other: String) -> String;
-}
-impl MaxOr for String {
-    fn max_or(self, other: String) -> String {
-        if self.trim().is_empty() { other } else { self }
+/// A clap error in runc's words where engines or users know them.
+fn usage_message(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind as K};
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = args.iter().find(|a| <Cli as clap::CommandFactory>::command().find_subcommand(a.as_str()).is_some());
+    let invalid = match e.get(ContextKind::InvalidArg).or(e.get(ContextKind::InvalidSubcommand)) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let count = |cmd: &str, too_many: bool| match cmd {
+        "kill" if too_many => "\"kill\" requires a maximum of 2 argument(s)".to_string(),
+        "kill" => "\"kill\" requires a minimum of 1 argument(s)".to_string(),
+        "exec" => "\"exec\" requires a minimum of 2 argument(s)".to_string(),
+        "list" | "spec" | "features" => format!("{cmd:?} requires exactly 0 argument(s)"),
+        c => format!("{c:?} requires exactly 1 argument(s)"),
+    };
+    match (e.kind(), cmd) {
+        (K::MissingRequiredArgument, Some(c)) => count(c, false),
+        (K::UnknownArgument, Some(c)) if !invalid.starts_with('-') => count(c, true),
+        (K::UnknownArgument, _) => format!("flag provided but not defined: {}", invalid.split('=').next().unwrap_or("")),
+        (K::InvalidSubcommand, _) => format!("No help topic for '{invalid}'"),
+        _ => {
+            let text = e.render().to_string();
+            text.lines().next().unwrap_or("").trim_start_matches("error: ").to_string()
+        }
     }
 }
 

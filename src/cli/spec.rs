@@ -26,7 +26,7 @@ pub fn run(_g: &Global, a: Args) -> Result<i32> {
         .create_new(true)
         .open(&path)
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::Usage(format!("File {} exists. Remove it first", path.display())),
+            std::io::ErrorKind::AlreadyExists => Error::Usage("File config.json exists. Remove it first".into()),
             _ => Error::path("cannot create", &path, e),
         })?;
     f.write_all(crate::spec::DEFAULT_SPEC.trim_end().as_bytes()).at("cannot write", &path)?;

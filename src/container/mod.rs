@@ -37,6 +37,15 @@ pub struct CreateOpts {
 pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
     state::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle).at("bundle", &opts.bundle)?;
+    // runc works from the bundle directory (hooks inherit it); paths from the command line
+    // are made absolute first.
+    let opts = &CreateOpts {
+        pid_file: opts.pid_file.as_ref().map(|p| absolute(p)),
+        console_socket: opts.console_socket.as_ref().map(|p| absolute(p)),
+        ..opts.clone()
+    };
+    let root = &absolute(root);
+    std::env::set_current_dir(&bundle).at("cannot change directory to bundle", &bundle)?;
     let cfg = spec::load(&bundle)?;
     spec::validate(&cfg)?;
     let process = cfg.spec.process().as_ref().ok_or_else(|| Error::config("process: missing"))?;
@@ -86,6 +95,12 @@ fn create_inner(
 ) -> Result<i32> {
     let fifo_path = sd.fifo_path();
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("cannot create exec fifo", &fifo_path)?;
+    // Whoever the init becomes (another user, or root of a user namespace) must be able to
+    // open it for writing: no umask, owned by the container's root.
+    std::fs::set_permissions(&fifo_path, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .at("cannot chmod exec fifo", &fifo_path)?;
+    let (ruid, rgid) = container_root_ids(&cfg.spec);
+    std::os::unix::fs::chown(&fifo_path, Some(ruid), Some(rgid)).at("cannot chown exec fifo", &fifo_path)?;
     let fifo: OwnedFd = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .at("cannot open exec fifo", &fifo_path)?;
     let console = match &opts.console_socket {
@@ -105,6 +120,7 @@ fn create_inner(
         close_in_child: vec![lock_fd],
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
+        session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
     };
     let mut parent = CreateParent { sd, st };
     let pid = launch::spawn(&lc, &mut parent)?;
@@ -115,6 +131,19 @@ fn create_inner(
         write_pid_file(pf, pid)?;
     }
     Ok(pid)
+}
+
+/// The host uid and gid that the container's root maps to (0 without a user namespace).
+fn container_root_ids(spec: &Spec) -> (u32, u32) {
+    let host = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+            .unwrap_or(0)
+    };
+    let linux = spec.linux().as_ref();
+    (host(linux.and_then(|l| l.uid_mappings().as_ref())), host(linux.and_then(|l| l.gid_mappings().as_ref())))
 }
 
 struct CreateParent<'a> {
@@ -148,6 +177,10 @@ fn hook_state(st: &State, status: Status) -> String {
         s.pid = st.pid;
     }
     serde_json::to_string(&s).unwrap_or_default()
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Writes the pid file atomically, as runc does (engines read it the moment create returns).
@@ -316,7 +349,8 @@ fn destroy(sd: StateDir, st: &State, failed_create: bool) {
     if let Err(e) = cgroups::remove(&st.cgroup_paths) {
         logging::warn(&e.to_string());
     }
-    if !failed_create {
+    // A create that failed after its init existed still ends with the poststop hooks.
+    if !failed_create || st.pid > 0 {
         if let Ok(spec) = typed_config(st) {
             if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
                 hooks::run_all_warn("poststop", Some(h), &hook_state(st, Status::Stopped));

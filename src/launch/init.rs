@@ -47,7 +47,9 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     if plan.has_new(LinuxNamespaceType::Time) {
         namespaces::write_time_offsets(cfg.spec)?;
     }
-    match sys::clone_fork(libc::CLONE_PARENT as u64, Some(libc::SIGCHLD), None).ctx(|| "clone init".into())? {
+    // With CLONE_PARENT the init inherits this process's exit signal (SIGCHLD to tong);
+    // clone3 refuses an explicit one.
+    match sys::clone_fork(libc::CLONE_PARENT as u64, None, None).ctx(|| "clone init".into())? {
         sys::Forked::Child => {
             let code = match init_after_go(cfg, plan, ch) {
                 Ok(c) => c,
@@ -117,6 +119,12 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
         let size = process.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
         terminal::setup(sock, size)?;
     }
+    if let Some(name) = &cfg.session_keyring {
+        // Kernels without keyrings (ENOSYS) or with them restricted are fine: runc ignores it.
+        if let Err(e) = sys::join_session_keyring(name) {
+            crate::logging::debug(&format!("cannot create a session keyring: {e}"));
+        }
+    }
     if let Some(limits) = process.rlimits() {
         process::set_rlimits(limits)?;
     }
@@ -162,6 +170,9 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
             eprintln!("{e}");
             return Ok(1);
         }
+    }
+    if let Some(p) = process.apparmor_profile() {
+        crate::linux::apparmor::apply_on_exec(p)?;
     }
     sys::reset_signals();
     let first = 3 + cfg.preserve_fds;

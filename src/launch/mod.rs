@@ -47,6 +47,8 @@ pub struct LaunchConfig<'a> {
     pub close_in_child: Vec<RawFd>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// Name of a new session keyring (None with --no-new-keyring).
+    pub session_keyring: Option<String>,
 }
 
 impl LaunchConfig<'_> {

@@ -13,7 +13,7 @@ use crate::linux::sys;
 /// Runs the hooks of one kind in order; the first failure stops them.
 pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run(h, state_json).map_err(|e| Error::other(format!("error running {kind} hook #{i}: {e}")))?;
+        run(h, state_json).map_err(|e| Error::other(format!("error running hook #{i} ({kind}): {e}")))?;
     }
     Ok(())
 }
@@ -22,7 +22,7 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Resul
 pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
         if let Err(e) = run(h, state_json) {
-            crate::logging::warn(&format!("error running {kind} hook #{i}: {e}"));
+            crate::logging::warn(&format!("error running hook #{i} ({kind}): {e}"));
         }
     }
 }
@@ -82,5 +82,10 @@ fn run(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);
     }
-    Err(format!("{}: {status}, stdout: {}, stderr: {}", path.display(), out.trim(), err.trim()))
+    let status = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("signal: {}", nix::sys::signal::Signal::try_from(s).map(|s| s.as_str()).unwrap_or("unknown")),
+        _ => status.to_string(),
+    };
+    Err(format!("{status}, stdout: {}, stderr: {}", out.trim(), err.trim()))
 }

@@ -1,5 +1,6 @@
 //! Linux mechanisms, one module each, with narrow APIs. Raw system calls live in [`sys`].
 
+pub mod apparmor;
 pub mod capabilities;
 pub mod devices;
 pub mod hooks;

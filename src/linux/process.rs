@@ -49,21 +49,15 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<String> {
         };
     }
     let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("");
-    let mut denied = false;
+    // As Go's exec.LookPath: a candidate that is not executable is skipped.
     for dir in path.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
         let cand = Path::new(dir).join(arg0);
-        match check(&cand) {
-            Ok(()) => return Ok(cand.to_string_lossy().into_owned()),
-            Err(e) if e.raw_os_error() == Some(libc::EACCES) => denied = true,
-            Err(_) => {}
+        if check(&cand).is_ok() {
+            return Ok(cand.to_string_lossy().into_owned());
         }
     }
-    if denied {
-        Err(Error::other(format!("exec: {arg0:?}: permission denied")))
-    } else {
-        Err(Error::other(format!("exec: {arg0:?}: executable file not found in $PATH")))
-    }
+    Err(Error::other(format!("exec: {arg0:?}: executable file not found in $PATH")))
 }
 
 pub fn to_cstrings(what: &str, v: &[String]) -> Result<Vec<CString>> {
@@ -138,5 +132,7 @@ mod tests {
         assert_eq!(e, "exec: \"no-such-cmd-xyz\": executable file not found in $PATH");
         let e = find_executable("/etc/passwd", &env).unwrap_err().to_string();
         assert!(e.ends_with("permission denied"), "{e}");
+        let e = find_executable("passwd", &["PATH=/etc".to_string()]).unwrap_err().to_string();
+        assert!(e.ends_with("not found in $PATH"), "{e}");
     }
 }

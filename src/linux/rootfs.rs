@@ -58,12 +58,47 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         mount_one(c, &root, m, &dest, &opts)
             .map_err(|e| Error::other(format!("mounts[{i}] ({}): {e}", m.destination().display())))?;
     }
+    // runc creates a missing working directory.
+    if let Some(p) = c.spec.process().as_ref() {
+        mkdir_in_root(&root, p.cwd()).map_err(|e| Error::other(format!("process.cwd: {e}")))?;
+    }
     if !dev_is_bind {
         let extra = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
         devices::create_all(&root, &extra, c.userns)?;
         devices::create_symlinks(&root)?;
     }
     Ok(())
+}
+
+/// `mkdir -p` inside the rootfs. Symlinks are followed inside the rootfs only, including
+/// dangling ones (whose target is created, in the rootfs), as runc's MkdirAllInRoot does.
+pub fn mkdir_in_root(root: &Root, path: &Path) -> Result<pathrs::Handle> {
+    let mut path = clean_dest(path);
+    for _ in 0..40 {
+        match root.mkdir_all(&path, &perm(0o755)) {
+            Ok(h) => return Ok(h),
+            Err(e) => {
+                // Find the first component that is a symlink and substitute its target.
+                let mut prefix = PathBuf::from("/");
+                let mut replaced = None;
+                let comps: Vec<_> = path.components().skip(1).collect();
+                for (i, c) in comps.iter().enumerate() {
+                    prefix.push(c);
+                    if let Ok(target) = root.readlink(&prefix) {
+                        let base = if target.is_absolute() { target } else { prefix.parent().unwrap_or(Path::new("/")).join(target) };
+                        let rest: PathBuf = comps[i + 1..].iter().collect();
+                        replaced = Some(clean_dest(&base.join(rest)));
+                        break;
+                    }
+                }
+                match replaced {
+                    Some(p) => path = p,
+                    None => return Err(Error::other(format!("creating {} in the rootfs: {e}", path.display()))),
+                }
+            }
+        }
+    }
+    Err(Error::other(format!("creating {} in the rootfs: too many levels of symbolic links", path.display())))
 }
 
 /// A destination as an absolute, lexically clean path (runc turns a relative one absolute).
@@ -106,7 +141,7 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Mount
     if typ == "cgroup" {
         return mount_cgroup(c, root, dest, opts);
     }
-    let target = root.mkdir_all(dest, &perm(0o755)).map_err(|e| Error::other(format!("creating mount point: {e}")))?;
+    let target = mkdir_in_root(root, dest)?;
     let target = fdpath(&target);
     let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.to_string());
     let mut flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
@@ -155,10 +190,10 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Moun
     let src = if src.is_absolute() { src.clone() } else { c.bundle.join(src) };
     let meta = std::fs::metadata(&src).at("bind mount source", &src)?;
     let handle = if meta.is_dir() {
-        root.mkdir_all(dest, &perm(0o755)).map_err(|e| Error::other(format!("creating mount point: {e}")))?
+        mkdir_in_root(root, dest)?
     } else {
         let parent = dest.parent().unwrap_or(Path::new("/"));
-        root.mkdir_all(parent, &perm(0o755)).map_err(|e| Error::other(format!("creating mount point: {e}")))?;
+        mkdir_in_root(root, parent)?;
         match root.resolve(dest) {
             Ok(h) => h,
             Err(_) => {
@@ -247,7 +282,13 @@ fn tempdir() -> Result<PathBuf> {
 /// Copies a directory tree, keeping modes, owners and symlinks.
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(from)?;
+    copy_dir_entries(from, to, true)
+}
+
+fn copy_dir_entries(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // The top directory may be reached through a /proc/self/fd link: follow it.
+    let m = if top { std::fs::metadata(from)? } else { std::fs::symlink_metadata(from)? };
     std::fs::set_permissions(to, perm(m.mode() & 0o7777))?;
     std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid()))?;
     for entry in std::fs::read_dir(from)? {
@@ -258,7 +299,7 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         let ft = em.file_type();
         if ft.is_dir() {
             std::fs::create_dir(&dst)?;
-            copy_tree(&src, &dst)?;
+            copy_dir_entries(&src, &dst, false)?;
         } else if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
             std::os::unix::fs::lchown(&dst, Some(em.uid()), Some(em.gid()))?;
@@ -274,7 +315,7 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 /// runc builds it: a tmpfs with one mount per hierarchy (the container's own cgroup bound, or
 /// a fresh cgroup mount inside a cgroup namespace).
 fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
-    let target = root.mkdir_all(dest, &perm(0o755)).map_err(|e| Error::other(format!("creating mount point: {e}")))?;
+    let target = mkdir_in_root(root, dest)?;
     let tpath = fdpath(&target);
     let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     let only_v2 = !c.cgroups.is_empty() && c.cgroups.iter().all(|(h, _)| h.v2);
@@ -291,7 +332,7 @@ fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions)
             h.controllers.iter().map(|s| s.strip_prefix("name=").unwrap_or(s)).collect::<Vec<_>>().join(",")
         };
         let sub = dest.join(&name);
-        let t = root.mkdir_all(&sub, &perm(0o755)).map_err(|e| Error::other(format!("creating {}: {e}", sub.display())))?;
+        let t = mkdir_in_root(root, &sub)?;
         let tp = fdpath(&t);
         if c.cgroupns {
             let (fstype, data) = if h.v2 { ("cgroup2", String::new()) } else { ("cgroup", h.controllers.join(",")) };

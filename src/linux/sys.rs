@@ -341,3 +341,11 @@ pub fn dup2(fd: RawFd, target: RawFd) -> io::Result<()> {
     // SAFETY: dup2 only manipulates the fd table; target is replaced atomically.
     check_int(unsafe { libc::dup2(fd, target) }).map(|_| ())
 }
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a new session keyring for this process.
+pub fn join_session_keyring(name: &str) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    let n = cstr(name)?;
+    // SAFETY: valid NUL-terminated name for the duration of the call.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, n.as_ptr()) }).map(|_| ())
+}
