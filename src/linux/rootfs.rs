@@ -281,7 +281,6 @@ fn tempdir() -> Result<PathBuf> {
 
 /// Copies a directory tree, keeping modes, owners and symlinks.
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
     copy_dir_entries(from, to, true)
 }
 

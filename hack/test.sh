@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (unit tests and integration tests with real containers) as root.
+# Installs the few Debian packages the tests use when they are missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+[ "$(id -u)" = 0 ] || { echo "test: run as root (the integration tests start real containers)" >&2; exit 1; }
+need=()
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v ip >/dev/null || need+=(iproute2)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1 && [ -f "${HOME:-/root}/.cargo/env" ]; then
+	# shellcheck disable=SC1091
+	. "${HOME:-/root}/.cargo/env"
+fi
+exec cargo test --release -- --test-threads=2 "$@"
