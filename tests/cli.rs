@@ -89,7 +89,8 @@ fn spec_matches_runc_default_except_hostname() {
     // It refuses to overwrite.
     let out = env.rt(&["spec", "--bundle", dir.to_str().unwrap()]);
     assert_eq!(out.code, 1, "{out:#?}");
-    out.stderr_has("File config.json exists. Remove it first");
+    // runc: "File config.json exists. Remove it first"
+    out.stderr_has("config.json exists. Remove it first");
     assert_eq!(fs::read_to_string(dir.join("config.json")).unwrap(), text);
 }
 

@@ -164,7 +164,9 @@ fn failing_create_hooks_fail_create_and_leave_nothing() {
         let id = env.id("c");
         let out = env.rt(&["create", "--bundle", b.path(), &id]);
         assert_eq!(out.code, 1, "{kind}: {out:#?}");
-        out.stderr_has("error running hook");
+        // runc: "error running hook #0: error running hook: exit status 1,
+        // stdout: , stderr: hook-says-no"
+        out.stderr_has("hook #0");
         out.stderr_has("hook-says-no");
         env.rt(&["state", &id]).failure().stderr_has("does not exist");
         env.assert_nothing_left(&id);
@@ -186,15 +188,24 @@ fn failing_start_container_hook_fails_start() {
 }
 
 #[test]
-fn failing_poststart_hook_fails_run() {
+fn failing_poststart_hook() {
     let env = Env::new();
-    let b = env.bundle_with(&["sleep", "1000"], |c| {
+    let b = env.bundle_with(&["sh", "-c", "echo main-ran"], |c| {
         c["hooks"] = json!({ "poststart": [failing_hook()] });
     });
     let id = env.id("c");
     let out = env.run(&b, &id);
-    assert_eq!(out.code, 1, "{out:#?}");
     out.stderr_has("hook-says-no");
+    if is_runc() {
+        // runc 1.1 fails the run and destroys the container.
+        assert_eq!(out.code, 1, "{out:#?}");
+    } else {
+        // The spec: a failing poststart hook is logged as a warning and
+        // the lifecycle continues.
+        assert_eq!(out.code, 0, "{out:#?}");
+        assert_eq!(out.stdout, "main-ran\n");
+        out.stderr_has("warning");
+    }
     env.assert_nothing_left(&id);
 }
 
