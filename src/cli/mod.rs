@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod features;
 mod kill;
 mod list;
@@ -81,7 +82,7 @@ pub enum Command {
     /// show the enabled features
     Features(features::Args),
     /// execute new process inside the container
-    Exec(unsupported::Rest),
+    Exec(exec::Args),
     /// ps displays the processes running inside a container
     Ps(unsupported::Rest),
     /// pause suspends all processes inside the container
@@ -169,7 +170,7 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
         Command::List(a) => list::run(g, a),
         Command::Spec(a) => spec::run(g, a),
         Command::Features(a) => features::run(g, a),
-        Command::Exec(_) => unsupported::run("exec"),
+        Command::Exec(a) => exec::run(g, a),
         Command::Ps(_) => unsupported::run("ps"),
         Command::Pause(_) => unsupported::run("pause"),
         Command::Resume(_) => unsupported::run("resume"),

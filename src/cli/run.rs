@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 
 use super::Global;
 use crate::container::{self, CreateOpts};
-use crate::error::Result;
-use crate::linux::sys;
+use crate::error::{Error, Result};
+use crate::launch::foreground::Foreground;
+use crate::linux::terminal;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -40,22 +41,9 @@ pub struct Args {
     pub id: String,
 }
 
-/// Signals a foreground `run` passes on to the container.
-const FORWARD: [i32; 9] = [
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTERM,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGCONT,
-    libc::SIGALRM,
-];
-
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     super::seal(g)?;
-    let opts = CreateOpts {
+    let mut opts = CreateOpts {
         id: a.id.clone(),
         bundle: a.bundle.clone(),
         pid_file: a.pid_file.clone(),
@@ -63,6 +51,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds + super::create::listen_fds(),
+        console_fd: None,
     };
     if a.detach {
         container::create(&g.root, &opts)?;
@@ -72,42 +61,36 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         }
         return Ok(0);
     }
-    // Queue the signals to forward (and SIGCHLD) from now on; the init resets its mask.
-    let mut waited = FORWARD.to_vec();
-    waited.push(libc::SIGCHLD);
-    sys::block_signals(&waited);
-    // Orphans of a container without its own pid namespace come back to us to be reaped.
-    let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    // Without a console socket, a foreground run relays the container's terminal itself.
+    let relay = match &a.console_socket {
+        None => Some(UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?),
+        Some(_) => None,
+    };
+    opts.console_fd = relay.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
+    let fg = Foreground::begin()?;
     let pid = container::create(&g.root, &opts)?;
+    let master = match &relay {
+        Some((ours, _)) if terminal_requested(&g.root, &a.id) => match terminal::recv_master(ours.as_raw_fd()) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = container::delete(&g.root, &a.id, true);
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
+    drop(relay);
     if let Err(e) = container::start(&g.root, &a.id) {
         let _ = container::delete(&g.root, &a.id, true);
         return Err(e);
     }
-    let code = loop {
-        if let Some(code) = reap(pid) {
-            break code;
-        }
-        let sig = sys::wait_signal(&waited);
-        if sig != libc::SIGCHLD {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::try_from(sig).ok());
-        }
-    };
+    let code = fg.wait(pid, master)?;
     if !a.keep {
         container::delete(&g.root, &a.id, true)?;
     }
     Ok(code)
 }
 
-/// Reaps every exited child; returns the init's exit code once it has exited
-/// (128+N when killed by signal N).
-fn reap(init: i32) -> Option<i32> {
-    let mut result = None;
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == init => result = Some(c),
-            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == init => result = Some(128 + s as i32),
-            Ok(WaitStatus::StillAlive) | Err(_) => return result,
-            Ok(_) => {}
-        }
-    }
+fn terminal_requested(root: &std::path::Path, id: &str) -> bool {
+    container::config(root, id).is_ok_and(|s| s.process().as_ref().is_some_and(|p| p.terminal() == Some(true)))
 }

@@ -30,6 +30,9 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// A connected socket for the pty master instead of `console_socket` (a foreground
+    /// `run` that relays the terminal itself).
+    pub console_fd: Option<i32>,
 }
 
 /// Creates a container and leaves its init waiting for `start`. Returns the init's pid.
@@ -49,7 +52,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
     let cfg = spec::load(&bundle)?;
     spec::validate(&cfg)?;
     let process = cfg.spec.process().as_ref().ok_or_else(|| Error::config("process: missing"))?;
-    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
+    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.console_fd.is_none() {
         return Err(Error::Usage("cannot allocate tty if tong will detach without setting console socket".into()));
     }
     let cgroups_path = cfg.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.display().to_string());
@@ -116,7 +119,7 @@ fn create_inner(
         bundle: &cfg.bundle,
         cgroups: cg_plan,
         fifo_fd: fifo.as_raw_fd(),
-        console_fd: console.as_ref().map(|c| c.as_raw_fd()),
+        console_fd: console.as_ref().map(|c| c.as_raw_fd()).or(opts.console_fd),
         close_in_child: vec![lock_fd],
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
@@ -247,6 +250,90 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         hooks::run_all_warn("poststart", Some(h), &hook_state(&st, Status::Running));
     }
     Ok(())
+}
+
+/// Options of `exec`.
+pub struct ExecOpts {
+    pub process: oci_spec::runtime::Process,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub console_fd: Option<i32>,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+    /// A sub-cgroup of the container's (`--cgroup`), `path` or `controller:path`.
+    pub sub_cgroup: Option<String>,
+}
+
+/// The config a container was created with.
+pub fn config(root: &Path, id: &str) -> Result<Spec> {
+    let sd = StateDir::open(root, id)?;
+    typed_config(&sd.load()?)
+}
+
+/// `exec`: starts a process in a running container; returns its pid once it has exec'd.
+pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
+    let sd = StateDir::open(root, id)?;
+    let st = sd.load()?;
+    match st.status(&sd.dir) {
+        Status::Stopped => return Err(Error::other("cannot exec in a stopped container")),
+        Status::Creating => return Err(Error::NotRunning),
+        Status::Paused if !opts.ignore_paused => {
+            return Err(Error::other("cannot exec in a paused container (use --ignore-paused to override)"));
+        }
+        _ => {}
+    }
+    let pidfd = sys::pidfd_open(st.pid).map_err(|_| Error::NotRunning)?;
+    if !st.init_alive() {
+        return Err(Error::NotRunning);
+    }
+    if opts.process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.console_fd.is_none() {
+        return Err(Error::Usage("cannot allocate tty if tong will detach without setting console socket".into()));
+    }
+    let console = match &opts.console_socket {
+        Some(p) if opts.process.terminal() == Some(true) => {
+            Some(std::os::unix::net::UnixStream::connect(p).at("cannot connect to console socket", p)?)
+        }
+        _ => None,
+    };
+    let cgroups = exec_cgroups(&st.cgroup_paths, opts.sub_cgroup.as_deref())?;
+    let cfg = launch::exec::ExecConfig {
+        init_pidfd: pidfd.as_fd(),
+        ns_flags: launch::exec::namespaces_to_join(st.pid),
+        process: &opts.process,
+        cgroups: &cgroups,
+        console_fd: console.as_ref().map(|c| c.as_raw_fd()).or(opts.console_fd),
+        preserve_fds: opts.preserve_fds,
+        close_in_child: vec![sd.lock_fd()],
+    };
+    let pid = launch::exec::spawn(&cfg)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(&absolute(pf), pid)?;
+    }
+    Ok(pid)
+}
+
+/// The cgroups an exec'd process joins: the container's, or a sub-cgroup of them
+/// (`--cgroup path` for all hierarchies, `--cgroup ctl:path` for one).
+fn exec_cgroups(dirs: &[PathBuf], sub: Option<&str>) -> Result<Vec<PathBuf>> {
+    let Some(sub) = sub else { return Ok(dirs.to_vec()) };
+    let (ctl, path) = match sub.split_once(':') {
+        Some((c, p)) => (Some(c), p),
+        None => (None, sub),
+    };
+    if path.split('/').any(|c| c == "..") {
+        return Err(Error::Usage(format!("--cgroup {sub:?}: the path must stay inside the container's cgroup")));
+    }
+    let rel = path.trim_start_matches('/');
+    let mut out = Vec::new();
+    for d in dirs {
+        let matches = ctl.is_none_or(|c| d.parent().and_then(|p| p.file_name()).is_some_and(|_| d.to_string_lossy().contains(&format!("/{c}/"))));
+        let target = if matches { d.join(rel) } else { d.clone() };
+        if matches && !target.is_dir() {
+            return Err(Error::Usage(format!("--cgroup {sub:?}: {} does not exist", target.display())));
+        }
+        out.push(target);
+    }
+    Ok(out)
 }
 
 /// `state`: runc's JSON for one container (read without the lock, which create holds).

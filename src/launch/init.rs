@@ -11,11 +11,11 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::LinuxNamespaceType;
 
 use super::LaunchConfig;
-use super::sync::{Channel, Msg};
+use super::sync::{self, Channel, Msg};
 use crate::error::{Context, Error, Result};
-use crate::linux::capabilities::CapSets;
 use crate::linux::namespaces::{self, Plan};
-use crate::linux::{hooks, process, rootfs, sys, terminal};
+use crate::linux::{hooks, rootfs, sys};
+use super::finalize;
 
 /// Entry point of the cloned child. Returns the exit code (the caller `_exit`s).
 pub fn child_main(cfg: &LaunchConfig, plan: &Plan, direct: bool, ch: &Channel) -> i32 {
@@ -47,24 +47,14 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     if plan.has_new(LinuxNamespaceType::Time) {
         namespaces::write_time_offsets(cfg.spec)?;
     }
-    // With CLONE_PARENT the init inherits this process's exit signal (SIGCHLD to tong);
-    // clone3 refuses an explicit one.
-    match sys::clone_fork(libc::CLONE_PARENT as u64, None, None).ctx(|| "clone init".into())? {
-        sys::Forked::Child => {
-            let code = match init_after_go(cfg, plan, ch) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = ch.send(&Msg::Error(e.to_string()));
-                    1
-                }
-            };
-            sys::exit_now(code)
+    sync::fork_reported(ch, || match init_after_go(cfg, plan, ch) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ch.send(&Msg::Error(e.to_string()));
+            1
         }
-        sys::Forked::Parent(pid) => {
-            ch.send(&Msg::InitPid(pid))?;
-            Ok(0)
-        }
-    }
+    })?;
+    Ok(0)
 }
 
 fn init(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
@@ -113,44 +103,7 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     rootfs::enter(cfg.rootfs, cfg.no_pivot)?;
     rootfs::finalize(spec)?;
 
-    nix::unistd::setsid().ctx(|| "setsid".into())?;
-    if process.terminal().unwrap_or(false) {
-        let sock = cfg.console_fd.ok_or_else(|| Error::other("process.terminal is set but no console socket was given"))?;
-        let size = process.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
-        terminal::setup(sock, size)?;
-    }
-    if let Some(name) = &cfg.session_keyring {
-        // Kernels without keyrings (ENOSYS) or with them restricted are fine: runc ignores it.
-        if let Err(e) = sys::join_session_keyring(name) {
-            crate::logging::debug(&format!("cannot create a session keyring: {e}"));
-        }
-    }
-    if let Some(limits) = process.rlimits() {
-        process::set_rlimits(limits)?;
-    }
-    let env = process::environment(process);
-    let caps = CapSets::from_spec(process.capabilities().as_ref())?;
-    caps.apply_bounding()?;
-    sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
-    process::set_user(process)?;
-    sys::prctl(libc::PR_SET_KEEPCAPS, 0).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
-    caps.apply()?;
-    if process.no_new_privileges() == Some(true) {
-        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
-    }
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd).ctx(|| format!("process.cwd: chdir to {}", cwd.display()))?;
-    // CVE-2024-21626: the working directory must be inside the container.
-    match nix::unistd::getcwd() {
-        Ok(p) if p.is_absolute() => {}
-        _ => return Err(Error::other(format!("process.cwd: {} is outside the container", cwd.display()))),
-    }
-    let args = process.args().clone().unwrap_or_default();
-    let arg0 = args.first().ok_or_else(|| Error::config("process.args: must not be empty"))?;
-    let path = process::find_executable(arg0, &env)?;
-    let cpath = sys::cstr(&path).map_err(|_| Error::config("process.args[0]: contains a NUL byte"))?;
-    let cargs = process::to_cstrings("process.args", &args)?;
-    let cenv = process::to_cstrings("process.env", &env)?;
+    let prepared = finalize::prepare(process, cfg.console_fd, cfg.session_keyring.as_deref())?;
 
     ch.send(&Msg::Ready)?;
     // Wait for `start`: opening the FIFO for writing blocks until it opens the other end.
@@ -171,18 +124,8 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
             return Ok(1);
         }
     }
-    if let Some(p) = process.apparmor_profile() {
-        crate::linux::apparmor::apply_on_exec(p)?;
-    }
-    sys::reset_signals();
-    let first = 3 + cfg.preserve_fds;
-    for fd in 3..first {
-        let _ = sys::clear_cloexec(fd as i32);
-    }
-    sys::close_range_cloexec(first).ctx(|| "close_range".into())?;
-    let err = sys::execve(&cpath, &cargs, &cenv);
+    let err = finalize::exec(&prepared, cfg.preserve_fds);
     // The parent has gone; the container's stderr is the only witness.
-    eprintln!("exec {path}: {err}");
-    Ok(if err.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 })
+    eprintln!("{err}");
+    Ok(if err.to_string().contains("No such file") { 127 } else { 126 })
 }
-

@@ -14,6 +14,9 @@
 //!
 //! tong is single-threaded throughout, so fork-without-exec is sound.
 
+pub mod exec;
+pub mod finalize;
+pub mod foreground;
 pub mod init;
 pub mod sync;
 

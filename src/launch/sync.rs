@@ -130,3 +130,27 @@ mod tests {
         assert!(b.recv().is_err());
     }
 }
+
+/// Forks the container's process from an intermediate with CLONE_PARENT (so it becomes
+/// tong's child) and reports its pid to tong. The new process runs `child` only after the
+/// report has been sent, so tong always reads `InitPid` first. Returns in the intermediate.
+pub fn fork_reported(ch: &Channel, child: impl FnOnce() -> i32) -> Result<()> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    // With CLONE_PARENT the process inherits the intermediate's exit signal (SIGCHLD to
+    // tong); clone3 refuses an explicit one.
+    match crate::linux::sys::clone_fork(libc::CLONE_PARENT as u64, None, None).map_err(|e| Error::sys("clone", e))? {
+        crate::linux::sys::Forked::Child => {
+            drop(w);
+            let mut b = [0u8; 1];
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&r, &mut b) {}
+            drop(r);
+            crate::linux::sys::exit_now(child())
+        }
+        crate::linux::sys::Forked::Parent(pid) => {
+            drop(r);
+            ch.send(&Msg::InitPid(pid))?;
+            drop(w);
+            Ok(())
+        }
+    }
+}

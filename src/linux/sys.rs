@@ -349,3 +349,23 @@ pub fn join_session_keyring(name: &str) -> io::Result<()> {
     // SAFETY: valid NUL-terminated name for the duration of the call.
     check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, n.as_ptr()) }).map(|_| ())
 }
+
+pub fn get_winsize(fd: RawFd) -> Option<libc::winsize> {
+    // SAFETY: zeroed winsize is valid; TIOCGWINSZ fills it.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl writes into ws, which we own.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) };
+    (rc == 0).then_some(ws)
+}
+
+/// Takes ownership of an fd number the kernel just installed (SCM_RIGHTS).
+pub fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass a freshly received descriptor nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Borrows a standard descriptor (0, 1, 2) that lives as long as the process.
+pub fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: used only for the stdio descriptors, which stay open for the process's life.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}

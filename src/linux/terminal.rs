@@ -35,3 +35,51 @@ pub fn setup(socket: RawFd, size: Option<(u16, u16)>) -> Result<()> {
     crate::linux::sys::set_controlling_tty(0).ctx(|| "TIOCSCTTY".into())?;
     Ok(())
 }
+
+/// Receives a pty master sent over a unix socket (the console-socket protocol).
+pub fn recv_master(socket: RawFd) -> Result<OwnedFd> {
+    use std::io::IoSliceMut;
+    let mut buf = [0u8; 4096];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let r = nix::sys::socket::recvmsg::<()>(socket, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| Error::sys("receiving the pty master", e))?;
+    for c in r.cmsgs().map_err(|e| Error::sys("receiving the pty master", e))? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                return Ok(crate::linux::sys::own_fd(*fd));
+            }
+        }
+    }
+    Err(Error::other("the container sent no terminal"))
+}
+
+/// Copies the window size of `from` (tong's terminal) to `to` (the container's pty).
+pub fn copy_winsize(from: RawFd, to: RawFd) {
+    if let Some(ws) = crate::linux::sys::get_winsize(from) {
+        let _ = crate::linux::sys::set_winsize(to, &ws);
+    }
+}
+
+/// tong's own terminal in raw mode while it relays a container's pty; restored on drop.
+pub struct RawMode {
+    fd: RawFd,
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    pub fn enter(fd: RawFd) -> Option<RawMode> {
+        let bfd = crate::linux::sys::borrow(fd);
+        let saved = nix::sys::termios::tcgetattr(bfd).ok()?;
+        let mut raw = saved.clone();
+        nix::sys::termios::cfmakeraw(&mut raw);
+        nix::sys::termios::tcsetattr(bfd, nix::sys::termios::SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(crate::linux::sys::borrow(self.fd), nix::sys::termios::SetArg::TCSANOW, &self.saved);
+    }
+}

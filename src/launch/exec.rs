@@ -1,0 +1,139 @@
+//! `exec`: a new process in a running container.
+//!
+//! tong clones a child; the parent puts it into the container's cgroups and says `Go`; the
+//! child joins every namespace of the container's init at once (setns with a pidfd), then
+//! forks the new process with CLONE_PARENT (a pid namespace applies to children only). That
+//! process goes through the same finalisation as the init ([`super::finalize`]) and execs.
+//! It reports `Ready` just before execve; the channel's close-on-exec EOF then confirms the
+//! exec, while an execve failure comes back as an error.
+
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::path::PathBuf;
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::Process;
+
+use super::finalize;
+use super::sync::{self, Msg};
+use crate::error::{Context, Error, Result};
+use crate::linux::sys;
+
+pub struct ExecConfig<'a> {
+    /// pidfd of the container's init.
+    pub init_pidfd: BorrowedFd<'a>,
+    /// CLONE_NEW* flags of the namespaces to join (those that differ from tong's).
+    pub ns_flags: i32,
+    pub process: &'a Process,
+    /// Cgroup directories to join.
+    pub cgroups: &'a [PathBuf],
+    pub console_fd: Option<RawFd>,
+    pub preserve_fds: u32,
+    pub close_in_child: Vec<RawFd>,
+}
+
+/// Starts the process and returns its pid once it has exec'd.
+pub fn spawn(cfg: &ExecConfig) -> Result<i32> {
+    let (parent_ch, child_ch) = sync::pair()?;
+    let child = match sys::clone_fork(0, Some(libc::SIGCHLD), None).ctx(|| "clone".into())? {
+        sys::Forked::Child => {
+            drop(parent_ch);
+            for fd in &cfg.close_in_child {
+                let _ = nix::unistd::close(*fd);
+            }
+            let code = match child_main(cfg, &child_ch) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = child_ch.send(&Msg::Error(e.to_string()));
+                    1
+                }
+            };
+            sys::exit_now(code)
+        }
+        sys::Forked::Parent(p) => p,
+    };
+    drop(child_ch);
+    let mut pid = None;
+    let r = drive(cfg, child, &parent_ch, &mut pid);
+    if r.is_err() {
+        for p in [Some(child), pid].into_iter().flatten() {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(p), None);
+        }
+    }
+    r
+}
+
+fn drive(cfg: &ExecConfig, child: i32, ch: &sync::Channel, pid: &mut Option<i32>) -> Result<i32> {
+    crate::cgroups::join(cfg.cgroups, child)?;
+    ch.send(&Msg::Go)?;
+    let p = match ch.recv()? {
+        Msg::InitPid(p) => p,
+        Msg::Error(e) => return Err(Error::Child(e)),
+        m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+    };
+    *pid = Some(p);
+    let _ = waitpid(Pid::from_raw(child), None);
+    match ch.recv()? {
+        Msg::Ready => {}
+        Msg::Error(e) => return Err(Error::Child(e)),
+        m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+    }
+    // EOF: execve closed the channel. A message: execve failed.
+    match ch.recv() {
+        Ok(Msg::Error(e)) => Err(Error::Child(e)),
+        Ok(m) => Err(Error::other(format!("unexpected sync message {m:?}"))),
+        Err(_) => Ok(p),
+    }
+}
+
+fn child_main(cfg: &ExecConfig, ch: &sync::Channel) -> Result<i32> {
+    match ch.recv()? {
+        Msg::Go => {}
+        m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+    }
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
+    if cfg.ns_flags != 0 {
+        nix::sched::setns(cfg.init_pidfd.as_fd(), nix::sched::CloneFlags::from_bits_retain(cfg.ns_flags))
+            .ctx(|| "joining the container's namespaces".into())?;
+    }
+    sync::fork_reported(ch, || {
+        let r: Result<()> = finalize::prepare(cfg.process, cfg.console_fd, None).and_then(|prepared| {
+            ch.send(&Msg::Ready)?;
+            Err(finalize::exec(&prepared, cfg.preserve_fds))
+        });
+        if let Err(e) = r {
+            let _ = ch.send(&Msg::Error(e.to_string()));
+        }
+        255
+    })?;
+    Ok(0)
+}
+
+/// The namespaces of `pid` that differ from this process's, as CLONE_NEW* flags.
+pub fn namespaces_to_join(pid: i32) -> i32 {
+    use std::os::unix::fs::MetadataExt;
+    let kinds = [
+        ("user", libc::CLONE_NEWUSER),
+        ("mnt", libc::CLONE_NEWNS),
+        ("pid", libc::CLONE_NEWPID),
+        ("net", libc::CLONE_NEWNET),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("cgroup", libc::CLONE_NEWCGROUP),
+        ("time", 0x80),
+    ];
+    let mut flags = 0;
+    for (name, flag) in kinds {
+        let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}")).map(|m| (m.dev(), m.ino()));
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}")).map(|m| (m.dev(), m.ino()));
+        if let (Ok(t), Ok(o)) = (theirs, ours) {
+            if t != o {
+                flags |= flag;
+            }
+        }
+    }
+    flags
+}
+

@@ -1,0 +1,88 @@
+//! The last steps before `execve`, shared by the container's init and by `exec`, so the two
+//! cannot drift apart: session, terminal, keyring, rlimits, capabilities, user, no_new_privs,
+//! working directory, environment and the executable's path; then AppArmor, signals, fds.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+
+use oci_spec::runtime::Process;
+
+use crate::error::{Context, Error, Result};
+use crate::linux::capabilities::CapSets;
+use crate::linux::{apparmor, process, sys, terminal};
+
+/// What to hand to execve, prepared while errors can still be reported.
+pub struct Prepared {
+    pub path: String,
+    cpath: CString,
+    cargs: Vec<CString>,
+    cenv: Vec<CString>,
+    apparmor: Option<String>,
+}
+
+/// Sets up the process's credentials and environment inside the container's namespaces and
+/// root. `console` is where a terminal's master goes (a console socket, or tong itself).
+pub fn prepare(p: &Process, console: Option<RawFd>, session_keyring: Option<&str>) -> Result<Prepared> {
+    nix::unistd::setsid().ctx(|| "setsid".into())?;
+    if p.terminal().unwrap_or(false) {
+        let sock = console.ok_or_else(|| Error::other("process.terminal is set but there is no console socket"))?;
+        let size = p.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
+        terminal::setup(sock, size)?;
+    }
+    if let Some(name) = session_keyring {
+        // Kernels without keyrings (ENOSYS) or with them restricted are fine: runc ignores it.
+        if let Err(e) = sys::join_session_keyring(name) {
+            crate::logging::debug(&format!("cannot create a session keyring: {e}"));
+        }
+    }
+    if let Some(limits) = p.rlimits() {
+        process::set_rlimits(limits)?;
+    }
+    let env = process::environment(p);
+    let caps = CapSets::from_spec(p.capabilities().as_ref())?;
+    caps.apply_bounding()?;
+    sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
+    process::set_user(p)?;
+    sys::prctl(libc::PR_SET_KEEPCAPS, 0).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
+    caps.apply()?;
+    if p.no_new_privileges() == Some(true) {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
+    }
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd).ctx(|| format!("process.cwd: chdir to {}", cwd.display()))?;
+    // CVE-2024-21626: the working directory must be inside the container.
+    match nix::unistd::getcwd() {
+        Ok(d) if d.is_absolute() => {}
+        _ => return Err(Error::other(format!("process.cwd: {} is outside the container", cwd.display()))),
+    }
+    let args = p.args().clone().unwrap_or_default();
+    let arg0 = args.first().ok_or_else(|| Error::config("process.args: must not be empty"))?;
+    let path = process::find_executable(arg0, &env)?;
+    Ok(Prepared {
+        cpath: sys::cstr(&path).map_err(|_| Error::config("process.args[0]: contains a NUL byte"))?,
+        cargs: process::to_cstrings("process.args", &args)?,
+        cenv: process::to_cstrings("process.env", &env)?,
+        apparmor: p.apparmor_profile().clone(),
+        path,
+    })
+}
+
+/// AppArmor, default signal handling, every fd but stdio and the preserved ones closed on
+/// exec, then execve. Returns only on failure.
+pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
+    if let Some(profile) = &p.apparmor {
+        if let Err(e) = apparmor::apply_on_exec(profile) {
+            return e;
+        }
+    }
+    sys::reset_signals();
+    let first = 3 + preserve_fds;
+    for fd in 3..first {
+        let _ = sys::clear_cloexec(fd as i32);
+    }
+    if let Err(e) = sys::close_range_cloexec(first) {
+        return Error::sys("close_range", e);
+    }
+    let err = sys::execve(&p.cpath, &p.cargs, &p.cenv);
+    Error::other(format!("exec {}: {err}", p.path))
+}
