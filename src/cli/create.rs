@@ -6,8 +6,9 @@ use super::Global;
 use crate::container::{self, CreateOpts};
 use crate::error::Result;
 
+/// The flags `create` and `run` share.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub struct CreateFlags {
     /// path to the root of the bundle directory, defaults to the current directory
     #[arg(short = 'b', long, default_value = ".", value_name = "DIR")]
     pub bundle: PathBuf,
@@ -26,14 +27,12 @@ pub struct Args {
     /// Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)
     #[arg(long = "preserve-fds", default_value_t = 0, value_name = "N")]
     pub preserve_fds: u32,
-    /// the container's id
-    pub id: String,
 }
 
-impl Args {
-    pub fn opts(&self) -> CreateOpts {
+impl CreateFlags {
+    pub fn opts(&self, id: &str) -> CreateOpts {
         CreateOpts {
-            id: self.id.clone(),
+            id: id.to_string(),
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
@@ -45,6 +44,14 @@ impl Args {
     }
 }
 
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    /// the container's id
+    pub id: String,
+}
+
 /// systemd socket activation: $LISTEN_FDS fds are passed on too, as runc does.
 pub fn listen_fds() -> u32 {
     std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
@@ -52,6 +59,6 @@ pub fn listen_fds() -> u32 {
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     super::seal(g)?;
-    container::create(&g.root, &a.opts())?;
+    container::create(&g.root, &a.flags.opts(&a.id))?;
     Ok(0)
 }
