@@ -1,7 +1,14 @@
 //! Control groups: the host's layout (v1, v2 or hybrid) and a container's place in it.
 //!
-//! This module places a container's processes in their own cgroup in every hierarchy and
-//! removes it on delete. Resource limits arrive with the cgroups work (see the issues).
+//! A container gets its own cgroup in every hierarchy the host mounts (on a hybrid host: every
+//! v1 hierarchy and the cgroup2 one). [`resources`] writes `linux.resources` there,
+//! [`devices`] the device rules (v1 lists or a v2 eBPF program), [`freezer`] pauses and
+//! resumes, [`stats`] reads what `events` reports.
+
+pub mod devices;
+pub mod freezer;
+pub mod resources;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +70,51 @@ pub fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
 
 fn unescape(s: &str) -> String {
     s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// A container's cgroup directories, by controller.
+#[derive(Debug, Default)]
+pub struct Dirs {
+    /// (v1 controllers, directory), one per v1 hierarchy.
+    pub v1: Vec<(Vec<String>, PathBuf)>,
+    /// The directory in the cgroup2 hierarchy, if the host has one.
+    pub v2: Option<PathBuf>,
+}
+
+impl Dirs {
+    /// Sorts recorded directories by hierarchy (the mount they live under).
+    pub fn from_paths(paths: &[PathBuf]) -> Dirs {
+        let hs = hierarchies().unwrap_or_default();
+        let mut d = Dirs::default();
+        for p in paths {
+            let Some(h) = hs.iter().filter(|h| p.starts_with(&h.mountpoint)).max_by_key(|h| h.mountpoint.as_os_str().len()) else {
+                continue;
+            };
+            if h.v2 {
+                d.v2 = Some(p.clone());
+            } else {
+                d.v1.push((h.controllers.clone(), p.clone()));
+            }
+        }
+        d
+    }
+
+    /// The v1 directory of a controller.
+    pub fn v1(&self, ctl: &str) -> Option<&Path> {
+        self.v1.iter().find(|(c, _)| c.iter().any(|x| x == ctl)).map(|(_, p)| p.as_path())
+    }
+
+    /// The v2 directory, if `ctl` is enabled there.
+    pub fn v2_with(&self, ctl: &str) -> Option<&Path> {
+        let d = self.v2.as_deref()?;
+        let ctls = std::fs::read_to_string(d.join("cgroup.controllers")).ok()?;
+        ctls.split_whitespace().any(|c| c == ctl).then_some(d)
+    }
+
+    /// A directory that lists the container's processes (any will do).
+    pub fn any(&self) -> Option<&Path> {
+        self.v1("pids").or(self.v1("memory")).or(self.v1.first().map(|(_, p)| p.as_path())).or(self.v2.as_deref())
+    }
 }
 
 /// This process's cgroup in a hierarchy, from /proc/self/cgroup.
@@ -177,7 +229,8 @@ pub fn join(paths: &[PathBuf], pid: i32) -> Result<()> {
 
 /// The pids in the container's cgroup.
 pub fn pids(paths: &[PathBuf]) -> Vec<i32> {
-    let Some(d) = paths.first() else { return Vec::new() };
+    let dirs = Dirs::from_paths(paths);
+    let Some(d) = dirs.any() else { return Vec::new() };
     std::fs::read_to_string(d.join("cgroup.procs"))
         .unwrap_or_default()
         .lines()
@@ -206,12 +259,7 @@ pub fn remove(paths: &[PathBuf]) -> Result<()> {
 
 /// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
 pub fn is_frozen(paths: &[PathBuf]) -> bool {
-    for d in paths {
-        if let Ok(s) = std::fs::read_to_string(d.join("freezer.state")) {
-            return s.trim() == "FROZEN";
-        }
-    }
-    false
+    freezer::is_frozen(&Dirs::from_paths(paths))
 }
 
 #[cfg(test)]

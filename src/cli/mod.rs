@@ -3,15 +3,19 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
 mod unsupported;
+mod update;
 
 use std::path::PathBuf;
 
@@ -84,15 +88,15 @@ pub enum Command {
     /// execute new process inside the container
     Exec(exec::Args),
     /// ps displays the processes running inside a container
-    Ps(unsupported::Rest),
+    Ps(ps::Args),
     /// pause suspends all processes inside the container
-    Pause(unsupported::Rest),
+    Pause(pause::Args),
     /// resumes all processes that have been previously paused
-    Resume(unsupported::Rest),
+    Resume(pause::Args),
     /// display container events such as OOM notifications, cpu, memory, and IO usage statistics
-    Events(unsupported::Rest),
+    Events(events::Args),
     /// update container resource constraints
-    Update(unsupported::Rest),
+    Update(update::Args),
     /// checkpoint a running container
     Checkpoint(unsupported::Rest),
     /// restore a container from a previous checkpoint
@@ -171,11 +175,11 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
         Command::Spec(a) => spec::run(g, a),
         Command::Features(a) => features::run(g, a),
         Command::Exec(a) => exec::run(g, a),
-        Command::Ps(_) => unsupported::run("ps"),
-        Command::Pause(_) => unsupported::run("pause"),
-        Command::Resume(_) => unsupported::run("resume"),
-        Command::Events(_) => unsupported::run("events"),
-        Command::Update(_) => unsupported::run("update"),
+        Command::Ps(a) => ps::run(g, a),
+        Command::Pause(a) => pause::pause(g, a),
+        Command::Resume(a) => pause::resume(g, a),
+        Command::Events(a) => events::run(g, a),
+        Command::Update(a) => update::run(g, a),
         Command::Checkpoint(_) => unsupported::run("checkpoint"),
         Command::Restore(_) => unsupported::run("restore"),
     }

@@ -76,8 +76,10 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
     };
     let r = (|| {
         sd.save(&st)?;
-        let made = cgroups::create(&cg_plan);
-        made?;
+        let made = cgroups::create(&cg_plan)?;
+        if let Some(r) = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            cgroups::resources::apply(&cgroups::Dirs::from_paths(&made), r)?;
+        }
         create_inner(&sd, &mut st, &cfg, &cg_plan, opts)
     })();
     match r {
@@ -336,6 +338,82 @@ fn exec_cgroups(dirs: &[PathBuf], sub: Option<&str>) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+fn running(root: &Path, id: &str) -> Result<(StateDir, State, Status)> {
+    let sd = StateDir::open(root, id)?;
+    let st = sd.load()?;
+    let status = st.status(&sd.dir);
+    Ok((sd, st, status))
+}
+
+/// `pause`: freezes every process of the container.
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    let (_sd, st, status) = running(root, id)?;
+    match status {
+        Status::Running | Status::Created => {}
+        Status::Paused => return Err(Error::other("container already paused")),
+        _ => return Err(Error::NotRunning),
+    }
+    cgroups::freezer::freeze(&cgroups::Dirs::from_paths(&st.cgroup_paths))
+}
+
+/// `resume`: thaws a paused container.
+pub fn resume(root: &Path, id: &str) -> Result<()> {
+    let (_sd, st, status) = running(root, id)?;
+    if status != Status::Paused {
+        return Err(Error::other("container not paused"));
+    }
+    cgroups::freezer::thaw(&cgroups::Dirs::from_paths(&st.cgroup_paths))
+}
+
+/// The pids of the container's processes (for `ps`).
+pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
+    let (_sd, st, status) = running(root, id)?;
+    if status == Status::Stopped {
+        return Ok(Vec::new());
+    }
+    let mut p = cgroups::pids(&st.cgroup_paths);
+    if p.is_empty() && st.init_alive() {
+        p.push(st.pid);
+    }
+    Ok(p)
+}
+
+/// `update`: writes new resource limits; the recorded config follows.
+pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let (sd, mut st, status) = running(root, id)?;
+    if status == Status::Stopped {
+        return Err(Error::NotRunning);
+    }
+    cgroups::resources::apply(&cgroups::Dirs::from_paths(&st.cgroup_paths), r)?;
+    // Merge the update into the recorded config so `state` and later updates see it.
+    if let Ok(patch) = serde_json::to_value(r) {
+        let res = st.config.pointer_mut("/linux").and_then(|l| l.as_object_mut()).map(|l| {
+            l.entry("resources").or_insert_with(|| serde_json::json!({}))
+        });
+        if let Some(res) = res {
+            merge(res, &patch);
+        }
+    }
+    sd.save(&st)
+}
+
+fn merge(into: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (into, patch) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b.clone(),
+    }
+}
+
+/// The container's cgroup directories and its status, for `events`.
+pub fn cgroup_dirs(root: &Path, id: &str) -> Result<(cgroups::Dirs, bool)> {
+    let (_sd, st, status) = running(root, id)?;
+    Ok((cgroups::Dirs::from_paths(&st.cgroup_paths), status != Status::Stopped))
+}
+
 /// `state`: runc's JSON for one container (read without the lock, which create holds).
 pub fn state(root: &Path, id: &str) -> Result<OciState> {
     state::validate_id(id).map_err(|_| Error::NotExist(id.to_string()))?;
@@ -375,15 +453,30 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
         _ => {}
     }
     if all {
-        for pid in cgroups::pids(&st.cgroup_paths) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::try_from(sig).ok());
-        }
-        if !cgroups::pids(&st.cgroup_paths).contains(&st.pid) {
-            signal_init(&st, sig)?;
-        }
+        signal_all(&st, sig);
         return Ok(());
     }
     signal_init(&st, sig)
+}
+
+/// Signals every process in the container's cgroup. The cgroup is frozen meanwhile (when it
+/// can be), so nothing forks away between the listing and the signal.
+fn signal_all(st: &State, sig: i32) {
+    let dirs = cgroups::Dirs::from_paths(&st.cgroup_paths);
+    let was_frozen = cgroups::freezer::is_frozen(&dirs);
+    let froze = !was_frozen && cgroups::freezer::freeze(&dirs).is_ok();
+    let pids = cgroups::pids(&st.cgroup_paths);
+    if pids.is_empty() && st.init_alive() {
+        let _ = signal_init(st, sig);
+    }
+    for pid in pids {
+        if let Ok(fd) = sys::pidfd_open(pid) {
+            let _ = sys::pidfd_send_signal(fd.as_fd(), sig);
+        }
+    }
+    if froze || (was_frozen && sig == libc::SIGKILL) {
+        let _ = cgroups::freezer::thaw(&dirs);
+    }
 }
 
 fn signal_init(st: &State, sig: i32) -> Result<()> {
@@ -462,11 +555,18 @@ fn kill_all(st: &State) {
         }
     }
     if !st.own_pid_ns || pidfds.is_empty() {
-        for pid in cgroups::pids(&st.cgroup_paths) {
-            if let Ok(fd) = sys::pidfd_open(pid) {
-                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        let pids = cgroups::pids(&st.cgroup_paths);
+        for pid in &pids {
+            if let Ok(fd) = sys::pidfd_open(*pid) {
                 pidfds.push(fd);
             }
+        }
+        signal_all(st, libc::SIGKILL);
+    } else {
+        // A paused container's processes die only once thawed.
+        let dirs = cgroups::Dirs::from_paths(&st.cgroup_paths);
+        if cgroups::freezer::is_frozen(&dirs) {
+            let _ = cgroups::freezer::thaw(&dirs);
         }
     }
     for fd in pidfds {

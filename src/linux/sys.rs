@@ -369,3 +369,35 @@ pub fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: used only for the stdio descriptors, which stay open for the process's life.
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
+
+const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_PROG_ATTACH: libc::c_int = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// bpf(BPF_PROG_LOAD) of a cgroup device program given as raw 64-bit instructions.
+pub fn bpf_load_cgroup_device(insns: &[u64]) -> io::Result<OwnedFd> {
+    let license = c"Apache-2.0 OR GPL";
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&BPF_PROG_TYPE_CGROUP_DEVICE.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(insns.len() as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    // SAFETY: attr is a zero-padded bpf_attr for PROG_LOAD whose pointers (instructions,
+    // license) outlive the call.
+    let fd = check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, attr.as_ptr(), attr.len() as u32) })?;
+    // SAFETY: a fresh program fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// bpf(BPF_PROG_ATTACH) of a device program to a cgroup v2 directory.
+pub fn bpf_attach_cgroup_device(cgroup_fd: RawFd, prog_fd: RawFd) -> io::Result<()> {
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&(cgroup_fd as u32).to_ne_bytes());
+    attr[4..8].copy_from_slice(&(prog_fd as u32).to_ne_bytes());
+    attr[8..12].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes());
+    attr[12..16].copy_from_slice(&BPF_F_ALLOW_MULTI.to_ne_bytes());
+    // SAFETY: attr is a zero-padded bpf_attr for PROG_ATTACH holding plain integers.
+    check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, attr.as_ptr(), attr.len() as u32) }).map(|_| ())
+}

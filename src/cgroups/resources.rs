@@ -1,0 +1,373 @@
+//! `linux.resources` written to the container's cgroups.
+//!
+//! Each field goes to the v1 controller when the host has it as a v1 hierarchy, else to the
+//! cgroup v2 directory when its controller is enabled there (so a hybrid host takes memory,
+//! cpu, pids... from v1 and hugetlb from v2, as runc does). v2 values are converted as runc
+//! converts them. A field the host has no file for is an error, except the ones runc only
+//! warns about (kernel memory, and on v2 swappiness, net_cls/net_prio and leaf weights).
+
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
+
+use super::Dirs;
+use crate::error::{Error, Result};
+use crate::logging;
+
+fn write(dir: &Path, file: &str, value: impl ToString) -> Result<()> {
+    let p = dir.join(file);
+    let v = value.to_string();
+    std::fs::write(&p, &v).map_err(|e| Error::other(format!("cannot write {v:?} to {}: {e}", p.display())))
+}
+
+fn missing(field: &str) -> Error {
+    Error::config(format!("linux.resources.{field}: this host has no cgroup controller for it"))
+}
+
+/// Applies every resource field that is set.
+pub fn apply(d: &Dirs, r: &LinuxResources) -> Result<()> {
+    if let Some(m) = r.memory() {
+        memory(d, m)?;
+    }
+    if let Some(c) = r.cpu() {
+        cpu(d, c)?;
+    }
+    if let Some(p) = r.pids() {
+        pids(d, p.limit())?;
+    }
+    if let Some(b) = r.block_io() {
+        blkio(d, b)?;
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        if let Some(dir) = d.v1("hugetlb") {
+            write(dir, &format!("hugetlb.{}.limit_in_bytes", h.page_size()), h.limit())?;
+        } else if let Some(dir) = d.v2_with("hugetlb") {
+            write(dir, &format!("hugetlb.{}.max", h.page_size()), h.limit())?;
+        } else {
+            return Err(missing("hugepageLimits"));
+        }
+    }
+    if let Some(n) = r.network() {
+        if let Some(id) = n.class_id() {
+            match d.v1("net_cls") {
+                Some(dir) => write(dir, "net_cls.classid", id)?,
+                None => logging::warn("linux.resources.network.classID: no net_cls controller, ignored"),
+            }
+        }
+        for p in n.priorities().iter().flatten() {
+            match d.v1("net_prio") {
+                Some(dir) => write(dir, "net_prio.ifpriomap", format!("{} {}", p.name(), p.priority()))?,
+                None => logging::warn("linux.resources.network.priorities: no net_prio controller, ignored"),
+            }
+        }
+    }
+    if let Some(rules) = r.devices() {
+        super::devices::apply(d, rules)?;
+    }
+    if let Some(u) = r.unified() {
+        let dir = d.v2.as_deref().ok_or_else(|| Error::config("linux.resources.unified: this host has no cgroup v2 hierarchy"))?;
+        for (k, v) in u {
+            if k.contains('/') || k.starts_with('.') {
+                return Err(Error::config(format!("linux.resources.unified: invalid file name {k:?}")));
+            }
+            write(dir, k, v)?;
+        }
+    }
+    Ok(())
+}
+
+fn memory(d: &Dirs, m: &LinuxMemory) -> Result<()> {
+    if m.kernel().is_some_and(|k| k != 0) {
+        logging::warn("linux.resources.memory.kernel is deprecated and ignored");
+    }
+    if let Some(dir) = d.v1("memory") {
+        let limit = m.limit().unwrap_or(0);
+        let mut swap = m.swap().unwrap_or(0);
+        if limit == -1 && swap == 0 {
+            swap = -1;
+        }
+        let has_memsw = dir.join("memory.memsw.limit_in_bytes").exists();
+        if swap != 0 && !has_memsw {
+            if swap == -1 {
+                swap = 0;
+            } else {
+                return Err(Error::config("linux.resources.memory.swap: this host has no swap accounting (memory.memsw)"));
+            }
+        }
+        if m.check_before_update() == Some(true) && limit > 0 {
+            let usage: i64 = read_num(&dir.join("memory.usage_in_bytes")).unwrap_or(0);
+            if usage > limit {
+                return Err(Error::config(format!(
+                    "linux.resources.memory.limit: {limit} is below the current usage {usage}"
+                )));
+            }
+        }
+        if limit != 0 && swap != 0 {
+            // A raise must lift memsw first, a cut must lower the limit first: the kernel
+            // requires limit <= memsw at every step.
+            let cur = read_num(&dir.join("memory.limit_in_bytes")).unwrap_or(i64::MAX);
+            if swap == -1 || cur < swap {
+                write(dir, "memory.memsw.limit_in_bytes", swap)?;
+                write(dir, "memory.limit_in_bytes", limit)?;
+            } else {
+                write(dir, "memory.limit_in_bytes", limit)?;
+                write(dir, "memory.memsw.limit_in_bytes", swap)?;
+            }
+        } else {
+            if limit != 0 {
+                write(dir, "memory.limit_in_bytes", limit)?;
+            }
+            if swap != 0 {
+                write(dir, "memory.memsw.limit_in_bytes", swap)?;
+            }
+        }
+        if let Some(r) = m.reservation().filter(|r| *r != 0) {
+            write(dir, "memory.soft_limit_in_bytes", r)?;
+        }
+        if let Some(t) = m.kernel_tcp().filter(|t| *t != 0) {
+            write(dir, "memory.kmem.tcp.limit_in_bytes", t)?;
+        }
+        if let Some(s) = m.swappiness() {
+            if s > 100 {
+                return Err(Error::config(format!("linux.resources.memory.swappiness: {s} is above 100")));
+            }
+            write(dir, "memory.swappiness", s)?;
+        }
+        if m.disable_oom_killer() == Some(true) {
+            write(dir, "memory.oom_control", 1)?;
+        }
+        return Ok(());
+    }
+    let Some(dir) = d.v2_with("memory") else {
+        if m.limit().is_some() || m.swap().is_some() || m.reservation().is_some() {
+            return Err(missing("memory"));
+        }
+        return Ok(());
+    };
+    if let Some(limit) = m.limit().filter(|l| *l != 0) {
+        if m.check_before_update() == Some(true) && limit > 0 {
+            let usage: i64 = read_num(&dir.join("memory.current")).unwrap_or(0);
+            if usage > limit {
+                return Err(Error::config(format!("linux.resources.memory.limit: {limit} is below the current usage {usage}")));
+            }
+        }
+    }
+    // runc's conversion: v1's memsw (memory+swap) becomes v2's swap alone.
+    let swap_max = v2_swap(m.limit(), m.swap())?;
+    if let Some(s) = swap_max {
+        if dir.join("memory.swap.max").exists() {
+            write(dir, "memory.swap.max", s)?;
+        } else if s != "0" && s != "max" {
+            return Err(Error::config("linux.resources.memory.swap: this host has no swap accounting"));
+        }
+    }
+    if let Some(l) = m.limit().filter(|l| *l != 0) {
+        write(dir, "memory.max", max_or(l))?;
+    }
+    if let Some(r) = m.reservation().filter(|r| *r != 0) {
+        write(dir, "memory.low", max_or(r))?;
+    }
+    if m.swappiness().is_some() {
+        logging::warn("linux.resources.memory.swappiness is not supported on cgroup v2, ignored");
+    }
+    if m.disable_oom_killer() == Some(true) {
+        logging::warn("linux.resources.memory.disableOOMKiller is not supported on cgroup v2, ignored");
+    }
+    Ok(())
+}
+
+fn max_or(v: i64) -> String {
+    if v < 0 { "max".into() } else { v.to_string() }
+}
+
+/// memory.swap.max from v1-style limit and memsw (runc's ConvertMemorySwapToCgroupV2Value).
+pub fn v2_swap(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
+    let (limit, swap) = (limit.unwrap_or(0), swap.unwrap_or(0));
+    if swap == -1 {
+        return Ok(Some("max".into()));
+    }
+    if swap == 0 {
+        return Ok(if limit == -1 { Some("max".into()) } else { None });
+    }
+    if limit == 0 || limit == -1 {
+        return Err(Error::config("linux.resources.memory.swap: a swap limit needs a memory limit"));
+    }
+    if swap < limit {
+        return Err(Error::config("linux.resources.memory.swap: memory+swap must not be below the memory limit"));
+    }
+    Ok(Some((swap - limit).to_string()))
+}
+
+fn cpu(d: &Dirs, c: &LinuxCpu) -> Result<()> {
+    if let Some(dir) = d.v1("cpu") {
+        if let Some(s) = c.shares().filter(|s| *s != 0) {
+            write(dir, "cpu.shares", s)?;
+        }
+        if let Some(p) = c.period().filter(|p| *p != 0) {
+            write(dir, "cpu.cfs_period_us", p)?;
+        }
+        if let Some(q) = c.quota().filter(|q| *q != 0) {
+            write(dir, "cpu.cfs_quota_us", q)?;
+        }
+        if let Some(b) = c.burst() {
+            write(dir, "cpu.cfs_burst_us", b)?;
+        }
+        if let Some(p) = c.realtime_period().filter(|p| *p != 0) {
+            write(dir, "cpu.rt_period_us", p)?;
+        }
+        if let Some(r) = c.realtime_runtime().filter(|r| *r != 0) {
+            write(dir, "cpu.rt_runtime_us", r)?;
+        }
+        if let Some(i) = c.idle() {
+            write(dir, "cpu.idle", i)?;
+        }
+    } else if let Some(dir) = d.v2_with("cpu") {
+        if let Some(s) = c.shares().filter(|s| *s != 0) {
+            write(dir, "cpu.weight", shares_to_weight(s))?;
+        }
+        if c.quota().is_some_and(|q| q != 0) || c.period().is_some_and(|p| p != 0) {
+            let quota = match c.quota() {
+                Some(q) if q > 0 => q.to_string(),
+                _ => "max".into(),
+            };
+            let period = c.period().filter(|p| *p != 0).unwrap_or(100_000);
+            write(dir, "cpu.max", format!("{quota} {period}"))?;
+        }
+        if let Some(b) = c.burst() {
+            write(dir, "cpu.max.burst", b)?;
+        }
+        if let Some(i) = c.idle() {
+            write(dir, "cpu.idle", i)?;
+        }
+        if c.realtime_period().is_some_and(|p| p != 0) || c.realtime_runtime().is_some_and(|r| r != 0) {
+            return Err(Error::config("linux.resources.cpu.realtime*: not supported on cgroup v2"));
+        }
+    } else if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
+        return Err(missing("cpu"));
+    }
+    if c.cpus().as_ref().is_some_and(|s| !s.is_empty()) || c.mems().as_ref().is_some_and(|s| !s.is_empty()) {
+        let dir = d.v1("cpuset").or(d.v2_with("cpuset")).ok_or_else(|| missing("cpu.cpus"))?;
+        if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+            write(dir, "cpuset.cpus", s)?;
+        }
+        if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            write(dir, "cpuset.mems", s)?;
+        }
+    }
+    Ok(())
+}
+
+/// cpu.shares (2..262144) to cpu.weight (1..10000), runc's formula.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142
+}
+
+/// blkio weight (10..1000) to io.weight (1..10000), runc's formula.
+pub fn blkio_to_io_weight(w: u16) -> u64 {
+    if w == 0 {
+        return 0;
+    }
+    1 + ((w.clamp(10, 1000) as u64 - 10) * 9999) / 990
+}
+
+fn pids(d: &Dirs, limit: i64) -> Result<()> {
+    if limit == 0 {
+        return Ok(());
+    }
+    let v = if limit > 0 { limit.to_string() } else { "max".into() };
+    let dir = d.v1("pids").or(d.v2_with("pids")).ok_or_else(|| missing("pids"))?;
+    write(dir, "pids.max", v)
+}
+
+fn blkio(d: &Dirs, b: &LinuxBlockIo) -> Result<()> {
+    let throttles = [
+        (b.throttle_read_bps_device(), "blkio.throttle.read_bps_device", "rbps"),
+        (b.throttle_write_bps_device(), "blkio.throttle.write_bps_device", "wbps"),
+        (b.throttle_read_iops_device(), "blkio.throttle.read_iops_device", "riops"),
+        (b.throttle_write_iops_device(), "blkio.throttle.write_iops_device", "wiops"),
+    ];
+    if let Some(dir) = d.v1("blkio") {
+        if let Some(w) = b.weight().filter(|w| *w != 0) {
+            write_first(dir, &["blkio.bfq.weight", "blkio.weight"], w).map_err(|e| Error::config(format!("linux.resources.blockIO.weight: {e}")))?;
+        }
+        if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
+            write(dir, "blkio.leaf_weight", w)?;
+        }
+        for wd in b.weight_device().iter().flatten() {
+            if let Some(w) = wd.weight() {
+                write_first(dir, &["blkio.bfq.weight_device", "blkio.weight_device"], format!("{}:{} {w}", wd.major(), wd.minor()))?;
+            }
+            if let Some(w) = wd.leaf_weight() {
+                write(dir, "blkio.leaf_weight_device", format!("{}:{} {w}", wd.major(), wd.minor()))?;
+            }
+        }
+        for (list, file, _) in throttles {
+            for t in list.iter().flatten() {
+                write(dir, file, format!("{}:{} {}", t.major(), t.minor(), t.rate()))?;
+            }
+        }
+        return Ok(());
+    }
+    let Some(dir) = d.v2_with("io") else {
+        if b.weight().is_some() || throttles.iter().any(|(l, _, _)| l.as_ref().is_some_and(|v| !v.is_empty())) {
+            return Err(missing("blockIO"));
+        }
+        return Ok(());
+    };
+    if let Some(w) = b.weight().filter(|w| *w != 0) {
+        write_first(dir, &["io.bfq.weight", "io.weight"], blkio_to_io_weight(w))
+            .map_err(|e| Error::config(format!("linux.resources.blockIO.weight: {e}")))?;
+    }
+    if b.leaf_weight().is_some() {
+        logging::warn("linux.resources.blockIO.leafWeight is not supported on cgroup v2, ignored");
+    }
+    for wd in b.weight_device().iter().flatten() {
+        if let Some(w) = wd.weight() {
+            write(dir, "io.weight", format!("{}:{} {}", wd.major(), wd.minor(), blkio_to_io_weight(w)))?;
+        }
+    }
+    for (list, _, key) in throttles {
+        for t in list.iter().flatten() {
+            write(dir, "io.max", format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes to the first of `files` that exists.
+fn write_first(dir: &Path, files: &[&str], value: impl ToString) -> Result<()> {
+    for f in files {
+        if dir.join(f).exists() {
+            return write(dir, f, value);
+        }
+    }
+    Err(Error::other(format!("none of {files:?} exists in {}", dir.display())))
+}
+
+pub fn read_num(p: &Path) -> Option<i64> {
+    let s = std::fs::read_to_string(p).ok()?;
+    let s = s.trim();
+    if s == "max" { Some(i64::MAX) } else { s.parse().ok() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions() {
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(blkio_to_io_weight(10), 1);
+        assert_eq!(blkio_to_io_weight(1000), 10_000);
+        assert_eq!(v2_swap(Some(100), Some(300)).unwrap().as_deref(), Some("200"));
+        assert_eq!(v2_swap(Some(100), Some(-1)).unwrap().as_deref(), Some("max"));
+        assert_eq!(v2_swap(Some(-1), None).unwrap().as_deref(), Some("max"));
+        assert_eq!(v2_swap(Some(100), None).unwrap(), None);
+        assert!(v2_swap(Some(300), Some(100)).is_err());
+    }
+}

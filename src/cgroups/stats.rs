@@ -1,0 +1,146 @@
+//! What `events --stats` reports, in the JSON shape `runc events --stats` prints, read from
+//! v1 or v2 files (whichever holds each controller).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::Dirs;
+
+fn read(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+fn num(p: &Path) -> u64 {
+    read(p).and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+/// "key value" lines as a map.
+fn kv(p: &Path) -> BTreeMap<String, u64> {
+    read(p)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn collect(d: &Dirs) -> Value {
+    let mut data = serde_json::Map::new();
+    data.insert("cpu".into(), cpu(d));
+    data.insert("memory".into(), memory(d));
+    data.insert("pids".into(), pids(d));
+    data.insert("blkio".into(), json!({}));
+    data.insert("hugetlb".into(), hugetlb(d));
+    Value::Object(data)
+}
+
+fn cpu(d: &Dirs) -> Value {
+    if let Some(dir) = d.v1("cpuacct") {
+        let percpu: Vec<u64> = read(&dir.join("cpuacct.usage_percpu"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let stat = kv(&dir.join("cpuacct.stat"));
+        let tick = 10_000_000u64; // USER_HZ 100 → ns
+        let cpu_stat = d.v1("cpu").map(|c| kv(&c.join("cpu.stat"))).unwrap_or_default();
+        return json!({
+            "usage": {
+                "total": num(&dir.join("cpuacct.usage")),
+                "percpu": percpu,
+                "kernel": stat.get("system").copied().unwrap_or(0) * tick,
+                "user": stat.get("user").copied().unwrap_or(0) * tick,
+            },
+            "throttling": {
+                "periods": cpu_stat.get("nr_periods").copied().unwrap_or(0),
+                "throttledPeriods": cpu_stat.get("nr_throttled").copied().unwrap_or(0),
+                "throttledTime": cpu_stat.get("throttled_time").copied().unwrap_or(0),
+            }
+        });
+    }
+    if let Some(dir) = d.v2.as_deref() {
+        let s = kv(&dir.join("cpu.stat"));
+        let g = |k: &str| s.get(k).copied().unwrap_or(0);
+        return json!({
+            "usage": {"total": g("usage_usec") * 1000, "kernel": g("system_usec") * 1000, "user": g("user_usec") * 1000},
+            "throttling": {"periods": g("nr_periods"), "throttledPeriods": g("nr_throttled"), "throttledTime": g("throttled_usec") * 1000}
+        });
+    }
+    json!({})
+}
+
+fn memory(d: &Dirs) -> Value {
+    if let Some(dir) = d.v1("memory") {
+        let entry = |prefix: &str| {
+            json!({
+                "limit": num(&dir.join(format!("{prefix}limit_in_bytes"))),
+                "usage": num(&dir.join(format!("{prefix}usage_in_bytes"))),
+                "max": num(&dir.join(format!("{prefix}max_usage_in_bytes"))),
+                "failcnt": num(&dir.join(format!("{prefix}failcnt"))),
+            })
+        };
+        return json!({
+            "cache": kv(&dir.join("memory.stat")).get("cache").copied().unwrap_or(0),
+            "usage": entry("memory."),
+            "swap": entry("memory.memsw."),
+            "kernel": entry("memory.kmem."),
+            "kernelTCP": entry("memory.kmem.tcp."),
+            "raw": kv(&dir.join("memory.stat")),
+        });
+    }
+    if let Some(dir) = d.v2_with("memory") {
+        let max = |f: &str| read(&dir.join(f)).map(|s| s.trim().parse::<u64>().unwrap_or(u64::MAX)).unwrap_or(0);
+        let stat = kv(&dir.join("memory.stat"));
+        return json!({
+            "cache": stat.get("file").copied().unwrap_or(0),
+            "usage": {"limit": max("memory.max"), "usage": num(&dir.join("memory.current")), "max": num(&dir.join("memory.peak")), "failcnt": kv(&dir.join("memory.events")).get("max").copied().unwrap_or(0)},
+            "swap": {"limit": max("memory.swap.max"), "usage": num(&dir.join("memory.swap.current"))},
+            "raw": stat,
+        });
+    }
+    json!({})
+}
+
+fn pids(d: &Dirs) -> Value {
+    let Some(dir) = d.v1("pids").or(d.v2_with("pids")) else { return json!({}) };
+    let limit = read(&dir.join("pids.max")).and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
+    json!({"current": num(&dir.join("pids.current")), "limit": limit})
+}
+
+fn hugetlb(d: &Dirs) -> Value {
+    let mut out = serde_json::Map::new();
+    let (dir, v1) = match (d.v1("hugetlb"), d.v2_with("hugetlb")) {
+        (Some(x), _) => (x, true),
+        (None, Some(x)) => (x, false),
+        _ => return json!({}),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return json!({}) };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let size = if v1 { name.strip_prefix("hugetlb.").and_then(|n| n.strip_suffix(".usage_in_bytes")) } else { name.strip_prefix("hugetlb.").and_then(|n| n.strip_suffix(".current")) };
+        if let Some(size) = size {
+            if size.contains('.') {
+                continue;
+            }
+            let usage = num(&e.path());
+            let failcnt = if v1 { num(&dir.join(format!("hugetlb.{size}.failcnt"))) } else { kv(&dir.join(format!("hugetlb.{size}.events"))).get("max").copied().unwrap_or(0) };
+            out.insert(size.to_string(), json!({"usage": usage, "failcnt": failcnt}));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The container's OOM kill count so far (v1 memory.oom_control, v2 memory.events).
+pub fn oom_kills(d: &Dirs) -> u64 {
+    if let Some(dir) = d.v1("memory") {
+        return kv(&dir.join("memory.oom_control")).get("oom_kill").copied().unwrap_or(0);
+    }
+    if let Some(dir) = d.v2_with("memory") {
+        return kv(&dir.join("memory.events")).get("oom_kill").copied().unwrap_or(0);
+    }
+    0
+}

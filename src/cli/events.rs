@@ -1,0 +1,66 @@
+//! `tong events [--stats] [--interval D] ID`: resource statistics and OOM notifications, one
+//! JSON object per line, as runc prints them.
+
+use std::time::{Duration, Instant};
+
+use super::Global;
+use crate::cgroups;
+use crate::container;
+use crate::error::{Error, Result};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// set the stats collection interval
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// display the container's stats then exit
+    #[arg(long)]
+    pub stats: bool,
+    /// the container's id
+    pub id: String,
+}
+
+fn event(kind: &str, id: &str, data: Option<serde_json::Value>) -> String {
+    let mut v = serde_json::json!({"type": kind, "id": id});
+    if let Some(d) = data {
+        v["data"] = d;
+    }
+    v.to_string()
+}
+
+pub fn run(g: &Global, a: Args) -> Result<i32> {
+    let interval = humantime::parse_duration(&a.interval)
+        .map_err(|e| Error::Usage(format!("invalid --interval {:?}: {e}", a.interval)))?;
+    if interval.is_zero() {
+        return Err(Error::Usage("duration interval must be greater than 0".into()));
+    }
+    let (dirs, alive) = container::cgroup_dirs(&g.root, &a.id)?;
+    if a.stats {
+        if !alive {
+            return Err(Error::NotRunning);
+        }
+        println!("{}", event("stats", &a.id, Some(cgroups::stats::collect(&dirs))));
+        return Ok(0);
+    }
+    let mut ooms = cgroups::stats::oom_kills(&dirs);
+    let mut next_stats = Instant::now();
+    loop {
+        let (dirs, alive) = match container::cgroup_dirs(&g.root, &a.id) {
+            Ok(x) => x,
+            Err(_) => return Ok(0),
+        };
+        let now_ooms = cgroups::stats::oom_kills(&dirs);
+        if now_ooms > ooms {
+            println!("{}", event("oom", &a.id, None));
+            ooms = now_ooms;
+        }
+        if !alive {
+            return Ok(0);
+        }
+        if Instant::now() >= next_stats {
+            println!("{}", event("stats", &a.id, Some(cgroups::stats::collect(&dirs))));
+            next_stats = Instant::now() + interval;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
