@@ -190,8 +190,24 @@ pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Vec<(Hierarchy, Path
 pub fn create(plan: &[(Hierarchy, PathBuf)]) -> Result<Vec<PathBuf>> {
     let mut made = Vec::new();
     for (h, dir) in plan {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            return Err(Error::path("cannot create cgroup", dir, e));
+        let rel = dir.strip_prefix(&h.mountpoint).unwrap_or(dir).to_path_buf();
+        let mut cur = h.mountpoint.clone();
+        let n = rel.components().count();
+        for (i, c) in rel.components().enumerate() {
+            let parent = cur.clone();
+            cur.push(c);
+            match std::fs::create_dir(&cur) {
+                Ok(()) => {
+                    // On cgroup v2 a level tong creates hands its parent's controllers down,
+                    // so the leaf gets them all (runc does the same). Levels tong did not
+                    // create are left as they are.
+                    if h.v2 && i + 1 < n {
+                        enable_controllers(&parent, &cur);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::path("cannot create cgroup", &cur, e)),
+            }
         }
         if h.controllers.iter().any(|c| c == "cpuset") {
             init_cpuset(&h.mountpoint, dir)?;
@@ -199,6 +215,21 @@ pub fn create(plan: &[(Hierarchy, PathBuf)]) -> Result<Vec<PathBuf>> {
         made.push(dir.clone());
     }
     Ok(made)
+}
+
+fn enable_controllers(_parent: &Path, dir: &Path) {
+    let ctls = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    for c in ctls.split_whitespace() {
+        let _ = std::fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
+    }
+}
+
+/// With cgroup v2 alone, the directory a new process can be cloned straight into.
+pub fn clone_target(plan: &[(Hierarchy, PathBuf)]) -> Option<&Path> {
+    match plan {
+        [(h, d)] if h.v2 => Some(d.as_path()),
+        _ => None,
+    }
 }
 
 fn init_cpuset(mount: &Path, dir: &Path) -> Result<()> {

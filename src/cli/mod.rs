@@ -161,8 +161,12 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
             logging::debug("--rootless=true as root: rootless mode is not implemented yet, running as root");
         }
     }
-    if g.systemd_cgroup {
-        return Err(Error::Usage("--systemd-cgroup is not supported yet: use the cgroupfs driver".into()));
+    if g.systemd_cgroup && matches!(cmd, Command::Create(_) | Command::Run(_) | Command::Update(_)) {
+        return Err(Error::Usage(if std::path::Path::new("/run/systemd/system").exists() {
+            "--systemd-cgroup: the systemd cgroup driver is not supported by this build of tong yet; use the cgroupfs driver".into()
+        } else {
+            "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver".into()
+        }));
     }
     match cmd {
         Command::Create(a) => create::run(g, a),

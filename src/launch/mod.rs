@@ -20,7 +20,7 @@ pub mod foreground;
 pub mod init;
 pub mod sync;
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
@@ -82,7 +82,17 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
         CloneFlags::empty()
     };
     let (parent_ch, child_ch) = sync::pair()?;
-    let forked = sys::clone_fork(clone_flags.bits() as u64, Some(libc::SIGCHLD), None).ctx(|| "clone".into())?;
+    // On a cgroup v2 host the child is born in its cgroup (CLONE_INTO_CGROUP); elsewhere, or
+    // where the kernel refuses, tong moves it there before it runs.
+    let cg_dir = crate::cgroups::clone_target(cfg.cgroups).and_then(|d| std::fs::File::open(d).ok());
+    let mut placed = false;
+    let forked = match cg_dir.as_ref().map(|f| sys::clone_fork(clone_flags.bits() as u64, Some(libc::SIGCHLD), Some(f.as_raw_fd()))) {
+        Some(Ok(f)) => {
+            placed = true;
+            f
+        }
+        _ => sys::clone_fork(clone_flags.bits() as u64, Some(libc::SIGCHLD), None).ctx(|| "clone".into())?,
+    };
     let child = match forked {
         sys::Forked::Child => {
             drop(parent_ch);
@@ -96,7 +106,7 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
     };
     drop(child_ch);
     let mut init_pid = None;
-    let r = drive(cfg, &plan, direct, child, &parent_ch, parent, &mut init_pid);
+    let r = drive(cfg, &plan, direct, child, &parent_ch, parent, &mut init_pid, placed);
     if r.is_err() {
         for p in [Some(child), init_pid].into_iter().flatten() {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
@@ -114,6 +124,7 @@ fn drive(
     ch: &sync::Channel,
     parent: &mut dyn Parent,
     init_pid: &mut Option<i32>,
+    placed: bool,
 ) -> Result<i32> {
     if direct {
         *init_pid = Some(child);
@@ -129,8 +140,10 @@ fn drive(
         let p = format!("/proc/{child}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).at("process.oomScoreAdj: cannot write", &p)?;
     }
-    let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
-    crate::cgroups::join(&dirs, child)?;
+    if !placed {
+        let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
+        crate::cgroups::join(&dirs, child)?;
+    }
     ch.send(&Msg::Go)?;
 
     let pid = if direct {
