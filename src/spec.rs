@@ -184,11 +184,6 @@ pub fn validate(cfg: &Config) -> Result<()> {
         return Err(Error::config("linux.namespaces: a new mount namespace is required to set up the rootfs"));
     }
     if let Some(linux) = spec.linux() {
-        if linux.seccomp().is_some() {
-            return Err(Error::config(
-                "linux.seccomp: seccomp is not supported by this build of tong yet; refusing to run without the filter",
-            ));
-        }
         for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
             validate_sysctl(key, &has)?;
         }

@@ -57,6 +57,11 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
     }
     let cgroups_path = cfg.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.display().to_string());
     let cg_plan = cgroups::plan(cgroups_path.as_deref(), &opts.id)?;
+    // Compiled before anything exists, so a bad profile leaves nothing behind.
+    let filter = match cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(crate::linux::seccomp::compile(s)?),
+        None => None,
+    };
 
     let sd = StateDir::create(root, &opts.id)?;
     let mut st = State {
@@ -80,7 +85,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
         if let Some(r) = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             cgroups::resources::apply(&cgroups::Dirs::from_paths(&made), r)?;
         }
-        create_inner(&sd, &mut st, &cfg, &cg_plan, opts)
+        create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter)
     })();
     match r {
         Ok(pid) => Ok(pid),
@@ -97,6 +102,7 @@ fn create_inner(
     cfg: &spec::Config,
     cg_plan: &[(cgroups::Hierarchy, PathBuf)],
     opts: &CreateOpts,
+    filter: Option<crate::linux::seccomp::Compiled>,
 ) -> Result<i32> {
     let fifo_path = sd.fifo_path();
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("cannot create exec fifo", &fifo_path)?;
@@ -126,6 +132,7 @@ fn create_inner(
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds,
         session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
+        seccomp: filter,
     };
     let mut parent = CreateParent { sd, st };
     let pid = launch::spawn(&lc, &mut parent)?;
@@ -306,6 +313,10 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
         console_fd: console.as_ref().map(|c| c.as_raw_fd()).or(opts.console_fd),
         preserve_fds: opts.preserve_fds,
         close_in_child: vec![sd.lock_fd()],
+        seccomp: match typed_config(&st)?.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(crate::linux::seccomp::compile(s)?),
+            None => None,
+        },
     };
     let pid = launch::exec::spawn(&cfg)?;
     if let Some(pf) = &opts.pid_file {

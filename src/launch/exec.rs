@@ -31,6 +31,7 @@ pub struct ExecConfig<'a> {
     pub console_fd: Option<RawFd>,
     pub preserve_fds: u32,
     pub close_in_child: Vec<RawFd>,
+    pub seccomp: Option<crate::linux::seccomp::Compiled>,
 }
 
 /// Starts the process and returns its pid once it has exec'd.
@@ -99,7 +100,7 @@ fn child_main(cfg: &ExecConfig, ch: &sync::Channel) -> Result<i32> {
             .ctx(|| "joining the container's namespaces".into())?;
     }
     sync::fork_reported(ch, || {
-        let r: Result<()> = finalize::prepare(cfg.process, cfg.console_fd, None).and_then(|prepared| {
+        let r: Result<()> = finalize::prepare(cfg.process, cfg.console_fd, None, cfg.seccomp.as_ref()).and_then(|prepared| {
             ch.send(&Msg::Ready)?;
             Err(finalize::exec(&prepared, cfg.preserve_fds))
         });

@@ -9,11 +9,13 @@ use oci_spec::runtime::Process;
 
 use crate::error::{Context, Error, Result};
 use crate::linux::capabilities::CapSets;
-use crate::linux::{apparmor, process, sys, terminal};
+use crate::linux::{apparmor, process, seccomp, sys, terminal};
 
 /// What to hand to execve, prepared while errors can still be reported.
 pub struct Prepared {
     pub path: String,
+    /// A seccomp filter still to load (with no_new_privs: as late as possible, before execve).
+    seccomp_late: Option<seccomp::Compiled>,
     cpath: CString,
     cargs: Vec<CString>,
     cenv: Vec<CString>,
@@ -22,7 +24,12 @@ pub struct Prepared {
 
 /// Sets up the process's credentials and environment inside the container's namespaces and
 /// root. `console` is where a terminal's master goes (a console socket, or tong itself).
-pub fn prepare(p: &Process, console: Option<RawFd>, session_keyring: Option<&str>) -> Result<Prepared> {
+pub fn prepare(
+    p: &Process,
+    console: Option<RawFd>,
+    session_keyring: Option<&str>,
+    filter: Option<&seccomp::Compiled>,
+) -> Result<Prepared> {
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     if p.terminal().unwrap_or(false) {
         let sock = console.ok_or_else(|| Error::other("process.terminal is set but there is no console socket"))?;
@@ -39,6 +46,12 @@ pub fn prepare(p: &Process, console: Option<RawFd>, session_keyring: Option<&str
         process::set_rlimits(limits)?;
     }
     let env = process::environment(p);
+    let nnp = p.no_new_privileges() == Some(true);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
+    // capabilities go (runc's order).
+    if let Some(f) = filter.filter(|_| !nnp) {
+        seccomp::load(f)?;
+    }
     let caps = CapSets::from_spec(p.capabilities().as_ref())?;
     caps.apply_bounding()?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
@@ -63,6 +76,7 @@ pub fn prepare(p: &Process, console: Option<RawFd>, session_keyring: Option<&str
         cargs: process::to_cstrings("process.args", &args)?,
         cenv: process::to_cstrings("process.env", &env)?,
         apparmor: p.apparmor_profile().clone(),
+        seccomp_late: filter.filter(|_| nnp).cloned(),
         path,
     })
 }
@@ -82,6 +96,11 @@ pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
     }
     if let Err(e) = sys::close_range_cloexec(first) {
         return Error::sys("close_range", e);
+    }
+    if let Some(f) = &p.seccomp_late {
+        if let Err(e) = seccomp::load(f) {
+            return e;
+        }
     }
     let err = sys::execve(&p.cpath, &p.cargs, &p.cenv);
     Error::other(format!("exec {}: {err}", p.path))

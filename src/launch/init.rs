@@ -103,7 +103,7 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     rootfs::enter(cfg.rootfs, cfg.no_pivot)?;
     rootfs::finalize(spec)?;
 
-    let prepared = finalize::prepare(process, cfg.console_fd, cfg.session_keyring.as_deref())?;
+    let prepared = finalize::prepare(process, cfg.console_fd, cfg.session_keyring.as_deref(), cfg.seccomp.as_ref())?;
 
     ch.send(&Msg::Ready)?;
     // Wait for `start`: opening the FIFO for writing blocks until it opens the other end.

@@ -52,6 +52,8 @@ pub struct LaunchConfig<'a> {
     pub preserve_fds: u32,
     /// Name of a new session keyring (None with --no-new-keyring).
     pub session_keyring: Option<String>,
+    /// The compiled seccomp filter, if the config has one.
+    pub seccomp: Option<crate::linux::seccomp::Compiled>,
 }
 
 impl LaunchConfig<'_> {

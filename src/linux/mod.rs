@@ -10,5 +10,6 @@ pub mod proc;
 pub mod process;
 pub mod rootfs;
 pub mod seal;
+pub mod seccomp;
 pub mod sys;
 pub mod terminal;

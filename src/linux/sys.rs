@@ -401,3 +401,17 @@ pub fn bpf_attach_cgroup_device(cgroup_fd: RawFd, prog_fd: RawFd) -> io::Result<
     // SAFETY: attr is a zero-padded bpf_attr for PROG_ATTACH holding plain integers.
     check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, attr.as_ptr(), attr.len() as u32) }).map(|_| ())
 }
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog) with a program given as raw sock_filter bytes.
+pub fn seccomp_set_filter(bpf: &[u8], flags: u32) -> io::Result<()> {
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const u8,
+    }
+    let prog = SockFprog { len: (bpf.len() / 8) as u16, filter: bpf.as_ptr() };
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    // SAFETY: prog points at `bpf`, a whole number of 8-byte sock_filter instructions that
+    // outlives the call; the kernel copies the program.
+    check(unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog as *const SockFprog) }).map(|_| ())
+}

@@ -1,0 +1,157 @@
+//! seccomp: `linux.seccomp` compiled to BPF with libseccomp in tong (before any clone, so
+//! errors surface at `create`), loaded by the container's process with seccomp(2).
+//!
+//! As runc: unknown syscall names are skipped; rules whose action is the default action are
+//! dropped; several conditions on one argument become one rule each; libseccomp's own
+//! no_new_privs default is cleared (the config decides no_new_privs).
+
+use std::io::{Read, Seek};
+use std::str::FromStr;
+
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
+
+use crate::error::{Context, Error, Result};
+use crate::linux::sys;
+
+/// A compiled filter: the BPF program and the flags to load it with.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub bpf: Vec<u8>,
+    pub flags: u32,
+}
+
+fn action(a: LinuxSeccompAction, errno: Option<u32>) -> ScmpAction {
+    let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
+    match a {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno as u16),
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+    }
+}
+
+fn op(a: &oci_spec::runtime::LinuxSeccompArg) -> ScmpArgCompare {
+    let (op, datum) = match a.op() {
+        LinuxSeccompOperator::ScmpCmpNe => (ScmpCompareOp::NotEqual, a.value()),
+        LinuxSeccompOperator::ScmpCmpLt => (ScmpCompareOp::Less, a.value()),
+        LinuxSeccompOperator::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, a.value()),
+        LinuxSeccompOperator::ScmpCmpEq => (ScmpCompareOp::Equal, a.value()),
+        LinuxSeccompOperator::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, a.value()),
+        LinuxSeccompOperator::ScmpCmpGt => (ScmpCompareOp::Greater, a.value()),
+        // (arg & value) == valueTwo
+        LinuxSeccompOperator::ScmpCmpMaskedEq => (ScmpCompareOp::MaskedEqual(a.value()), a.value_two().unwrap_or(0)),
+    };
+    ScmpArgCompare::new(a.index() as u32, op, datum)
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::config(format!("linux.seccomp: {what}: {e}"))
+}
+
+/// Compiles the profile.
+pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
+    if s.listener_path().is_some() || s.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify) {
+        return Err(Error::config("linux.seccomp: SCMP_ACT_NOTIFY and listenerPath are not supported by this build of tong yet"));
+    }
+    let default = action(s.default_action(), s.default_errno_ret());
+    let mut ctx = ScmpFilterContext::new(default).map_err(|e| err("creating the filter", e))?;
+    ctx.set_ctl_nnp(false).map_err(|e| err("clearing no_new_privs", e))?;
+    // A syscall from another architecture than the filter's fails rather than kills.
+    let _ = ctx.set_act_badarch(ScmpAction::KillThread);
+    for a in s.architectures().iter().flatten() {
+        let name = serde_json::to_value(a).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let arch = ScmpArch::from_str(&name).map_err(|e| err(&format!("architecture {name}"), e))?;
+        ctx.add_arch(arch).map_err(|e| err(&format!("architecture {name}"), e))?;
+    }
+    for (i, call) in s.syscalls().iter().flatten().enumerate() {
+        let act = action(call.action(), call.errno_ret());
+        if act == default {
+            continue;
+        }
+        let args = call.args().clone().unwrap_or_default();
+        let mut per_index = [0u32; 6];
+        for a in &args {
+            if a.index() >= 6 {
+                return Err(err(&format!("syscalls[{i}].args"), format!("index {} is out of range", a.index())));
+            }
+            per_index[a.index()] += 1;
+        }
+        let conds: Vec<ScmpArgCompare> = args.iter().map(op).collect();
+        for name in call.names() {
+            // runc skips names this libseccomp does not know (newer or foreign syscalls).
+            let Ok(sc) = ScmpSyscall::from_name(name) else { continue };
+            let r = if conds.is_empty() {
+                ctx.add_rule(act, sc)
+            } else if per_index.iter().any(|n| *n > 1) {
+                // Several conditions on one argument: one rule per condition (runc's rule).
+                conds.iter().try_for_each(|c| ctx.add_rule_conditional(act, sc, &[*c]).map(|_| ())).map(|_| &mut ctx)
+            } else {
+                ctx.add_rule_conditional(act, sc, &conds)
+            };
+            r.map_err(|e| err(&format!("syscalls[{i}] {name}"), e))?;
+        }
+    }
+    let mut flags = 0u32;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1,
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => 2,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 32,
+        };
+    }
+    let mut f = std::fs::File::from(sys::memfd_sealable("tong-seccomp").ctx(|| "memfd_create".into())?);
+    ctx.export_bpf(&f).map_err(|e| err("exporting BPF", e))?;
+    let mut bpf = Vec::new();
+    f.rewind().ctx(|| "reading the BPF program".into())?;
+    f.read_to_end(&mut bpf).ctx(|| "reading the BPF program".into())?;
+    if bpf.is_empty() || bpf.len() % 8 != 0 {
+        return Err(err("exporting BPF", "libseccomp produced no program"));
+    }
+    Ok(Compiled { bpf, flags })
+}
+
+/// Loads a compiled filter into this process (the caller has no_new_privs or CAP_SYS_ADMIN).
+pub fn load(c: &Compiled) -> Result<()> {
+    sys::seccomp_set_filter(&c.bpf, c.flags).ctx(|| "loading the seccomp filter".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(json: &str) -> LinuxSeccomp {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn compiles_a_deny_mkdir_profile() {
+        let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+            "syscalls":[{"names":["mkdir","mkdirat","no_such_syscall"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#);
+        let c = compile(&p).unwrap();
+        assert!(c.bpf.len() >= 8 * 4);
+        assert_eq!(c.flags, 0);
+    }
+
+    #[test]
+    fn masked_eq_and_flags() {
+        let p = profile(r#"{"defaultAction":"SCMP_ACT_ERRNO","flags":["SECCOMP_FILTER_FLAG_LOG"],
+            "syscalls":[{"names":["personality"],"action":"SCMP_ACT_ALLOW",
+              "args":[{"index":0,"value":4294967295,"valueTwo":8,"op":"SCMP_CMP_MASKED_EQ"}]},
+              {"names":["clone"],"action":"SCMP_ACT_ALLOW",
+              "args":[{"index":0,"value":1,"op":"SCMP_CMP_NE"},{"index":0,"value":2,"op":"SCMP_CMP_NE"}]}]}"#);
+        let c = compile(&p).unwrap();
+        assert_eq!(c.flags, 2);
+    }
+
+    #[test]
+    fn notify_is_refused() {
+        let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#);
+        assert!(compile(&p).is_err());
+    }
+}
