@@ -4,8 +4,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (containers need it)" >&2; exit 1; }
-if [ ! -x /bin/busybox ]; then
-	apt-get update -qq && apt-get install -y -qq busybox-static >/dev/null
+need=()
+[ -x /bin/busybox ] || need+=(busybox-static)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+	apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release --quiet
 bundle=$(mktemp -d /tmp/tong-demo.XXXXXX)
