@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Usage: hack/vmtest/cargo-test.sh [--test NAME]... [TEST-FILTER...] [-- TEST-ARGS...]
+#
+# Builds the integration test binaries on the host (cargo test --release
+# --no-run) and runs them all in ONE boot of the test VM (hack/vmtest/run.sh:
+# Debian's kernel, pure cgroup v2), each with --test-threads=2, printing
+# cargo-like output. --test NAME (repeatable) picks tests/NAME.rs only;
+# filters and TEST-ARGS go to every binary, as with `cargo test`.
+# Tests listed in hack/vmtest/skip (with the reason) are skipped in the VM.
+# Exits non-zero when any test failed (101), or with run.sh's 124/125.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$here/../.."
+
+tests=()
+args=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--test) tests+=("$2"); shift 2 ;;
+	--test=*) tests+=("${1#--test=}"); shift ;;
+	--) shift; args+=("$@"); break ;;
+	*) args+=("$1"); shift ;;
+	esac
+done
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "${HOME:-/root}/.cargo/env" ]; then
+	# shellcheck disable=SC1091
+	. "${HOME:-/root}/.cargo/env"
+fi
+
+start=$SECONDS
+sel=()
+for t in "${tests[@]}"; do sel+=(--test "$t"); done
+[ ${#tests[@]} -gt 0 ] || sel=(--tests)
+json=$(cargo test --release --no-run --message-format=json-render-diagnostics "${sel[@]}")
+# NAME=PATH for each integration test binary (target kind "test").
+mapfile -t bins < <(printf '%s\n' "$json" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"] + "=" + m["executable"])
+' | sort -u)
+[ ${#bins[@]} -gt 0 ] || { echo "vmtest: no integration test binaries built" >&2; exit 1; }
+
+# Known failures in the VM: one test name per line, `#` for the reason.
+skips=()
+while read -r name _; do
+	case $name in '' | '#'*) continue ;; esac
+	skips+=(--skip "$name")
+done <"$here/skip"
+
+echo "vmtest: built ${#bins[@]} test binaries in $((SECONDS - start))s; running them in the VM"
+st=0
+VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-2400} VMTEST_ENV="${VMTEST_ENV:-} VMTEST_TEST_TIMEOUT" \
+	"$here/run.sh" "$here/guest-tests.sh" "${bins[@]}" -- "${skips[@]}" "${args[@]}" || st=$?
+echo "vmtest: VM tests took $((SECONDS - start))s in all (exit $st)"
+exit $st

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Guest side of hack/vmtest/cargo-test.sh (runs inside the VM, from the
+# checkout): runs each test binary in turn, as `cargo test` would, and exits
+# 101 (cargo's status) when any failed.
+#
+# Usage: guest-tests.sh NAME=BINARY... -- [TEST-ARGS...]
+# Each binary runs as `BINARY --test-threads=2 TEST-ARGS...` under a timeout
+# of VMTEST_TEST_TIMEOUT seconds (default 900).
+set -uo pipefail
+
+bins=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do
+	bins+=("$1")
+	shift
+done
+[ "${1:-}" = -- ] && shift
+
+echo "vmtest: guest $(uname -r), $(nproc) CPUs, cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+failed=()
+passed=0 nfailed=0
+for b in "${bins[@]}"; do
+	name=${b%%=*}
+	bin=${b#*=}
+	echo "     Running tests/$name.rs (${bin#"$PWD"/})"
+	out=$(mktemp)
+	timeout -k 10 "${VMTEST_TEST_TIMEOUT:-900}" "$bin" --test-threads=2 "$@" 2>&1 | tee "$out"
+	st=${PIPESTATUS[0]}
+	[ "$st" = 124 ] && echo "vmtest: tests/$name.rs timed out after ${VMTEST_TEST_TIMEOUT:-900}s"
+	# Totals from libtest's summary line.
+	read -r p f < <(sed -n 's/^test result: .*\. \([0-9]*\) passed; \([0-9]*\) failed;.*/\1 \2/p' "$out" | tail -n1) || true
+	passed=$((passed + ${p:-0}))
+	nfailed=$((nfailed + ${f:-0}))
+	if [ "$st" != 0 ]; then
+		failed+=("$name")
+		[ "${f:-0}" = 0 ] && nfailed=$((nfailed + 1))
+	fi
+	p='' f=
+	rm -f "$out"
+done
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "vmtest: failing test binaries: ${failed[*]}"
+fi
+echo "vmtest: $passed passed, $nfailed failed"
+[ ${#failed[@]} -eq 0 ] || exit 101
