@@ -128,3 +128,19 @@ pub fn warn(msg: &str) {
 pub fn debug(msg: &str) {
     log(Level::Debug, msg);
 }
+
+static START: OnceLock<std::time::Instant> = OnceLock::new();
+
+/// Marks the process start for [`phase`].
+pub fn start_clock() {
+    let _ = START.set(std::time::Instant::now());
+}
+
+/// Under --debug, logs how long after start a step of the launch path was reached: the
+/// timing breakdown the speed work reads.
+pub fn phase(name: &str) {
+    if debug_enabled() {
+        let us = START.get().map_or(0, |s| s.elapsed().as_micros());
+        log(Level::Debug, &format!("phase {name} at {us}us (pid {})", std::process::id()));
+    }
+}

@@ -105,6 +105,7 @@ pub enum Command {
 
 /// Parses, dispatches, reports. Returns the process exit code.
 pub fn main() -> i32 {
+    logging::start_clock();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -10,6 +10,7 @@ use crate::container;
 use crate::error::{Error, Result};
 use crate::launch::foreground::Foreground;
 use crate::linux::terminal;
+use crate::logging;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -59,7 +60,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         let _ = container::delete(&g.root, &a.id, true);
         return Err(e);
     }
+    logging::phase("started");
     let code = fg.wait(pid, master)?;
+    logging::phase("exited");
     if !a.keep {
         container::delete(&g.root, &a.id, true)?;
     }

@@ -63,6 +63,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
         None => None,
     };
 
+    logging::phase("config loaded");
     let sd = StateDir::create(root, &opts.id)?;
     let mut st = State {
         id: opts.id.clone(),
@@ -82,6 +83,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
     let r = (|| {
         sd.save(&st)?;
         let made = cgroups::create(&cg_plan)?;
+        logging::phase("cgroups created");
         if let Some(r) = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             cgroups::resources::apply(&cgroups::Dirs::from_paths(&made), r)?;
         }
@@ -135,7 +137,9 @@ fn create_inner(
         seccomp: filter,
     };
     let mut parent = CreateParent { sd, st };
+    logging::phase("launching");
     let pid = launch::spawn(&lc, &mut parent)?;
+    logging::phase("init ready");
     let st = parent.st;
     st.phase = Phase::Created;
     sd.save(st)?;
@@ -226,6 +230,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         Status::Running => return Err(Error::other("cannot start an already running container")),
         s => return Err(Error::other(format!("cannot start a container in the {s} state"))),
     }
+    logging::phase("start: state read");
     let fifo_path = sd.fifo_path();
     let fifo = std::fs::OpenOptions::new()
         .read(true)
@@ -253,6 +258,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             return Err(Error::other("cannot start a container whose init process has exited"));
         }
     }
+    logging::phase("start: init released");
     let _ = std::fs::remove_file(&fifo_path);
     let spec = typed_config(&st)?;
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
@@ -536,7 +542,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 /// Kills whatever is left of a container, removes its cgroups, runs poststop hooks and
 /// removes its state dir. Best effort: every step runs even when one fails.
 fn destroy(sd: StateDir, st: &State, failed_create: bool) {
+    logging::phase("destroy");
     kill_all(st);
+    logging::phase("processes gone");
     if let Err(e) = cgroups::remove(&st.cgroup_paths) {
         logging::warn(&e.to_string());
     }
@@ -548,6 +556,7 @@ fn destroy(sd: StateDir, st: &State, failed_create: bool) {
             }
         }
     }
+    logging::phase("cgroups removed");
     if let Err(e) = sd.remove() {
         logging::warn(&e.to_string());
     }

@@ -59,6 +59,7 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
 
 fn init(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     wait_go(ch)?;
+    crate::logging::phase("init: go");
     if plan.has_new(LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
     }
@@ -86,7 +87,9 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
         cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
         userns: plan.has_new(LinuxNamespaceType::User) || plan.joins(LinuxNamespaceType::User),
     };
+    crate::logging::phase("init: namespaces configured");
     rootfs::prepare(&rcfg)?;
+    crate::logging::phase("init: mounts done");
     let mut hook_state = String::new();
     if cfg.has_create_hooks() {
         ch.send(&Msg::RunCreateRuntimeHooks)?;
@@ -102,6 +105,7 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
         .ctx(|| "open /proc/self/fd".into())?;
     rootfs::enter(cfg.rootfs, cfg.no_pivot)?;
     rootfs::finalize(spec)?;
+    crate::logging::phase("init: pivoted and finalised");
 
     let prepared = finalize::prepare(process, cfg.console_fd, cfg.session_keyring.as_deref(), cfg.seccomp.as_ref())?;
 

@@ -107,6 +107,7 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
         sys::Forked::Parent(pid) => pid,
     };
     drop(child_ch);
+    crate::logging::phase("cloned");
     let mut init_pid = None;
     let r = drive(cfg, &plan, direct, child, &parent_ch, parent, &mut init_pid, placed);
     if r.is_err() {
@@ -146,6 +147,7 @@ fn drive(
         let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
         crate::cgroups::join(&dirs, child)?;
     }
+    crate::logging::phase("cgroups joined");
     ch.send(&Msg::Go)?;
 
     let pid = if direct {
