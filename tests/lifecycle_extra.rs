@@ -347,7 +347,6 @@ fn init_killed_from_outside_is_stopped_and_deletable() {
 /// background sleeps) dies. A few rounds, because whether the init is already
 /// gone by the time the runtime re-checks it varies from run to run.
 #[test]
-#[ignore = "tong bug: kill --all often exits 1 \"container not running\" after killing the init itself"]
 fn kill_all_reaches_every_process_without_a_pid_namespace() {
     for round in 0..5 {
         let env = Env::new();

@@ -1,0 +1,1010 @@
+//! Control groups, checked against the kernel on this (hybrid) host: memory limits that
+//! OOM-kill a real allocation (and `events` reporting it), pids.limit against a fork loop, cpu
+//! quota throttling a busy loop, cpu shares/cpuset, blkio throttles, the devices cgroup,
+//! pause/resume through the freezer, `update`, `ps`, `events --stats`, the removal of every
+//! cgroup directory on `delete`, and tong's own eBPF device filter on a cgroup2 directory.
+//!
+//! Every check reads kernel state (cgroup files, /proc) rather than timing; loops only poll,
+//! with generous deadlines, so that a broken runtime fails instead of hanging. Containers use
+//! the harness's absolute cgroupsPath `/tong-test-...`; nothing else is touched.
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Deadline for kernel-side effects that need the workload to run a while (OOM, throttling).
+const SLOW_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Allocates ~100 MB in the shell that is the container's init: the command substitution's
+/// output is held in the shell's memory, so with a 32 MiB limit the init itself is OOM-killed.
+const ALLOC_100MB: &str = r#"x=$(head -c 100000000 /dev/zero | tr "\0" a); echo "done ${#x}""#;
+
+fn writable_rootfs(c: &mut Value) {
+    c["root"]["readonly"] = false.into();
+}
+
+/// True when every named controller is a v1 hierarchy mounted at /sys/fs/cgroup/<ctl>, as on
+/// this hybrid host. Tests that read v1 files skip (saying so) elsewhere, e.g. in the pure
+/// cgroup v2 VM of hack/vmtest.
+fn v1(ctls: &[&str]) -> bool {
+    let ms = parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap());
+    let ok = ctls.iter().all(|c| {
+        ms.iter().any(|m| {
+            m.fstype == "cgroup"
+                && m.mount_point == format!("/sys/fs/cgroup/{c}")
+                && m.super_opts.iter().any(|o| o == c)
+        })
+    });
+    if !ok {
+        eprintln!("skipped: needs the v1 hierarchies {ctls:?} under /sys/fs/cgroup");
+    }
+    ok
+}
+
+/// `/sys/fs/cgroup/<hierarchy>/<cgroupsPath>` of a bundle.
+fn cg_dir(b: &Bundle, hierarchy: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup")
+        .join(hierarchy)
+        .join(b.cgroup.trim_start_matches('/'))
+}
+
+/// A file of the bundle's cgroup, trimmed; panics when it cannot be read.
+#[track_caller]
+fn cg_read(b: &Bundle, hierarchy: &str, file: &str) -> String {
+    let p = cg_dir(b, hierarchy).join(file);
+    fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// The value of `key` in a "key value" file text (cpu.stat, memory.oom_control, ...).
+fn kv_get(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next()? == key)
+            .then(|| it.next()?.parse().ok())
+            .flatten()
+    })
+}
+
+/// Polls `f` until it returns Some; panics with `what` after `deadline`.
+#[track_caller]
+fn poll<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `run -d` and wait for `running`; returns the init's host pid.
+#[track_caller]
+fn run_detached(env: &Env, b: &Bundle, id: &str) -> i64 {
+    env.rt(&["run", "-d", "--bundle", b.path(), id]).success();
+    let st = env.wait_status(id, "running");
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid > 0, "{st:#}");
+    pid
+}
+
+/// Pids in the bundle's v1 pids cgroup.
+fn procs(b: &Bundle) -> Vec<i32> {
+    fs::read_to_string(cg_dir(b, "pids").join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// The state letter of /proc/PID/stat (R, S, D, Z, ...).
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Mount points of every cgroup hierarchy (v1 and cgroup2) in the host's mount namespace.
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap())
+        .into_iter()
+        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        .map(|m| PathBuf::from(m.mount_point))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The first cgroup2 mount (/sys/fs/cgroup/unified on this host).
+fn cgroup2_mount() -> Option<PathBuf> {
+    parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap())
+        .into_iter()
+        .find(|m| m.fstype == "cgroup2")
+        .map(|m| PathBuf::from(m.mount_point))
+}
+
+/// Reads a file of the container's rootfs (written by its process), None until it exists
+/// and is non-empty.
+fn rootfs_file(b: &Bundle, rel: &str) -> Option<String> {
+    fs::read_to_string(b.rootfs().join(rel))
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// A runtime command running in the background with its stdout in a file that can be read
+/// while it runs (e.g. the `events` stream). Killed when dropped.
+struct Bg {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Bg {
+    fn spawn(env: &Env, args: &[&str], tag: &str) -> Bg {
+        let dir = env.tempdir(tag);
+        let out = dir.join("stdout");
+        let err = dir.join("stderr");
+        let child = Command::new(runtime())
+            .arg("--root")
+            .arg(&env.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {args:?}: {e}"));
+        Bg { child, out, err }
+    }
+
+    fn stdout(&self) -> String {
+        read_lossy(&self.out)
+    }
+
+    fn stderr(&self) -> String {
+        read_lossy(&self.err)
+    }
+
+    /// The stdout lines that parse as JSON.
+    fn json_lines(&self) -> Vec<Value> {
+        self.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l.trim()).ok())
+            .collect()
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- memory -------------------------------------------------------------------
+
+fn memory_limit_32m(c: &mut Value) {
+    c["linux"]["resources"]["memory"] = json!({ "limit": 32 * 1024 * 1024 });
+}
+
+/// The init allocates ~100 MB under a 32 MiB limit: the kernel kills it (SIGKILL), so a
+/// foreground `run` exits 128+9.
+#[test]
+fn memory_limit_oom_kills_the_init_and_run_exits_137() {
+    let env = Env::new();
+    let b = env.bundle_with(&["sh", "-c", ALLOC_100MB], memory_limit_32m);
+    let id = env.id("c");
+    let out = env.run(&b, &id);
+    assert_eq!(out.code, 137, "the init must be OOM-killed: {out:#?}");
+    assert!(
+        !out.stdout.contains("done"),
+        "the allocation completed: {out:#?}"
+    );
+    env.assert_nothing_left(&id);
+}
+
+/// `events ID`, started before `start`, reports the OOM kill with a `"type":"oom"` line, and
+/// the memory cgroup's oom_kill counter grows.
+#[test]
+fn events_reports_the_oom_kill() {
+    if !v1(&["memory"]) {
+        return;
+    }
+    let env = Env::new();
+    let b = env.bundle_with(&["sh", "-c", ALLOC_100MB], memory_limit_32m);
+    let id = env.id("c");
+    env.create(&b, &id);
+    assert_eq!(cg_read(&b, "memory", "memory.limit_in_bytes"), "33554432");
+    let before = kv_get(&cg_read(&b, "memory", "memory.oom_control"), "oom_kill")
+        .expect("memory.oom_control has oom_kill");
+
+    let events = Bg::spawn(&env, &["events", "--interval", "1s", &id], "events");
+    // Let the stream take its baseline: wait for its first stats line (or at least for it to
+    // still be running) before the workload starts.
+    poll("the events stream to start", STATE_DEADLINE, || {
+        events
+            .json_lines()
+            .iter()
+            .any(|v| v["type"] == "stats")
+            .then_some(())
+    });
+    env.rt(&["start", &id]).success();
+
+    let oom = poll("an oom event", SLOW_DEADLINE, || {
+        events.json_lines().into_iter().find(|v| v["type"] == "oom")
+    });
+    assert_eq!(oom["id"], id.as_str(), "{oom:#}");
+
+    env.wait_status(&id, "stopped");
+    let after = kv_get(&cg_read(&b, "memory", "memory.oom_control"), "oom_kill").unwrap();
+    assert!(after > before, "oom_kill did not grow: {before} -> {after}");
+    drop(events);
+
+    env.rt(&["delete", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+// ---- pids -----------------------------------------------------------------------
+
+/// With pids.limit 10 a loop that starts 30 background sleeps hits fork failures; the
+/// cgroup never holds more than 10 tasks and pids.events counts the refusals.
+#[test]
+fn pids_limit_stops_a_fork_loop() {
+    if !v1(&["pids"]) {
+        return;
+    }
+    let env = Env::new();
+    // The loop runs in a subshell so the init survives the fork failure and reports it.
+    let script = "(for i in $(seq 30); do sleep 1000 & done) 2>/tmp/err; \
+                  echo $? > /tmp/res; exec sleep 1000";
+    let b = env.bundle_with(&["sh", "-c", script], |c| {
+        writable_rootfs(c);
+        c["linux"]["resources"]["pids"] = json!({ "limit": 10 });
+    });
+    let id = env.id("c");
+    run_detached(&env, &b, &id);
+    let res = poll("the fork loop to end", SLOW_DEADLINE, || {
+        rootfs_file(&b, "tmp/res")
+    });
+    assert_ne!(res.trim(), "0", "the fork loop did not fail");
+    let err = rootfs_file(&b, "tmp/err").unwrap_or_default();
+    assert!(
+        err.contains("fork") && err.contains("Resource temporarily unavailable"),
+        "no fork failure reported: {err:?}"
+    );
+
+    assert_eq!(cg_read(&b, "pids", "pids.max"), "10");
+    let current: u64 = cg_read(&b, "pids", "pids.current").parse().unwrap();
+    assert!((1..=10).contains(&current), "pids.current = {current}");
+    let p = procs(&b);
+    assert!(!p.is_empty() && p.len() <= 10, "cgroup.procs: {p:?}");
+    let events = cg_dir(&b, "pids").join("pids.events");
+    if events.exists() {
+        let max = kv_get(&fs::read_to_string(&events).unwrap(), "max").unwrap_or(0);
+        assert!(max > 0, "pids.events shows no refused fork");
+    }
+
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+// ---- cpu, cpuset --------------------------------------------------------------------
+
+/// A 20% quota lands in cpu.cfs_quota_us/cfs_period_us and throttles a busy loop: cpu.stat's
+/// nr_throttled grows, and `events --stats` reports the throttling too.
+#[test]
+fn cpu_quota_throttles_a_busy_loop() {
+    if !v1(&["cpu"]) {
+        return;
+    }
+    let env = Env::new();
+    let b = env.bundle_with(&["sh", "-c", "while :; do :; done"], |c| {
+        c["linux"]["resources"]["cpu"] = json!({ "quota": 20000, "period": 100000 });
+    });
+    let id = env.id("c");
+    run_detached(&env, &b, &id);
+    assert_eq!(cg_read(&b, "cpu", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(cg_read(&b, "cpu", "cpu.cfs_period_us"), "100000");
+    let throttled = poll("nr_throttled > 0", SLOW_DEADLINE, || {
+        kv_get(&cg_read(&b, "cpu", "cpu.stat"), "nr_throttled").filter(|&n| n > 0)
+    });
+    assert!(throttled > 0);
+
+    let out = env.rt(&["events", "--stats", &id]);
+    out.success();
+    let v: Value = serde_json::from_str(out.stdout.trim()).expect("events --stats JSON");
+    let tp = v["data"]["cpu"]["throttling"]["throttledPeriods"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(tp > 0, "events --stats reports no throttling: {v:#}");
+
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+/// cpu shares and cpuset cpus/mems land in their files, and the kernel confines the init to
+/// cpu 0.
+#[test]
+fn cpu_shares_and_cpuset_land_in_their_files() {
+    if !v1(&["cpu", "cpuset"]) {
+        return;
+    }
+    let env = Env::new();
+    let b = env.bundle_with(&["sleep", "1000"], |c| {
+        c["linux"]["resources"]["cpu"] = json!({ "shares": 512, "cpus": "0", "mems": "0" });
+    });
+    let id = env.id("c");
+    let pid = run_detached(&env, &b, &id);
+    assert_eq!(cg_read(&b, "cpu", "cpu.shares"), "512");
+    assert_eq!(cg_read(&b, "cpuset", "cpuset.cpus"), "0");
+    assert_eq!(cg_read(&b, "cpuset", "cpuset.mems"), "0");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(
+        status_field(&status, "Cpus_allowed_list"),
+        Some("0"),
+        "{status}"
+    );
+    assert_eq!(
+        status_field(&status, "Mems_allowed_list"),
+        Some("0"),
+        "{status}"
+    );
+
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+// ---- blkio ------------------------------------------------------------------------
+
+/// major:minor of the whole disk holding `/` (a partition's parent disk: blk-throttle only
+/// takes whole disks).
+fn root_disk() -> (u64, u64) {
+    let dev = fs::metadata("/").unwrap().dev();
+    let (maj, min) = (libc::major(dev) as u64, libc::minor(dev) as u64);
+    let sys = PathBuf::from(format!("/sys/dev/block/{maj}:{min}"));
+    if sys.join("partition").exists() {
+        let parent = fs::canonicalize(&sys)
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("dev");
+        let s = fs::read_to_string(&parent).unwrap();
+        let (a, b) = s.trim().split_once(':').unwrap();
+        return (a.parse().unwrap(), b.parse().unwrap());
+    }
+    (maj, min)
+}
+
+#[test]
+fn blkio_throttle_values_land_in_their_files() {
+    if !v1(&["blkio"]) {
+        return;
+    }
+    let env = Env::new();
+    let (maj, min) = root_disk();
+    let b = env.bundle_with(&["sleep", "1000"], |c| {
+        c["linux"]["resources"]["blockIO"] = json!({
+            "throttleReadBpsDevice": [ { "major": maj, "minor": min, "rate": 1048576 } ],
+            "throttleWriteBpsDevice": [ { "major": maj, "minor": min, "rate": 2097152 } ],
+            "throttleReadIOPSDevice": [ { "major": maj, "minor": min, "rate": 300 } ],
+            "throttleWriteIOPSDevice": [ { "major": maj, "minor": min, "rate": 200 } ],
+        });
+    });
+    let id = env.id("c");
+    run_detached(&env, &b, &id);
+    for (file, rate) in [
+        ("blkio.throttle.read_bps_device", 1048576),
+        ("blkio.throttle.write_bps_device", 2097152),
+        ("blkio.throttle.read_iops_device", 300),
+        ("blkio.throttle.write_iops_device", 200),
+    ] {
+        let text = cg_read(&b, "blkio", file);
+        assert!(
+            text.lines()
+                .any(|l| l.trim() == format!("{maj}:{min} {rate}")),
+            "{file} lacks {maj}:{min} {rate}: {text:?}"
+        );
+    }
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+// ---- devices ------------------------------------------------------------------------
+
+/// The config creates /dev/kmsg (c 1:11) but its cgroup rules deny it (deny-all, plus an
+/// explicit deny): opening it fails with EPERM while /dev/null works, and the devices
+/// cgroup lists exactly runc's default allows.
+#[test]
+fn device_created_but_denied_cannot_be_opened() {
+    if !v1(&["devices"]) {
+        return;
+    }
+    let env = Env::new();
+    let script = "head -c1 /dev/kmsg >/dev/null 2>/tmp/kmsg.err; echo $? > /tmp/kmsg.rc; \
+                  echo x > /dev/null && cat /dev/null && echo ok > /tmp/null; \
+                  touch /tmp/done; exec sleep 1000";
+    let b = env.bundle_with(&["sh", "-c", script], |c| {
+        writable_rootfs(c);
+        c["linux"]["devices"] = json!([{
+            "path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11,
+            "fileMode": 0o666, "uid": 0, "gid": 0
+        }]);
+        c["linux"]["resources"]["devices"] = json!([
+            { "allow": false, "access": "rwm" },
+            { "allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwm" }
+        ]);
+    });
+    let id = env.id("c");
+    let pid = run_detached(&env, &b, &id);
+    poll("the device checks", STATE_DEADLINE, || {
+        b.rootfs().join("tmp/done").exists().then_some(())
+    });
+    assert!(
+        is_chardev(&PathBuf::from(format!("/proc/{pid}/root/dev/kmsg")), 1, 11),
+        "/dev/kmsg was not created in the container"
+    );
+    let rc = rootfs_file(&b, "tmp/kmsg.rc").unwrap_or_default();
+    let err = rootfs_file(&b, "tmp/kmsg.err").unwrap_or_default();
+    assert_ne!(rc.trim(), "0", "/dev/kmsg could be read");
+    assert!(err.contains("Operation not permitted"), "{err:?}");
+    assert_eq!(
+        rootfs_file(&b, "tmp/null").as_deref().map(str::trim),
+        Some("ok")
+    );
+
+    let list = cg_read(&b, "devices", "devices.list");
+    let lines: BTreeSet<&str> = list.lines().map(str::trim).collect();
+    let want: BTreeSet<&str> = [
+        "c *:* m",
+        "b *:* m",
+        "c 1:3 rwm",
+        "c 1:5 rwm",
+        "c 1:7 rwm",
+        "c 1:8 rwm",
+        "c 1:9 rwm",
+        "c 5:0 rwm",
+        "c 5:2 rwm",
+        "c 10:200 rwm",
+        "c 136:* rwm",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(lines, want, "devices.list:\n{list}");
+
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+// ---- pause / resume -------------------------------------------------------------------
+
+/// A counter the container keeps in /tmp/c (replaced atomically by rename, so a read never
+/// sees a half-written file). The short sleep keeps the fork rate low: runc 1.1 gives up
+/// freezing ("unable to freeze") a cgroup that forks flat out.
+const COUNTER: &str =
+    "i=0; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.1; done";
+
+fn counter(b: &Bundle) -> Option<u64> {
+    rootfs_file(b, "tmp/c")?.trim().parse().ok()
+}
+
+/// Starts the counter container and waits until it counts.
+fn counting_container(env: &Env) -> (Bundle, String, i64) {
+    let b = env.bundle_with(&["sh", "-c", COUNTER], writable_rootfs);
+    let id = env.id("c");
+    let pid = run_detached(env, &b, &id);
+    poll("the counter to start", STATE_DEADLINE, || {
+        counter(&b).filter(|&n| n > 0)
+    });
+    (b, id, pid)
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    if !v1(&["freezer", "pids"]) {
+        return;
+    }
+    let env = Env::new();
+    let (b, id, _pid) = counting_container(&env);
+
+    env.rt(&["pause", &id]).success();
+    assert_eq!(cg_read(&b, "freezer", "freezer.state"), "FROZEN");
+    assert_eq!(env.status(&id), "paused");
+    let tasks = procs(&b);
+    assert!(!tasks.is_empty());
+    for p in &tasks {
+        let s = proc_state(*p);
+        assert_ne!(s, Some('R'), "pid {p} is running in a frozen cgroup");
+    }
+    let c1 = counter(&b).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let c2 = counter(&b).unwrap();
+    assert_eq!(c1, c2, "the counter advanced while paused");
+
+    env.rt(&["resume", &id]).success();
+    assert_eq!(cg_read(&b, "freezer", "freezer.state"), "THAWED");
+    assert_eq!(env.status(&id), "running");
+    poll(
+        "the counter to advance after resume",
+        STATE_DEADLINE,
+        || counter(&b).filter(|&n| n > c2),
+    );
+
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+/// `kill ID KILL` on a paused container kills it (runc thaws the cgroup after SIGKILL; a
+/// process in a frozen v1 cgroup does not die until thawed).
+#[test]
+#[ignore = "tong bug: `kill ID KILL` on a paused container leaves it paused, the init never dies (no thaw after SIGKILL)"]
+fn kill_works_on_a_paused_container() {
+    if !v1(&["pids"]) {
+        return;
+    }
+    let env = Env::new();
+    let (b, id, pid) = counting_container(&env);
+    env.rt(&["pause", &id]).success();
+    assert_eq!(env.status(&id), "paused");
+
+    env.rt(&["kill", &id, "KILL"]).success();
+    env.wait_status(&id, "stopped");
+    wait_pid_gone(pid);
+    poll("the cgroup to empty", STATE_DEADLINE, || {
+        procs(&b).is_empty().then_some(())
+    });
+
+    env.rt(&["delete", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn force_delete_works_on_a_paused_container() {
+    if !v1(&["freezer"]) {
+        return;
+    }
+    let env = Env::new();
+    let (b, id, pid) = counting_container(&env);
+    env.rt(&["pause", &id]).success();
+    assert_eq!(cg_read(&b, "freezer", "freezer.state"), "FROZEN");
+
+    env.rt(&["delete", "--force", &id]).success();
+    wait_pid_gone(pid);
+    env.assert_nothing_left(&id);
+}
+
+// ---- update -------------------------------------------------------------------------
+
+#[test]
+fn update_changes_the_limits_of_a_running_container() {
+    if !v1(&["memory", "pids", "cpu", "cpuset"]) {
+        return;
+    }
+    let env = Env::new();
+    let b = env.bundle_with(&["sleep", "1000"], |c| {
+        c["linux"]["resources"]["memory"] = json!({ "limit": 128 * 1024 * 1024 });
+        c["linux"]["resources"]["pids"] = json!({ "limit": 50 });
+    });
+    let id = env.id("c");
+    run_detached(&env, &b, &id);
+    assert_eq!(cg_read(&b, "memory", "memory.limit_in_bytes"), "134217728");
+
+    env.rt(&["update", "--memory", "64m", &id]).success();
+    assert_eq!(cg_read(&b, "memory", "memory.limit_in_bytes"), "67108864");
+
+    env.rt(&["update", "--pids-limit", "20", &id]).success();
+    assert_eq!(cg_read(&b, "pids", "pids.max"), "20");
+
+    env.rt(&[
+        "update",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "200000",
+        "--cpuset-cpus",
+        "0",
+        &id,
+    ])
+    .success();
+    assert_eq!(cg_read(&b, "cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cg_read(&b, "cpu", "cpu.cfs_period_us"), "200000");
+    assert_eq!(cg_read(&b, "cpuset", "cpuset.cpus"), "0");
+
+    // LinuxResources JSON on stdin, as containerd sends it.
+    let json = br#"{"memory":{"limit":100000000},"cpu":{"shares":256}}"#;
+    env.rt_opts(
+        &["update", "--resources", "-", &id],
+        Opts {
+            stdin: Some(json),
+            ..Default::default()
+        },
+    )
+    .success();
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    let want = 100_000_000 / page * page;
+    assert_eq!(
+        cg_read(&b, "memory", "memory.limit_in_bytes"),
+        want.to_string()
+    );
+    assert_eq!(cg_read(&b, "cpu", "cpu.shares"), "256");
+    assert_eq!(
+        cg_read(&b, "pids", "pids.max"),
+        "20",
+        "an absent field is left alone"
+    );
+
+    // ... and from a file.
+    let f = env.tempdir("res").join("resources.json");
+    fs::write(&f, r#"{"pids":{"limit":30}}"#).unwrap();
+    env.rt(&["update", "--resources", f.to_str().unwrap(), &id])
+        .success();
+    assert_eq!(cg_read(&b, "pids", "pids.max"), "30");
+
+    assert_eq!(env.status(&id), "running");
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+// ---- ps -----------------------------------------------------------------------------
+
+#[test]
+fn ps_lists_the_containers_pids() {
+    if !v1(&["pids"]) {
+        return;
+    }
+    let env = Env::new();
+    let b = env.bundle(&["sh", "-c", "sleep 1000 & sleep 1001 & wait"]);
+    let id = env.id("c");
+    let init = run_detached(&env, &b, &id) as i32;
+    let mut inside = poll("3 processes in the cgroup", STATE_DEADLINE, || {
+        let p = procs(&b);
+        (p.len() >= 3).then_some(p)
+    });
+    inside.sort();
+
+    let out = env.rt(&["ps", "--format", "json", &id]);
+    out.success();
+    let v: Value = serde_json::from_str(out.stdout.trim()).expect("ps --format json is JSON");
+    let mut listed: Vec<i32> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {out:#?}"))
+        .iter()
+        .map(|p| p.as_i64().expect("pids are numbers") as i32)
+        .collect();
+    listed.sort();
+    assert!(listed.contains(&init), "init {init} missing: {listed:?}");
+    assert_eq!(listed, inside, "ps --format json vs cgroup.procs");
+
+    let out = env.rt(&["ps", &id]);
+    out.success();
+    let lines = out.lines();
+    let col = lines[0]
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .unwrap_or_else(|| panic!("no PID column: {out:#?}"));
+    let mut table: Vec<i32> = lines[1..]
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(col)?.parse().ok())
+        .collect();
+    table.sort();
+    assert_eq!(table, inside, "ps table: {out:#?}");
+
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+// ---- events ---------------------------------------------------------------------------
+
+#[test]
+fn events_stats_reports_usage() {
+    let env = Env::new();
+    let b = env.bundle_with(&["sleep", "1000"], |c| {
+        c["linux"]["resources"]["memory"] = json!({ "limit": 256 * 1024 * 1024 });
+        c["linux"]["resources"]["pids"] = json!({ "limit": 50 });
+    });
+    let id = env.id("c");
+    run_detached(&env, &b, &id);
+    let out = env.rt(&["events", "--stats", &id]);
+    out.success();
+    assert_eq!(out.lines().len(), 1, "one JSON document: {out:#?}");
+    let v: Value = serde_json::from_str(out.stdout.trim()).expect("events --stats JSON");
+    assert_eq!(v["type"], "stats", "{v:#}");
+    assert_eq!(v["id"], id.as_str(), "{v:#}");
+    let d = &v["data"];
+    assert!(
+        d["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{v:#}"
+    );
+    assert_eq!(d["memory"]["usage"]["limit"], 256 * 1024 * 1024, "{v:#}");
+    assert!(d["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{v:#}");
+    assert_eq!(d["pids"]["limit"], 50, "{v:#}");
+    assert!(
+        d["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0,
+        "{v:#}"
+    );
+
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+/// `events ID` is a stream: a stats line every --interval until stopped.
+#[test]
+fn events_streams_stats() {
+    let env = Env::new();
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id("c");
+    run_detached(&env, &b, &id);
+    let events = Bg::spawn(&env, &["events", "--interval", "200ms", &id], "events");
+    let stats = poll("two stats lines", SLOW_DEADLINE, || {
+        let s: Vec<Value> = events
+            .json_lines()
+            .into_iter()
+            .filter(|v| v["type"] == "stats")
+            .collect();
+        (s.len() >= 2).then_some(s)
+    });
+    for s in &stats {
+        assert_eq!(s["id"], id.as_str(), "{s:#}");
+        assert!(
+            s["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 1,
+            "{s:#}"
+        );
+    }
+    assert!(
+        events.stderr().is_empty(),
+        "events stderr: {}",
+        events.stderr()
+    );
+    drop(events);
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+// ---- delete removes every cgroup directory ------------------------------------------------
+
+#[test]
+fn delete_removes_the_cgroup_in_every_hierarchy() {
+    let env = Env::new();
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id("c");
+    let pid = run_detached(&env, &b, &id);
+    let rel = b.cgroup.trim_start_matches('/');
+    let mounts = cgroup_mounts();
+    assert!(mounts.len() > 1, "{mounts:?}");
+    for m in &mounts {
+        assert!(
+            m.join(rel).is_dir(),
+            "no cgroup {} while running",
+            m.join(rel).display()
+        );
+    }
+    // The init is in them.
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for l in cg.lines() {
+        assert!(
+            l.ends_with(&format!(":{}", b.cgroup)),
+            "init not in its cgroup: {cg}"
+        );
+    }
+
+    env.rt(&["kill", &id, "KILL"]).success();
+    env.wait_status(&id, "stopped");
+    env.rt(&["delete", &id]).success();
+    for m in &mounts {
+        assert!(
+            !m.join(rel).exists(),
+            "{} left behind",
+            m.join(rel).display()
+        );
+    }
+    env.assert_nothing_left(&id);
+}
+
+// ---- hugetlb (cgroup2-only here, not enabled in the root's subtree) --------------------------
+
+#[test]
+fn hugetlb_limit_without_a_hugetlb_controller_is_a_clear_error() {
+    let v1 = cgroup_mounts()
+        .iter()
+        .any(|m| m.join("hugetlb.2MB.limit_in_bytes").exists());
+    let v2 = cgroup2_mount()
+        .and_then(|m| fs::read_to_string(m.join("cgroup.subtree_control")).ok())
+        .is_some_and(|s| s.split_whitespace().any(|c| c == "hugetlb"));
+    if v1 || v2 || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
+        eprintln!("skipped: this host has a usable hugetlb controller (or no 2MB pages)");
+        return;
+    }
+    let env = Env::new();
+    let b = env.bundle_with(&["true"], |c| {
+        c["linux"]["resources"]["hugepageLimits"] =
+            json!([{ "pageSize": "2MB", "limit": 8388608 }]);
+    });
+    let id = env.id("c");
+    let out = env.run(&b, &id);
+    out.failure();
+    out.stderr_has(if is_runc() {
+        "hugetlb"
+    } else {
+        "hugepageLimits"
+    });
+    let _ = env.rt(&["delete", "--force", &id]);
+    env.assert_nothing_left(&id);
+}
+
+// ---- tong's eBPF device filter, on a cgroup2 directory of our own -----------------------------
+
+/// Our own cgroup2 directory; rmdir'ed (after killing our child, if still there) on drop.
+struct OwnCgroup {
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for _ in 0..200 {
+            match fs::remove_dir(&self.dir) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+fn mknod_char(p: &Path, major: u32, minor: u32) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let rc = unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            libc::S_IFCHR | 0o666,
+            libc::makedev(major, minor),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "mknod {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The program tong builds from `config` (LinuxDeviceCgroup rules) + runc's defaults,
+/// attached to a cgroup2 directory of our own: a process moved there can use /dev/null,
+/// /dev/zero and mknod, but cannot open a c 1:11 node that a process outside the cgroup can.
+fn check_device_filter(config: Value, tag: &str) {
+    if is_runc() {
+        eprintln!("skipped: tests tong's library");
+        return;
+    }
+    let Some(cg2) = cgroup2_mount() else {
+        eprintln!("skipped: no cgroup2 hierarchy");
+        return;
+    };
+    let env = Env::new();
+    let tmp = env.tempdir("dev");
+    let node = tmp.join("kmsg");
+    mknod_char(&node, 1, 11);
+    let node_s = node.to_str().unwrap();
+
+    // Outside the filtered cgroup the node opens (so a refusal below is the filter's). Only
+    // opens are tested (`: < node`): a 1-byte read of a kmsg node is EINVAL anyway.
+    let ctl = Command::new("sh")
+        .args(["-c", &format!("(: < {node_s}) && echo opened")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ctl.stdout).trim(),
+        "opened",
+        "control: {}",
+        String::from_utf8_lossy(&ctl.stderr)
+    );
+
+    let mut cg = OwnCgroup {
+        dir: cg2.join(format!("tong-test-bpf-{}-{tag}", std::process::id())),
+        child: None,
+    };
+    fs::create_dir(&cg.dir).unwrap();
+
+    let config: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_value(config).unwrap();
+    let rules = tong::cgroups::devices::rules(&config).unwrap();
+    let n = config.len();
+    assert!(rules.len() > n, "{rules:?}");
+    assert!(
+        rules[n..].iter().all(|r| r.allow),
+        "defaults follow: {rules:?}"
+    );
+    let prog = tong::cgroups::devices::program(&rules);
+    let pfd = tong::linux::sys::bpf_load_cgroup_device(&prog).expect("BPF_PROG_LOAD");
+    let dfd = fs::File::open(&cg.dir).unwrap();
+    tong::linux::sys::bpf_attach_cgroup_device(dfd.as_raw_fd(), pfd.as_raw_fd())
+        .expect("BPF_PROG_ATTACH");
+    drop(pfd);
+    drop(dfd);
+
+    let script = format!(
+        "read go; \
+         cat /dev/null && echo null-read-ok; \
+         echo x > /dev/null && echo null-write-ok; \
+         head -c1 /dev/zero >/dev/null && echo zero-ok; \
+         (: < {node_s}); echo node-rc=$?; \
+         mknod {t}/n2 c 1 11 && echo mknod-ok; \
+         (: < {t}/n2); echo n2-rc=$?",
+        t = tmp.to_str().unwrap()
+    );
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    cg.child = Some(child);
+    fs::write(cg.dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    let want = format!("0::/{}", cg.dir.file_name().unwrap().to_string_lossy());
+    let cgfile = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cgfile.lines().any(|l| l == want),
+        "child not moved: {cgfile}"
+    );
+
+    let mut child = cg.child.take().unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stdout.lines().collect();
+    for ok in ["null-read-ok", "null-write-ok", "zero-ok", "mknod-ok"] {
+        assert!(lines.contains(&ok), "{ok} missing: {stdout}\n{stderr}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("node-rc=") && *l != "node-rc=0"),
+        "c 1:11 opened: {stdout}\n{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("n2-rc=") && *l != "n2-rc=0"),
+        "new c 1:11 opened: {stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.matches("Operation not permitted").count() >= 2,
+        "stderr: {stderr}"
+    );
+    let dir = cg.dir.clone();
+    drop(cg);
+    assert!(!dir.exists(), "own cgroup {} left behind", dir.display());
+}
+
+/// The default spec's rules: deny everything, then runc's default allows.
+#[test]
+#[ignore = "tong bug: devices::program emits code after an unconditional rule's exit; the verifier rejects it (\"unreachable insn\", EINVAL)"]
+fn ebpf_device_filter_deny_all_then_defaults() {
+    check_device_filter(json!([{ "allow": false, "access": "rwm" }]), "denyall");
+}
+
+/// Only conditional rules (an explicit deny of c 1:11, then the defaults); everything else
+/// falls through to the program's final deny.
+#[test]
+fn ebpf_device_filter_explicit_deny_then_defaults() {
+    check_device_filter(
+        json!([{ "allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwm" }]),
+        "deny111",
+    );
+}
