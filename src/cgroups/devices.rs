@@ -145,6 +145,14 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
         ins(LDXW, R6, R1, 8, 0),   // minor
     ];
     for r in rules.iter().rev() {
+        let unconditional = r.kind == 'a' && r.access == 7 && r.major.is_none() && r.minor.is_none();
+        if unconditional {
+            // Matches everything: nothing after it could run (the verifier refuses
+            // unreachable code), so it ends the program.
+            p.push(ins(MOV64K, R0, 0, 0, r.allow as i32));
+            p.push(ins(EXIT, 0, 0, 0, 0));
+            return p;
+        }
         let mut block = Vec::new();
         if r.kind != 'a' {
             block.push((JNEK, R3, if r.kind == 'b' { 1 } else { 2 }));
@@ -233,6 +241,14 @@ mod tests {
         assert_eq!(eval(&p, 2, 1, 1, 11), 1, "mknod anything");
         assert_eq!(eval(&p, 1, 2, 8, 0), 0, "read a block device");
         assert_eq!(eval(&p, 2, 2, 136, 7), 1, "a pts");
+    }
+
+    #[test]
+    fn no_code_after_a_match_all_rule() {
+        let rs = vec![rule(true, 'c', Some(1), Some(3), 7), rule(false, 'a', None, None, 7)];
+        let p = program(&rs);
+        assert_eq!(p.len(), 7 + 2, "prologue, then the deny-all verdict only");
+        assert_eq!(eval(&p, 2, 2, 1, 3), 0);
     }
 
     #[test]

@@ -473,7 +473,13 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
         signal_all(&st, sig);
         return Ok(());
     }
-    signal_init(&st, sig)
+    signal_init(&st, sig)?;
+    // A frozen process only dies once thawed: SIGKILL to a paused container thaws it (runc).
+    let dirs = cgroups::Dirs::from_paths(&st.cgroup_paths);
+    if sig == libc::SIGKILL && cgroups::freezer::is_frozen(&dirs) {
+        cgroups::freezer::thaw(&dirs)?;
+    }
+    Ok(())
 }
 
 /// Signals every process in the container's cgroup. The cgroup is frozen meanwhile (when it

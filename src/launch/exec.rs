@@ -100,7 +100,7 @@ fn child_main(cfg: &ExecConfig, ch: &sync::Channel) -> Result<i32> {
             .ctx(|| "joining the container's namespaces".into())?;
     }
     sync::fork_reported(ch, || {
-        let r: Result<()> = finalize::prepare(cfg.process, cfg.console_fd, None, cfg.seccomp.as_ref()).and_then(|prepared| {
+        let r: Result<()> = finalize::prepare(cfg.process, false, cfg.console_fd, None, cfg.seccomp.as_ref()).and_then(|prepared| {
             ch.send(&Msg::Ready)?;
             Err(finalize::exec(&prepared, cfg.preserve_fds))
         });

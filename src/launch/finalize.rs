@@ -26,6 +26,7 @@ pub struct Prepared {
 /// root. `console` is where a terminal's master goes (a console socket, or tong itself).
 pub fn prepare(
     p: &Process,
+    is_init: bool,
     console: Option<RawFd>,
     session_keyring: Option<&str>,
     filter: Option<&seccomp::Compiled>,
@@ -34,7 +35,7 @@ pub fn prepare(
     if p.terminal().unwrap_or(false) {
         let sock = console.ok_or_else(|| Error::other("process.terminal is set but there is no console socket"))?;
         let size = p.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
-        terminal::setup(sock, size)?;
+        terminal::setup(sock, size, is_init)?;
     }
     if let Some(name) = session_keyring {
         // Kernels without keyrings (ENOSYS) or with them restricted are fine: runc ignores it.

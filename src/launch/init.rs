@@ -107,7 +107,7 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     rootfs::finalize(spec)?;
     crate::logging::phase("init: pivoted and finalised");
 
-    let prepared = finalize::prepare(process, cfg.console_fd, cfg.session_keyring.as_deref(), cfg.seccomp.as_ref())?;
+    let prepared = finalize::prepare(process, true, cfg.console_fd, cfg.session_keyring.as_deref(), cfg.seccomp.as_ref())?;
 
     ch.send(&Msg::Ready)?;
     // Wait for `start`: opening the FIFO for writing blocks until it opens the other end.

@@ -415,3 +415,12 @@ pub fn seccomp_set_filter(bpf: &[u8], flags: u32) -> io::Result<()> {
     // outlives the call; the kernel copies the program.
     check(unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog as *const SockFprog) }).map(|_| ())
 }
+
+/// Opens the slave of a pty from its master (TIOCGPTPEER), without a path lookup.
+pub fn pty_peer(master: RawFd) -> io::Result<OwnedFd> {
+    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
+    let fd = check_int(unsafe { libc::ioctl(master, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    // SAFETY: a fresh fd from the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

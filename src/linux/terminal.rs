@@ -10,8 +10,10 @@ use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use crate::error::{Context, Error, Result};
 
 /// Opens a pty inside the container (after pivot_root), sends the master over `socket`, and
-/// makes the slave the controlling terminal and stdio of this process.
-pub fn setup(socket: RawFd, size: Option<(u16, u16)>) -> Result<()> {
+/// makes the slave the controlling terminal and stdio of this process. With `console`, the
+/// slave is also bound at /dev/console (the container's init). The slave is opened from the
+/// master (TIOCGPTPEER), never by a path the container could redirect (CVE-2025-52565).
+pub fn setup(socket: RawFd, size: Option<(u16, u16)>, console: bool) -> Result<()> {
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx".into())?;
     nix::pty::grantpt(&master).ctx(|| "grantpt".into())?;
     nix::pty::unlockpt(&master).ctx(|| "unlockpt".into())?;
@@ -21,8 +23,10 @@ pub fn setup(socket: RawFd, size: Option<(u16, u16)>) -> Result<()> {
         // SAFETY-free path: nix's ioctl wrapper is not exported for TIOCSWINSZ; use termios.
         let _ = crate::linux::sys::set_winsize(master.as_raw_fd(), &ws);
     }
-    let slave: OwnedFd = nix::fcntl::open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .ctx(|| format!("open {name}"))?;
+    let slave: OwnedFd = crate::linux::sys::pty_peer(master.as_raw_fd()).ctx(|| format!("open {name} (TIOCGPTPEER)"))?;
+    if console {
+        bind_console(&slave)?;
+    }
     let payload = name.as_bytes();
     let iov = [IoSlice::new(payload)];
     let fds = [master.as_raw_fd()];
@@ -34,6 +38,26 @@ pub fn setup(socket: RawFd, size: Option<(u16, u16)>) -> Result<()> {
     }
     crate::linux::sys::set_controlling_tty(0).ctx(|| "TIOCSCTTY".into())?;
     Ok(())
+}
+
+/// Binds the pty slave over /dev/console (an empty file made for it, never followed if it
+/// is a symlink).
+fn bind_console(slave: &OwnedFd) -> Result<()> {
+    let target: OwnedFd = nix::fcntl::open(
+        "/dev/console",
+        OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .ctx(|| "creating /dev/console".into())?;
+    let st = nix::sys::stat::fstat(&target).ctx(|| "fstat /dev/console".into())?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFREG && kind != libc::S_IFCHR {
+        return Err(Error::other("/dev/console is neither a file nor a device"));
+    }
+    let src = format!("/proc/self/fd/{}", slave.as_raw_fd());
+    let dst = format!("/proc/self/fd/{}", target.as_raw_fd());
+    nix::mount::mount(Some(src.as_str()), dst.as_str(), None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
+        .ctx(|| "bind mounting the pty at /dev/console".into())
 }
 
 /// Receives a pty master sent over a unix socket (the console-socket protocol).
