@@ -545,7 +545,6 @@ fn pause_freezes_and_resume_thaws() {
 /// `kill ID KILL` on a paused container kills it (runc thaws the cgroup after SIGKILL; a
 /// process in a frozen v1 cgroup does not die until thawed).
 #[test]
-#[ignore = "tong bug: `kill ID KILL` on a paused container leaves it paused, the init never dies (no thaw after SIGKILL)"]
 fn kill_works_on_a_paused_container() {
     if !v1(&["pids"]) {
         return;
@@ -994,7 +993,6 @@ fn check_device_filter(config: Value, tag: &str) {
 
 /// The default spec's rules: deny everything, then runc's default allows.
 #[test]
-#[ignore = "tong bug: devices::program emits code after an unconditional rule's exit; the verifier rejects it (\"unreachable insn\", EINVAL)"]
 fn ebpf_device_filter_deny_all_then_defaults() {
     check_device_filter(json!([{ "allow": false, "access": "rwm" }]), "denyall");
 }
