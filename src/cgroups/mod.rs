@@ -177,6 +177,11 @@ fn clean(p: &str) -> PathBuf {
 /// The cgroup directories a container will own, in every hierarchy.
 pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Vec<(Hierarchy, PathBuf)>> {
     let mut out = Vec::new();
+    // Rootless: without a delegated cgroup a user cannot create one; the container runs in
+    // the caller's cgroup (runc --rootless auto does the same).
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(out);
+    }
     for h in hierarchies()? {
         if let Some(d) = dir_for(&h, cgroups_path, id) {
             out.push((h, d));

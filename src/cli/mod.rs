@@ -48,7 +48,8 @@ pub struct Global {
     #[arg(long = "log-format", global = true, default_value = "text", value_name = "FORMAT")]
     pub log_format: String,
     /// root directory for storage of container state (this should be located in tmpfs)
-    #[arg(long, global = true, default_value = "/run/tong", value_name = "DIR")]
+    /// [default: /run/tong, or $XDG_RUNTIME_DIR/tong for a non-root user]
+    #[arg(long, global = true, value_name = "DIR", default_value_os_t = default_root())]
     pub root: PathBuf,
     /// path to the criu binary used for checkpoint and restore
     #[arg(long, global = true, value_name = "PATH")]
@@ -101,6 +102,17 @@ pub enum Command {
     Checkpoint(unsupported::Rest),
     /// restore a container from a previous checkpoint
     Restore(unsupported::Rest),
+}
+
+/// /run/tong for root; a rootless user's state lives in $XDG_RUNTIME_DIR/tong (runc's rule).
+fn default_root() -> PathBuf {
+    if !nix::unistd::geteuid().is_root() {
+        if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            return PathBuf::from(d).join("tong");
+        }
+        return PathBuf::from(format!("/tmp/tong-{}", nix::unistd::geteuid()));
+    }
+    PathBuf::from("/run/tong")
 }
 
 /// Parses, dispatches, reports. Returns the process exit code.

@@ -17,9 +17,6 @@ pub struct Args {
 }
 
 pub fn run(_g: &Global, a: Args) -> Result<i32> {
-    if a.rootless {
-        return Err(Error::Usage("spec --rootless: not implemented in this version of tong".into()));
-    }
     let path = a.bundle.join("config.json");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -29,6 +26,38 @@ pub fn run(_g: &Global, a: Args) -> Result<i32> {
             std::io::ErrorKind::AlreadyExists => Error::Usage("File config.json exists. Remove it first".into()),
             _ => Error::path("cannot create", &path, e),
         })?;
-    f.write_all(crate::spec::DEFAULT_SPEC.trim_end().as_bytes()).at("cannot write", &path)?;
+    let text = if a.rootless { rootless(crate::spec::DEFAULT_SPEC)? } else { crate::spec::DEFAULT_SPEC.trim_end().to_string() };
+    f.write_all(text.as_bytes()).at("cannot write", &path)?;
     Ok(0)
+}
+
+/// runc's rootless transformation of the default spec: a user namespace mapping root to the
+/// caller, the host's network, /sys bound from the host, no devpts gid, no resources.
+fn rootless(default: &str) -> Result<String> {
+    let mut v: serde_json::Value = serde_json::from_str(default).map_err(|e| Error::other(e.to_string()))?;
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    let linux = &mut v["linux"];
+    if let Some(ns) = linux["namespaces"].as_array_mut() {
+        ns.retain(|n| n["type"] != "network");
+        ns.push(serde_json::json!({"type": "user"}));
+    }
+    linux["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    linux["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    if let Some(l) = linux.as_object_mut() {
+        l.remove("resources");
+    }
+    for m in v["mounts"].as_array_mut().into_iter().flatten() {
+        if m["destination"] == "/sys" {
+            *m = serde_json::json!({"destination": "/sys", "type": "none", "source": "/sys",
+                                    "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        } else if let Some(opts) = m["options"].as_array_mut() {
+            opts.retain(|o| !o.as_str().is_some_and(|s| s.starts_with("gid=")));
+        }
+    }
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    serde::Serialize::serialize(&v, &mut ser).map_err(|e| Error::other(e.to_string()))?;
+    String::from_utf8(out).map_err(|e| Error::other(e.to_string()))
 }

@@ -57,6 +57,12 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
     }
     let cgroups_path = cfg.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.display().to_string());
     let cg_plan = cgroups::plan(cgroups_path.as_deref(), &opts.id)?;
+    let limits = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()).is_some_and(|r| {
+        r.memory().is_some() || r.cpu().is_some() || r.pids().is_some() || r.block_io().is_some()
+    });
+    if cg_plan.is_empty() && limits && !nix::unistd::geteuid().is_root() {
+        logging::warn("rootless: no delegated cgroup, so linux.resources limits are not applied");
+    }
     // Compiled before anything exists, so a bad profile leaves nothing behind.
     let filter = match cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(crate::linux::seccomp::compile(s)?),

@@ -67,6 +67,11 @@ pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -
     };
     let p = format!("/proc/{pid}/uid_map");
     std::fs::write(&p, fmt(uid)).at("cannot write", &p)?;
+    // An unprivileged user may map only itself, and only with setgroups denied.
+    if !nix::unistd::geteuid().is_root() {
+        let p = format!("/proc/{pid}/setgroups");
+        std::fs::write(&p, "deny").at("cannot write", &p)?;
+    }
     let p = format!("/proc/{pid}/gid_map");
     std::fs::write(&p, fmt(gid)).at("cannot write", &p)?;
     Ok(())
