@@ -6,7 +6,8 @@
 # Debian's kernel, pure cgroup v2), each with --test-threads=2, printing
 # cargo-like output. --test NAME (repeatable) picks tests/NAME.rs only;
 # filters and TEST-ARGS go to every binary, as with `cargo test`.
-# Tests listed in hack/vmtest/skip (with the reason) are skipped in the VM.
+# Tests listed in hack/vmtest/skip (with the reason) are skipped in the VM
+# (VMTEST_SKIP="NAME..." replaces that list; VMTEST_SKIP=" " skips none).
 # Exits non-zero when any test failed (101), or with run.sh's 124/125.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,15 +48,16 @@ for line in sys.stdin:
 [ ${#bins[@]} -gt 0 ] || { echo "vmtest: no integration test binaries built" >&2; exit 1; }
 
 # Known failures in the VM: one test name per line, `#` for the reason.
-skips=()
+skips=
 while read -r name _; do
 	case $name in '' | '#'*) continue ;; esac
-	skips+=(--skip "$name")
+	skips+=" $name"
 done <"$here/skip"
 
 echo "vmtest: built ${#bins[@]} test binaries in $((SECONDS - start))s; running them in the VM"
 st=0
-VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-2400} VMTEST_ENV="${VMTEST_ENV:-} VMTEST_TEST_TIMEOUT" \
-	"$here/run.sh" "$here/guest-tests.sh" "${bins[@]}" -- "${skips[@]}" "${args[@]}" || st=$?
+VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-2400} VMTEST_SKIP=${VMTEST_SKIP:-$skips} \
+	VMTEST_ENV="${VMTEST_ENV:-} VMTEST_TEST_TIMEOUT VMTEST_SKIP" \
+	"$here/run.sh" "$here/guest-tests.sh" "${bins[@]}" -- "${args[@]}" || st=$?
 echo "vmtest: VM tests took $((SECONDS - start))s in all (exit $st)"
 exit $st

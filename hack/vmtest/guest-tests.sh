@@ -5,7 +5,9 @@
 #
 # Usage: guest-tests.sh NAME=BINARY... -- [TEST-ARGS...]
 # Each binary runs as `BINARY --test-threads=2 TEST-ARGS...` under a timeout
-# of VMTEST_TEST_TIMEOUT seconds (default 900).
+# of VMTEST_TEST_TIMEOUT seconds (default 900). Tests named in VMTEST_SKIP
+# (space-separated) are skipped: by exact name, or as substrings when
+# TEST-ARGS are given (libtest's --exact would apply to those too).
 set -uo pipefail
 
 bins=()
@@ -15,7 +17,12 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do
 done
 [ "${1:-}" = -- ] && shift
 
+skip=()
+for t in ${VMTEST_SKIP:-}; do skip+=(--skip "$t"); done
+if [ ${#skip[@]} -gt 0 ] && [ $# -eq 0 ]; then skip+=(--exact); fi
+
 echo "vmtest: guest $(uname -r), $(nproc) CPUs, cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+[ -z "${VMTEST_SKIP// /}" ] || echo "vmtest: skipping (hack/vmtest/skip):${VMTEST_SKIP}"
 failed=()
 passed=0 nfailed=0
 for b in "${bins[@]}"; do
@@ -23,7 +30,7 @@ for b in "${bins[@]}"; do
 	bin=${b#*=}
 	echo "     Running tests/$name.rs (${bin#"$PWD"/})"
 	out=$(mktemp)
-	timeout -k 10 "${VMTEST_TEST_TIMEOUT:-900}" "$bin" --test-threads=2 "$@" 2>&1 | tee "$out"
+	timeout -k 10 "${VMTEST_TEST_TIMEOUT:-900}" "$bin" --test-threads=2 "${skip[@]}" "$@" 2>&1 | tee "$out"
 	st=${PIPESTATUS[0]}
 	[ "$st" = 124 ] && echo "vmtest: tests/$name.rs timed out after ${VMTEST_TEST_TIMEOUT:-900}s"
 	# Totals from libtest's summary line.
