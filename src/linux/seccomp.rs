@@ -3,7 +3,8 @@
 //!
 //! As runc: unknown syscall names are skipped; rules whose action is the default action are
 //! dropped; several conditions on one argument become one rule each; libseccomp's own
-//! no_new_privs default is cleared (the config decides no_new_privs).
+//! no_new_privs default is cleared (the config decides no_new_privs); syscalls newer than the
+//! newest one the profile names return ENOSYS.
 
 use std::io::{Read, Seek};
 use std::str::FromStr;
@@ -68,7 +69,13 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
         let arch = ScmpArch::from_str(&name).map_err(|e| err(&format!("architecture {name}"), e))?;
         ctx.add_arch(arch).map_err(|e| err(&format!("architecture {name}"), e))?;
     }
+    let mut max_nr = -1;
     for (i, call) in s.syscalls().iter().flatten().enumerate() {
+        for name in call.names() {
+            if let Ok(sc) = ScmpSyscall::from_name(name) {
+                max_nr = max_nr.max(sc.as_raw_syscall());
+            }
+        }
         let act = action(call.action(), call.errno_ret());
         if act == default {
             continue;
@@ -94,6 +101,16 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
                 ctx.add_rule_conditional(act, sc, &conds)
             };
             r.map_err(|e| err(&format!("syscalls[{i}] {name}"), e))?;
+        }
+    }
+    // Syscalls newer than every one the profile names get ENOSYS rather than the default
+    // error, so libc falls back (clone3 → clone), as runc's filter patch does.
+    if default != ScmpAction::Allow && max_nr >= 0 {
+        for nr in (max_nr + 1)..(max_nr + 256) {
+            let sc = ScmpSyscall::from(nr);
+            if sc.get_name().is_ok() {
+                let _ = ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sc);
+            }
         }
     }
     let mut flags = 0u32;
