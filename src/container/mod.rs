@@ -142,7 +142,7 @@ fn create_inner(
         session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
         seccomp: filter,
     };
-    let mut parent = CreateParent { sd, st };
+    let mut parent = CreateParent { sd, st, filter: lc.seccomp.as_ref() };
     logging::phase("launching");
     let pid = launch::spawn(&lc, &mut parent)?;
     logging::phase("init ready");
@@ -171,6 +171,7 @@ fn container_root_ids(spec: &Spec) -> (u32, u32) {
 struct CreateParent<'a> {
     sd: &'a StateDir,
     st: &'a mut State,
+    filter: Option<&'a crate::linux::seccomp::Compiled>,
 }
 
 impl launch::Parent for CreateParent<'_> {
@@ -186,6 +187,11 @@ impl launch::Parent for CreateParent<'_> {
         hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &json)?;
         hooks::run_all("createRuntime", h.and_then(|h| h.create_runtime().as_ref()), &json)?;
         Ok(json)
+    }
+    fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()> {
+        let Some(f) = self.filter else { return Ok(()) };
+        let state = serde_json::to_value(self.st.oci_state(Status::Creating)).unwrap_or_default();
+        crate::linux::seccomp::send_to_listener(f, fd.as_fd(), pid, &state)
     }
 }
 

@@ -76,10 +76,17 @@ fn drive(cfg: &ExecConfig, child: i32, ch: &sync::Channel, pid: &mut Option<i32>
     };
     *pid = Some(p);
     let _ = waitpid(Pid::from_raw(child), None);
-    match ch.recv()? {
-        Msg::Ready => {}
-        Msg::Error(e) => return Err(Error::Child(e)),
-        m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+    loop {
+        match ch.recv_with_fd()? {
+            (Msg::Ready, _) => break,
+            (Msg::SeccompFd, Some(fd)) => {
+                if let Some(f) = &cfg.seccomp {
+                    crate::linux::seccomp::send_to_listener(f, fd.as_fd(), p, &serde_json::json!({"pid": p}))?;
+                }
+            }
+            (Msg::Error(e), _) => return Err(Error::Child(e)),
+            (m, _) => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+        }
     }
     // EOF: execve closed the channel. A message: execve failed.
     match ch.recv() {
@@ -101,6 +108,9 @@ fn child_main(cfg: &ExecConfig, ch: &sync::Channel) -> Result<i32> {
     }
     sync::fork_reported(ch, || {
         let r: Result<()> = finalize::prepare(cfg.process, false, cfg.console_fd, None, cfg.seccomp.as_ref()).and_then(|prepared| {
+            if let Some(fd) = &prepared.notify_fd {
+                ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(fd)))?;
+            }
             ch.send(&Msg::Ready)?;
             Err(finalize::exec(&prepared, cfg.preserve_fds))
         });

@@ -16,6 +16,8 @@ pub struct Prepared {
     pub path: String,
     /// A seccomp filter still to load (with no_new_privs: as late as possible, before execve).
     seccomp_late: Option<seccomp::Compiled>,
+    /// The seccomp notify fd, for tong to pass to the profile's listener.
+    pub notify_fd: Option<std::os::fd::OwnedFd>,
     cpath: CString,
     cargs: Vec<CString>,
     cenv: Vec<CString>,
@@ -50,8 +52,9 @@ pub fn prepare(
     let nnp = p.no_new_privileges() == Some(true);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
     // capabilities go (runc's order).
+    let mut notify_fd = None;
     if let Some(f) = filter.filter(|_| !nnp) {
-        seccomp::load(f)?;
+        notify_fd = seccomp::load(f)?;
     }
     let caps = CapSets::from_spec(p.capabilities().as_ref())?;
     caps.apply_bounding()?;
@@ -72,12 +75,19 @@ pub fn prepare(
     let args = p.args().clone().unwrap_or_default();
     let arg0 = args.first().ok_or_else(|| Error::config("process.args: must not be empty"))?;
     let path = process::find_executable(arg0, &env)?;
+    // A notify filter is loaded now, so its fd can reach tong before the process runs.
+    let mut late = filter.filter(|_| nnp).cloned();
+    if let Some(f) = late.as_ref().filter(|f| f.listener.is_some()) {
+        notify_fd = seccomp::load(f)?;
+        late = None;
+    }
     Ok(Prepared {
+        notify_fd,
         cpath: sys::cstr(&path).map_err(|_| Error::config("process.args[0]: contains a NUL byte"))?,
         cargs: process::to_cstrings("process.args", &args)?,
         cenv: process::to_cstrings("process.env", &env)?,
         apparmor: p.apparmor_profile().clone(),
-        seccomp_late: filter.filter(|_| nnp).cloned(),
+        seccomp_late: late,
         path,
     })
 }

@@ -109,6 +109,9 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
 
     let prepared = finalize::prepare(process, true, cfg.console_fd, cfg.session_keyring.as_deref(), cfg.seccomp.as_ref())?;
 
+    if let Some(fd) = &prepared.notify_fd {
+        ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(fd)))?;
+    }
     ch.send(&Msg::Ready)?;
     // Wait for `start`: opening the FIFO for writing blocks until it opens the other end.
     let fifo = loop {

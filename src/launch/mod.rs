@@ -70,6 +70,8 @@ pub trait Parent {
     fn init_pid(&mut self, pid: i32) -> Result<()>;
     /// Run prestart and createRuntime hooks; return the state JSON for the init's hooks.
     fn create_runtime_hooks(&mut self, pid: i32) -> Result<String>;
+    /// The container's seccomp notify fd, for the profile's listener.
+    fn seccomp_fd(&mut self, pid: i32, fd: std::os::fd::OwnedFd) -> Result<()>;
 }
 
 /// Starts the container's init and returns its pid once it waits for `start`.
@@ -164,14 +166,15 @@ fn drive(
         pid
     };
     loop {
-        match ch.recv()? {
-            Msg::RunCreateRuntimeHooks => {
+        match ch.recv_with_fd()? {
+            (Msg::RunCreateRuntimeHooks, _) => {
                 let json = parent.create_runtime_hooks(pid)?;
                 ch.send(&Msg::HooksDone(json))?;
             }
-            Msg::Ready => return Ok(pid),
-            Msg::Error(e) => return Err(Error::Child(e)),
-            m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+            (Msg::SeccompFd, Some(fd)) => parent.seccomp_fd(pid, fd)?,
+            (Msg::Ready, _) => return Ok(pid),
+            (Msg::Error(e), _) => return Err(Error::Child(e)),
+            (m, _) => return Err(Error::other(format!("unexpected sync message {m:?}"))),
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum Msg {
     HooksDone(String),
     /// init → parent: set up and about to wait for `start`.
     Ready,
+    /// child → parent: the seccomp notify fd (attached).
+    SeccompFd,
     /// child → parent: setup failed.
     Error(String),
 }

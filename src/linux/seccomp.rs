@@ -20,7 +20,11 @@ use crate::linux::sys;
 pub struct Compiled {
     pub bpf: Vec<u8>,
     pub flags: u32,
+    /// Rules with SCMP_ACT_NOTIFY: loading returns a notify fd for `listener_path`.
+    pub listener: Option<(std::path::PathBuf, String)>,
 }
+
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 8;
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> ScmpAction {
     let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
@@ -56,8 +60,15 @@ fn err(what: &str, e: impl std::fmt::Display) -> Error {
 
 /// Compiles the profile.
 pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
-    if s.listener_path().is_some() || s.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify) {
-        return Err(Error::config("linux.seccomp: SCMP_ACT_NOTIFY and listenerPath are not supported by this build of tong yet"));
+    let notify = s.default_action() == LinuxSeccompAction::ScmpActNotify
+        || s.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
+    let listener = match (notify, s.listener_path()) {
+        (true, Some(p)) => Some((p.clone(), s.listener_metadata().clone().unwrap_or_default())),
+        (true, None) => return Err(Error::config("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener path")),
+        (false, _) => None,
+    };
+    if s.default_action() == LinuxSeccompAction::ScmpActNotify {
+        return Err(Error::config("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action"));
     }
     let default = action(s.default_action(), s.default_errno_ret());
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| err("creating the filter", e))?;
@@ -130,12 +141,38 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     if bpf.is_empty() || bpf.len() % 8 != 0 {
         return Err(err("exporting BPF", "libseccomp produced no program"));
     }
-    Ok(Compiled { bpf, flags })
+    if listener.is_some() {
+        flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    }
+    Ok(Compiled { bpf, flags, listener })
 }
 
 /// Loads a compiled filter into this process (the caller has no_new_privs or CAP_SYS_ADMIN).
-pub fn load(c: &Compiled) -> Result<()> {
-    sys::seccomp_set_filter(&c.bpf, c.flags).ctx(|| "loading the seccomp filter".into())
+/// With notify rules, returns the notify fd.
+pub fn load(c: &Compiled) -> Result<Option<std::os::fd::OwnedFd>> {
+    let fd = sys::seccomp_set_filter(&c.bpf, c.flags).ctx(|| "loading the seccomp filter".into())?;
+    Ok(fd)
+}
+
+/// Sends a notify fd to the profile's listener, with runc's message: the container state
+/// and metadata as JSON, the fd over SCM_RIGHTS.
+pub fn send_to_listener(c: &Compiled, fd: std::os::fd::BorrowedFd<'_>, pid: i32, state: &serde_json::Value) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let Some((path, metadata)) = &c.listener else { return Ok(()) };
+    let sock = std::os::unix::net::UnixStream::connect(path).map_err(|e| Error::path("linux.seccomp.listenerPath: cannot connect", path, e))?;
+    let msg = serde_json::json!({
+        "ociVersion": crate::spec::SPEC_VERSION,
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": metadata,
+        "state": state,
+    })
+    .to_string();
+    let iov = [std::io::IoSlice::new(msg.as_bytes())];
+    let fds = [fd.as_raw_fd()];
+    nix::sys::socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &[nix::sys::socket::ControlMessage::ScmRights(&fds)], nix::sys::socket::MsgFlags::empty(), None)
+        .map_err(|e| Error::sys("sending the seccomp fd to the listener", e))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -167,8 +204,11 @@ mod tests {
     }
 
     #[test]
-    fn notify_is_refused() {
+    fn notify_needs_a_listener() {
         let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#);
         assert!(compile(&p).is_err());
+        let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/x.sock",
+            "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#);
+        assert_eq!(compile(&p).unwrap().flags & SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_NEW_LISTENER);
     }
 }

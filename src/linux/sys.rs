@@ -403,7 +403,7 @@ pub fn bpf_attach_cgroup_device(cgroup_fd: RawFd, prog_fd: RawFd) -> io::Result<
 }
 
 /// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog) with a program given as raw sock_filter bytes.
-pub fn seccomp_set_filter(bpf: &[u8], flags: u32) -> io::Result<()> {
+pub fn seccomp_set_filter(bpf: &[u8], flags: u32) -> io::Result<Option<OwnedFd>> {
     #[repr(C)]
     struct SockFprog {
         len: u16,
@@ -413,7 +413,10 @@ pub fn seccomp_set_filter(bpf: &[u8], flags: u32) -> io::Result<()> {
     const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
     // SAFETY: prog points at `bpf`, a whole number of 8-byte sock_filter instructions that
     // outlives the call; the kernel copies the program.
-    check(unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog as *const SockFprog) }).map(|_| ())
+    let rc = check(unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog as *const SockFprog) })?;
+    // With SECCOMP_FILTER_FLAG_NEW_LISTENER the result is the notify fd.
+    // SAFETY: a fresh fd returned by the kernel.
+    Ok((flags & 8 != 0 && rc > 0).then(|| unsafe { OwnedFd::from_raw_fd(rc as RawFd) }))
 }
 
 /// Opens the slave of a pty from its master (TIOCGPTPEER), without a path lookup.
