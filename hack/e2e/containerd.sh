@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# hack/e2e/containerd.sh: containerd (ctr + the runc v2 shim) drives tong (or
+# runc, with RUNTIME=runc).
+#
+# Starts a private containerd (config, root, state and sockets in a temp dir;
+# CRI disabled), imports a busybox image from a locally built OCI archive (no
+# registry), and runs containers with `ctr run --runc-binary <abs path of the
+# runtime>` in the cgroup /tong-e2e-ctr-<pid>/<id>, each step asserted.
+# Finally removes everything and checks nothing is left.
+# See hack/e2e/README.md for the environment variables.
+set -uo pipefail
+# shellcheck source=hack/e2e/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_need containerd containerd
+e2e_need script bsdutils
+e2e_init ctr
+# What containerd and its shims make outside the temp dir (shim sockets).
+e2e_track_dirs /run/containerd /opt/containerd
+
+NS=tong-e2e
+IMG=docker.io/tong-e2e/busybox:latest
+SOCK=$E2E_TMP/containerd.sock
+CTRD_PIDFILE=$E2E_TMP/containerd.pid
+CTRD_LOG=$E2E_TMP/containerd.log
+TASKS=$E2E_TMP/state/io.containerd.runtime.v2.task/$NS
+RUN_OPTS=(--runc-binary "$RUNTIME_BIN" --runc-root "$E2E_TMP/runtime-root" --fifo-dir "$E2E_TMP/fifo")
+
+ctr_() { timeout "$E2E_CMD_TIMEOUT" ctr --address "$SOCK" --namespace "$NS" "$@"; }
+# ctr_run ID [RUN FLAGS...] -- CMD...: `ctr run` of the test image as ID.
+ctr_run() {
+	local id=$1 flags=()
+	shift
+	while [ "$1" != -- ]; do
+		flags+=("$1")
+		shift
+	done
+	shift
+	ctr_ run "${RUN_OPTS[@]}" --cgroup "/$E2E_CGROUP/$id" "${flags[@]}" "$IMG" "$id" "$@"
+}
+
+# ------------------------------------------------------------ daemon
+
+stop_containerd() {
+	local pid i
+	[ -f "$CTRD_PIDFILE" ] || return 0
+	pid=$(cat "$CTRD_PIDFILE")
+	if [ -f "$E2E_TMP/events.pid" ]; then
+		kill "$(cat "$E2E_TMP/events.pid")" 2>/dev/null || true
+		rm -f "$E2E_TMP/events.pid"
+	fi
+	if kill -TERM "$pid" 2>/dev/null; then
+		for i in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$CTRD_PIDFILE"
+}
+E2E_CLEANUP_FNS+=(stop_containerd)
+
+start_containerd() {
+	cat >"$E2E_TMP/config.toml" <<EOF
+version = 2
+root = "$E2E_TMP/root"
+state = "$E2E_TMP/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[debug]
+  address = "$E2E_TMP/debug.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$E2E_TMP/opt"
+EOF
+	echo "+ containerd --config $E2E_TMP/config.toml"
+	setsid containerd --config "$E2E_TMP/config.toml" >"$CTRD_LOG" 2>&1 </dev/null &
+	echo $! >"$CTRD_PIDFILE"
+	wait_until 60 "containerd answers on $SOCK" ctr_ version
+	run_cmd ctr_ version
+	expect_contains "Server:"
+	# Every task event, for the events step.
+	setsid ctr --address "$SOCK" --namespace "$NS" events >"$E2E_TMP/events.txt" 2>&1 </dev/null &
+	echo $! >"$E2E_TMP/events.pid"
+}
+
+e2e_diagnose() {
+	local f
+	echo "--- containerd log (last 10 lines)"
+	tail -n 10 "$CTRD_LOG" 2>/dev/null
+	for f in "$TASKS"/*/log.json; do
+		[ -s "$f" ] || continue
+		echo "--- runtime log $f"
+		tail -n 10 "$f"
+	done
+}
+
+e2e_engine_leftovers() {
+	local left
+	left=$(find "$E2E_TMP/runtime-root" -mindepth 2 -maxdepth 2 2>/dev/null
+		find "$TASKS" -mindepth 1 -maxdepth 1 2>/dev/null)
+	[ -z "$left" ] || fail "runtime or task state left: $left"
+	echo "  ok: no runtime or task state left"
+}
+
+# ------------------------------------------------------------ helpers
+
+task_status() { ctr_ task ls | awk -v id="$1" '$1 == id { print $3 }'; }
+task_pid() { ctr_ task ls | awk -v id="$1" '$1 == id { print $2 }'; }
+status_is() { [ "$(task_status "$1")" = "$2" ]; }
+cgfile() { cat "/sys/fs/cgroup/$1/$E2E_CGROUP/$2/$3"; }
+# remove ID: the task (killed if need be) and the container.
+remove() {
+	ctr_ task kill -s KILL "$1" >/dev/null 2>&1 || true
+	wait_until 10 "$1 stopped" sh -c "! ctr --address '$SOCK' --namespace '$NS' task ls | grep -q '^$1 .*RUNNING'"
+	ctr_ task delete "$1" >/dev/null 2>&1 || true
+	expect_ok ctr_ container delete "$1"
+}
+
+# ------------------------------------------------------------ steps
+
+t_daemon() { start_containerd; }
+
+t_image() {
+	e2e_rootfs_tar "$E2E_TMP/rootfs.tar"
+	e2e_oci_archive "$E2E_TMP/rootfs.tar" "$E2E_TMP/image.tar" "$IMG" || fail "cannot build the OCI archive"
+	expect_ok ctr_ images import "$E2E_TMP/image.tar"
+	expect_ok ctr_ images ls -q
+	expect_contains "$IMG"
+}
+
+t_run_rm() {
+	expect_ok ctr_run hello --rm -- echo hello from ctr
+	expect_out "hello from ctr"
+	expect_rc 3 ctr_run three --rm -- sh -c 'exit 3'
+	expect_ok ctr_ containers ls -q
+	expect_out ""
+	expect_ok ctr_run ids --rm --cwd /tmp --env FOO=bar -- sh -c 'echo "$FOO $(pwd) $(id -u)"'
+	expect_out "bar /tmp 0"
+}
+
+t_run_tty() {
+	expect_ok in_tty ctr --address "$SOCK" --namespace "$NS" run "${RUN_OPTS[@]}" \
+		--cgroup "/$E2E_CGROUP/tty" --rm -t "$IMG" tty sh -c 'tty; echo in-a-tty'
+	expect_contains "/dev/pts/0"
+	expect_contains "in-a-tty"
+}
+
+t_run_d() {
+	local pid
+	expect_ok ctr_run web -d -- sh -c 'trap "echo got-TERM; exit 42" TERM; while :; do sleep 0.1; done'
+	wait_until 10 "web RUNNING" status_is web RUNNING
+	expect_ok ctr_ task ls
+	expect_contains "web"
+	pid=$(task_pid web)
+	[ -d "/proc/$pid" ] || fail "task pid $pid is not live"
+	run_cmd grep ':memory:' "/proc/$pid/cgroup"
+	expect_out "4:memory:/$E2E_CGROUP/web"
+	expect_ok ctr_ containers ls -q
+	expect_out "web"
+}
+
+t_exec() {
+	expect_ok ctr_ task exec --fifo-dir "$E2E_TMP/fifo" --exec-id e1 --cwd /tmp --user 1000 web sh -c 'echo "$(pwd) $(id -u)"'
+	expect_out "/tmp 1000"
+	expect_rc 5 ctr_ task exec --fifo-dir "$E2E_TMP/fifo" --exec-id e2 web sh -c 'exit 5'
+	expect_ok ctr_ task exec --fifo-dir "$E2E_TMP/fifo" --exec-id e3 web sh -c 'ps -o pid,args | grep -v ps'
+	expect_contains "1 sh -c trap"
+	expect_fail ctr_ task exec --fifo-dir "$E2E_TMP/fifo" --exec-id e4 web /no/such/binary
+	expect_contains 'exec: "/no/such/binary": stat /no/such/binary: no such file or directory'
+}
+
+t_exec_tty() {
+	expect_ok in_tty ctr --address "$SOCK" --namespace "$NS" task exec --fifo-dir "$E2E_TMP/fifo" -t --exec-id t1 web \
+		sh -c 'tty; echo in-a-tty'
+	expect_contains "/dev/pts/"
+	expect_contains "in-a-tty"
+}
+
+t_ps() {
+	local pid
+	expect_ok ctr_ task exec --fifo-dir "$E2E_TMP/fifo" -d --exec-id bg web sleep 77
+	pid=$(task_pid web)
+	expect_ok ctr_ task ps web
+	expect_contains "$pid"
+	[ "$(printf '%s\n' "$OUT" | tail -n +2 | wc -l)" -ge 2 ] || fail "task ps lists fewer than 2 processes"
+	echo "  ok: task ps lists the init ($pid) and the exec'd sleep"
+}
+
+t_metrics() {
+	local mem
+	expect_ok ctr_ task metrics web
+	mem=$(printf '%s\n' "$OUT" | awk '$1 == "memory.usage_in_bytes" || $1 == "memory.usage" { print $2 }')
+	expect_match "$mem" '^[1-9][0-9]*$' "memory usage in bytes"
+	expect_contains "pids.current"
+}
+
+t_pause_resume() {
+	expect_ok ctr_ task pause web
+	wait_until 10 "web PAUSED" status_is web PAUSED
+	expect_eq "$(cgfile freezer web freezer.state)" FROZEN "freezer.state"
+	expect_ok ctr_ task resume web
+	wait_until 10 "web RUNNING" status_is web RUNNING
+	expect_eq "$(cgfile freezer web freezer.state)" THAWED "freezer.state"
+	expect_ok ctr_ task exec --fifo-dir "$E2E_TMP/fifo" --exec-id afterpause web echo alive
+	expect_out "alive"
+}
+
+t_kill_delete() {
+	expect_ok ctr_ task kill web # SIGTERM: the trap runs
+	wait_until 10 "web STOPPED" status_is web STOPPED
+	expect_ok ctr_ task delete web
+	expect_contains "42"
+	expect_ok ctr_ container delete web
+	expect_ok ctr_run victim -d -- sh -c 'trap "" TERM; while :; do sleep 0.1; done'
+	wait_until 10 "victim RUNNING" status_is victim RUNNING
+	expect_ok ctr_ task kill -s KILL victim
+	wait_until 10 "victim STOPPED" status_is victim STOPPED
+	expect_ok ctr_ task delete victim
+	expect_contains "137"
+	expect_ok ctr_ container delete victim
+	expect_ok ctr_run many -d -- sh -c 'sleep 1000 & sleep 1000 & wait'
+	wait_until 10 "many RUNNING" status_is many RUNNING
+	expect_ok ctr_ task kill -a -s KILL many
+	wait_until 10 "many STOPPED" status_is many STOPPED
+	expect_ok ctr_ task delete many
+	expect_ok ctr_ container delete many
+}
+
+t_task_start_again() {
+	# A container whose task ended gets a new task from `ctr task start`
+	# (a new create and start, with the runtime options the container keeps).
+	expect_ok ctr_run again -d -- sh -c 'echo run-$$; exit 6'
+	wait_until 10 "again STOPPED" status_is again STOPPED
+	expect_ok ctr_ task delete again
+	expect_contains "6"
+	# Attached, `task start` waits for the task, deletes it, exits with its status.
+	expect_rc 6 ctr_ task start --fifo-dir "$E2E_TMP/fifo" again
+	expect_contains "run-1"
+	expect_ok ctr_ container delete again
+}
+
+t_resources() {
+	local hd=$E2E_TMP/hostdir
+	mkdir -p "$hd"
+	echo from-host >"$hd/f"
+	expect_rc 137 ctr_run oomer --rm --memory-limit 33554432 -- sh -c 'x=0123456789abcdef; while :; do x=$x$x; done'
+	expect_ok ctr_run lim -d --memory-limit 67108864 --cpus 0.5 -- sleep 1000
+	wait_until 10 "lim RUNNING" status_is lim RUNNING
+	expect_eq "$(cgfile memory lim memory.limit_in_bytes)" 67108864 "memory.limit_in_bytes"
+	expect_eq "$(cgfile cpu lim cpu.cfs_quota_us) $(cgfile cpu lim cpu.cfs_period_us)" "50000 100000" "cpu quota and period"
+	remove lim
+	expect_ok ctr_run mnt --rm --mount "type=bind,src=$hd,dst=/data,options=rbind:ro" -- cat /data/f
+	expect_out "from-host"
+	expect_fail ctr_run mnt2 --rm --mount "type=bind,src=$hd,dst=/data,options=rbind:ro" -- touch /data/g
+	expect_contains "Read-only file system"
+	expect_fail ctr_run ro --rm --read-only -- touch /x
+	expect_contains "Read-only file system"
+}
+
+t_security() {
+	expect_fail ctr_run sec --rm --seccomp -- sh -c 'grep Seccomp: /proc/self/status; unshare -U true'
+	expect_contains $'Seccomp:\t2'
+	expect_contains "Operation not permitted"
+	expect_ok ctr_run nosec --rm -- sh -c 'grep Seccomp: /proc/self/status; unshare -U true && echo unshared'
+	expect_contains "unshared"
+	expect_fail ctr_run nocap --rm --cap-drop CAP_CHOWN -- chown 1000 /tmp
+	expect_contains "Operation not permitted"
+}
+
+t_failing_container() {
+	# The shim reads the runtime's --log JSON and puts its last error in
+	# the answer ctr prints.
+	expect_fail ctr_run bad --rm -- /no/such/binary
+	expect_contains 'OCI runtime create failed'
+	expect_contains 'exec: "/no/such/binary": stat /no/such/binary: no such file or directory'
+	expect_fail ctr_run bad2 --rm -- not-a-command
+	expect_contains 'exec: "not-a-command": executable file not found in $PATH'
+	expect_ok ctr_ containers ls -q
+	expect_out ""
+}
+
+t_events() {
+	local ev=$E2E_TMP/events.txt
+	# The topics seen, once each (the whole stream is long).
+	run_cmd sh -c "awk '{ print \$6 }' '$ev' | grep '^/tasks/' | sort -u"
+	expect_contains "/tasks/start"
+	expect_contains "/tasks/exit"
+	expect_contains "/tasks/oom"
+	expect_contains "/tasks/paused"
+	expect_contains "/tasks/resumed"
+	expect_contains "/tasks/exec-added"
+}
+
+t_cleanup() {
+	local c
+	for c in $(ctr_ containers ls -q); do remove "$c"; done
+	expect_ok ctr_ containers ls -q
+	expect_out ""
+	expect_ok ctr_ images rm "$IMG"
+}
+
+t_stop_daemon() {
+	local pid
+	pid=$(cat "$CTRD_PIDFILE")
+	kill "$(cat "$E2E_TMP/events.pid")" 2>/dev/null || true
+	stop_containerd
+	! kill -0 "$pid" 2>/dev/null || fail "containerd ($pid) still running"
+	echo "  ok: containerd stopped"
+}
+
+step daemon t_daemon
+step image t_image
+step run-rm t_run_rm
+step run-tty t_run_tty
+step run-d t_run_d
+step task-exec t_exec
+step task-exec-tty t_exec_tty
+step task-ps t_ps
+step task-metrics t_metrics
+step task-pause-resume t_pause_resume
+step task-kill-delete t_kill_delete
+step task-start-again t_task_start_again
+step resources t_resources
+step security t_security
+step failing-container t_failing_container
+step events t_events
+step cleanup t_cleanup
+step stop-daemon t_stop_daemon
+e2e_finish
