@@ -21,7 +21,9 @@
 #   VMTEST_ACCEL=auto|kvm|tcg|kvm,tcg  accelerators to try in turn until one
 #                           boots the guest; auto (default): KVM then TCG where
 #                           /dev/kvm is usable (not PVM's kvm_pvm), else TCG
-#   VMTEST_MEM=3G VMTEST_CPUS=2 VMTEST_SWAP_MB=512 (zram swap in the guest; 0: none)
+#   VMTEST_MEM=3G VMTEST_CPUS=2
+#   VMTEST_SWAP_MB=0        zram swap in the guest (default none, as on most
+#                           hosts: with swap, a memory limit alone OOM-kills nothing)
 #   VMTEST_KERNEL=6.1.0-NN-amd64  kernel package version (default: the one
 #                           linux-image-amd64 depends on, cached after first use)
 #   VMTEST_CACHE=DIR        downloads and built images (default
@@ -44,7 +46,7 @@ cache=${VMTEST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/tong-vmtest}
 timeout=${VMTEST_TIMEOUT:-3600}
 mem=${VMTEST_MEM:-3G}
 cpus=${VMTEST_CPUS:-2}
-swap_mb=${VMTEST_SWAP_MB:-512}
+swap_mb=${VMTEST_SWAP_MB:-0}
 verbose=${VMTEST_VERBOSE:-0}
 msize=512000
 
