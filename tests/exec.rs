@@ -663,7 +663,6 @@ fn exec_into_a_paused_container_is_refused() {
 }
 
 #[test]
-#[ignore = "tong bug: a pending `exec --ignore-paused` holds the container lock, so `resume` blocks forever"]
 fn exec_ignore_paused_runs_once_resumed() {
     let env = Env::new();
     let s = sleeper(&env);

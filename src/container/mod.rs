@@ -323,6 +323,13 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
         _ => None,
     };
     let cgroups = exec_cgroups(&st.cgroup_paths, opts.sub_cgroup.as_deref())?;
+    let filter = match typed_config(&st)?.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(crate::linux::seccomp::compile(s)?),
+        None => None,
+    };
+    // The pidfd pins the init; the lock is not held while the process starts, or a paused
+    // container's `resume` would wait on an exec that waits on the resume (runc holds none).
+    drop(sd);
     let cfg = launch::exec::ExecConfig {
         init_pidfd: pidfd.as_fd(),
         ns_flags: launch::exec::namespaces_to_join(st.pid),
@@ -330,11 +337,8 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
         cgroups: &cgroups,
         console_fd: console.as_ref().map(|c| c.as_raw_fd()).or(opts.console_fd),
         preserve_fds: opts.preserve_fds,
-        close_in_child: vec![sd.lock_fd()],
-        seccomp: match typed_config(&st)?.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(crate::linux::seccomp::compile(s)?),
-            None => None,
-        },
+        close_in_child: vec![],
+        seccomp: filter,
     };
     let pid = launch::exec::spawn(&cfg)?;
     if let Some(pf) = &opts.pid_file {
