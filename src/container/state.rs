@@ -201,11 +201,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(dir)
         .at("cannot open state directory", dir)?;
-    // SAFETY: flock on an fd we own; no memory is involved.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-    if rc != 0 {
-        return Err(Error::path("cannot lock state directory", dir, std::io::Error::last_os_error()));
-    }
+    crate::linux::sys::flock_exclusive(f.as_raw_fd()).at("cannot lock state directory", dir)?;
     Ok(f)
 }
 

@@ -2,7 +2,7 @@
 //! socketpair carrying small typed messages (and file descriptors where needed).
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
@@ -94,8 +94,7 @@ impl Channel {
                 for c in cmsgs {
                     if let ControlMessageOwned::ScmRights(fds) = c {
                         for f in fds {
-                            // SAFETY: the kernel installed this fd for us; we own it now.
-                            let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                            let owned = crate::linux::sys::own_fd(f);
                             if fd.is_none() {
                                 fd = Some(owned);
                             }

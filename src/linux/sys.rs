@@ -427,3 +427,14 @@ pub fn pty_peer(master: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: a fresh fd from the kernel.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// flock(LOCK_EX), waiting for the lock.
+pub fn flock_exclusive(fd: RawFd) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor number; no memory is involved.
+        match check_int(unsafe { libc::flock(fd, libc::LOCK_EX) }) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            r => return r.map(|_| ()),
+        }
+    }
+}
