@@ -87,7 +87,7 @@ fn drop_unknown_capabilities(json: &mut serde_json::Value) {
     for (set, list) in caps.iter_mut() {
         let Some(items) = list.as_array_mut() else { continue };
         items.retain(|c| {
-            let known = c.as_str().is_some_and(|s| crate::linux::capabilities::known(s));
+            let known = c.as_str().is_some_and(crate::linux::capabilities::known);
             if !known {
                 logging::warn(&format!("process.capabilities.{set}: unknown capability {c}, ignored"));
             }

@@ -144,14 +144,13 @@ fn memory(d: &Dirs, m: &LinuxMemory) -> Result<()> {
         }
         return Ok(());
     };
-    if let Some(limit) = m.limit().filter(|l| *l != 0) {
-        if m.check_before_update() == Some(true) && limit > 0 {
+    if let Some(limit) = m.limit().filter(|l| *l != 0)
+        && m.check_before_update() == Some(true) && limit > 0 {
             let usage: i64 = read_num(&dir.join("memory.current")).unwrap_or(0);
             if usage > limit {
                 return Err(Error::config(format!("linux.resources.memory.limit: {limit} is below the current usage {usage}")));
             }
         }
-    }
     // runc's conversion: v1's memsw (memory+swap) becomes v2's swap alone.
     let swap_max = v2_swap(m.limit(), m.swap())?;
     if let Some(s) = swap_max {

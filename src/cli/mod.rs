@@ -248,11 +248,10 @@ fn log_usage_error(msg: &str) {
         };
         if a == "--log" || a.starts_with("--log=") {
             log = val(&mut i);
-        } else if a == "--log-format" || a.starts_with("--log-format=") {
-            if val(&mut i).as_deref() == Some("json") {
+        } else if (a == "--log-format" || a.starts_with("--log-format="))
+            && val(&mut i).as_deref() == Some("json") {
                 format = Format::Json;
             }
-        }
         i += 1;
     }
     logging::init(log.as_deref(), format, false);

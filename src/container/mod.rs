@@ -571,13 +571,11 @@ fn destroy(sd: StateDir, st: &State, failed_create: bool) {
         logging::warn(&e.to_string());
     }
     // A create that failed after its init existed still ends with the poststop hooks.
-    if !failed_create || st.pid > 0 {
-        if let Ok(spec) = typed_config(st) {
-            if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
+    if (!failed_create || st.pid > 0)
+        && let Ok(spec) = typed_config(st)
+            && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
                 hooks::run_all_warn("poststop", Some(h), &hook_state(st, Status::Stopped));
             }
-        }
-    }
     logging::phase("cgroups removed");
     if let Err(e) = sd.remove() {
         logging::warn(&e.to_string());
@@ -588,14 +586,12 @@ fn destroy(sd: StateDir, st: &State, failed_create: bool) {
 /// waits until they are gone.
 fn kill_all(st: &State) {
     let mut pidfds = Vec::new();
-    if st.pid > 0 {
-        if let Ok(fd) = sys::pidfd_open(st.pid) {
-            if st.init_alive() {
+    if st.pid > 0
+        && let Ok(fd) = sys::pidfd_open(st.pid)
+            && st.init_alive() {
                 let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
                 pidfds.push(fd);
             }
-        }
-    }
     if !st.own_pid_ns || pidfds.is_empty() {
         let pids = cgroups::pids(&st.cgroup_paths);
         for pid in &pids {

@@ -139,11 +139,10 @@ pub fn namespaces_to_join(pid: i32) -> i32 {
     for (name, flag) in kinds {
         let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}")).map(|m| (m.dev(), m.ino()));
         let ours = std::fs::metadata(format!("/proc/self/ns/{name}")).map(|m| (m.dev(), m.ino()));
-        if let (Ok(t), Ok(o)) = (theirs, ours) {
-            if t != o {
+        if let (Ok(t), Ok(o)) = (theirs, ours)
+            && t != o {
                 flags |= flag;
             }
-        }
     }
     flags
 }

@@ -95,11 +95,10 @@ pub fn prepare(
 /// AppArmor, default signal handling, every fd but stdio and the preserved ones closed on
 /// exec, then execve. Returns only on failure.
 pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
-    if let Some(profile) = &p.apparmor {
-        if let Err(e) = apparmor::apply_on_exec(profile) {
+    if let Some(profile) = &p.apparmor
+        && let Err(e) = apparmor::apply_on_exec(profile) {
             return e;
         }
-    }
     sys::reset_signals();
     let first = 3 + preserve_fds;
     for fd in 3..first {
@@ -108,11 +107,10 @@ pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
     if let Err(e) = sys::close_range_cloexec(first) {
         return Error::sys("close_range", e);
     }
-    if let Some(f) = &p.seccomp_late {
-        if let Err(e) = seccomp::load(f) {
+    if let Some(f) = &p.seccomp_late
+        && let Err(e) = seccomp::load(f) {
             return e;
         }
-    }
     let err = sys::execve(&p.cpath, &p.cargs, &p.cenv);
     Error::other(format!("exec {}: {err}", p.path))
 }

@@ -81,8 +81,8 @@ impl Foreground {
             }
             let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
             drop(fds);
-            if ready[0] {
-                if let Ok(Some(info)) = self.sfd.read_signal() {
+            if ready[0]
+                && let Ok(Some(info)) = self.sfd.read_signal() {
                     let sig = info.ssi_signo as i32;
                     if sig == libc::SIGWINCH && master.is_some() {
                         if let Some(m) = &master {
@@ -92,7 +92,6 @@ impl Foreground {
                         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::try_from(sig).ok());
                     }
                 }
-            }
             let Some(m) = &master else { continue };
             let mut i = 1;
             if master_open {

@@ -69,11 +69,10 @@ pub fn recv_master(socket: RawFd) -> Result<OwnedFd> {
     let r = nix::sys::socket::recvmsg::<()>(socket, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
         .map_err(|e| Error::sys("receiving the pty master", e))?;
     for c in r.cmsgs().map_err(|e| Error::sys("receiving the pty master", e))? {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c
+            && let Some(fd) = fds.first() {
                 return Ok(crate::linux::sys::own_fd(*fd));
             }
-        }
     }
     Err(Error::other("the container sent no terminal"))
 }
