@@ -143,7 +143,7 @@ t_run_rm() {
 
 t_run_tty() {
 	expect_ok in_tty ctr --address "$SOCK" --namespace "$NS" run "${RUN_OPTS[@]}" \
-		--cgroup "/$E2E_CGROUP/tty" --rm -t "$IMG" tty sh -c 'tty; echo in-a-tty'
+		--cgroup "/$E2E_CGROUP/tty" --rm -t "$IMG" tty sh -c 'tty; echo in-a-tty; sleep 0.5'
 	expect_contains "/dev/pts/0"
 	expect_contains "in-a-tty"
 }
@@ -174,7 +174,7 @@ t_exec() {
 
 t_exec_tty() {
 	expect_ok in_tty ctr --address "$SOCK" --namespace "$NS" task exec --fifo-dir "$E2E_TMP/fifo" -t --exec-id t1 web \
-		sh -c 'tty; echo in-a-tty'
+		sh -c 'tty; echo in-a-tty; sleep 0.5'
 	expect_contains "/dev/pts/"
 	expect_contains "in-a-tty"
 }

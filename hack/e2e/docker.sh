@@ -168,7 +168,7 @@ t_run_rm() {
 }
 
 t_run_tty() {
-	expect_ok in_tty "$DOCKER" run --rm -it "$IMG" sh -c 'tty; echo in-a-tty'
+	expect_ok in_tty "$DOCKER" run --rm -it "$IMG" sh -c 'tty; echo in-a-tty; sleep 0.5'
 	expect_contains "/dev/pts/0"
 	expect_contains "in-a-tty"
 }

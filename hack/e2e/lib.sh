@@ -101,6 +101,12 @@ e2e_init() {
 	E2E_START=$(date +%s)
 	trap e2e_cleanup EXIT
 	trap 'exit 130' INT TERM
+	# /sys/fs/cgroup/<controller> of a hierarchy not mounted here: an engine
+	# may mkdir it in the tmpfs (see e2e_cgroup_sanity); remove it if so.
+	local c
+	for c in $(awk 'NR > 1 { print $1 }' /proc/cgroups); do
+		e2e_track_dirs "/sys/fs/cgroup/$c"
+	done
 	e2e_log "e2e: $E2E_ENGINE with RUNTIME=$RUNTIME ($RUNTIME_BIN), temp dir $E2E_TMP, cgroup parent /$E2E_CGROUP"
 	e2e_cgroup_sanity >&2
 }
@@ -275,7 +281,22 @@ e2e_summary() {
 e2e_cgroup_dirs() {
 	local h
 	for h in /sys/fs/cgroup/*/"$E2E_CGROUP" /sys/fs/cgroup/"$E2E_CGROUP"; do
-		[ -d "$h" ] && find "$h" -depth -type d
+		[ -d "$h" ] || continue
+		case $(stat -f -c %T "$h") in
+		cgroupfs | cgroup2fs) find "$h" -depth -type d ;;
+		esac
+	done
+	return 0
+}
+
+# Directories named after this run's cgroup parent that are NOT cgroups: an
+# engine's cgroup code mkdir-ing into /sys/fs/cgroup/<controller> (a tmpfs)
+# for a controller whose hierarchy exists but is not mounted here.
+e2e_cgroup_junk() {
+	local h
+	for h in /sys/fs/cgroup/*/"$E2E_CGROUP"; do
+		[ -d "$h" ] || continue
+		[ "$(stat -f -c %T "$h")" = tmpfs ] && echo "$h"
 	done
 	return 0
 }
@@ -309,7 +330,10 @@ e2e_tmp_mounts() {
 
 # Step body: nothing of this run is left once the engine is stopped.
 e2e_check_leftovers() {
-	local pids mounts cgs left
+	local pids mounts cgs left d
+	if declare -F e2e_before_leftovers >/dev/null; then
+		e2e_before_leftovers
+	fi
 	pids=$( (e2e_cgroup_pids; e2e_tmp_pids) | sort -un | tr '\n' ' ')
 	[ -z "${pids// /}" ] || {
 		ps -o pid,ppid,args -p "${pids// /,}" 2>/dev/null || true
@@ -322,11 +346,15 @@ e2e_check_leftovers() {
 	# The runtime removes each container's cgroup; only the parent
 	# directories (created as a side effect) may remain, and we remove them.
 	cgs=$(e2e_cgroup_dirs | grep -v "/$E2E_CGROUP\$" || true)
-	[ -z "$cgs" ] || fail "container cgroups left: $cgs"
+	[ -z "$cgs" ] || fail "$(echo "$cgs" | wc -l) container cgroups left: $(echo "$cgs" | head -n 5 | tr '\n' ' ')..."
 	e2e_cgroup_dirs | while read -r d; do rmdir "$d" || fail "cannot remove $d"; done
 	cgs=$(e2e_cgroup_dirs)
 	[ -z "$cgs" ] || fail "cgroups left: $cgs"
 	echo "  ok: no cgroup left under /$E2E_CGROUP"
+	for d in $(e2e_cgroup_junk); do
+		echo "  note: removing $d: the engine made it in the tmpfs /sys/fs/cgroup (see the WARNING above)"
+		rm -rf "$d"
+	done
 	if declare -F e2e_engine_leftovers >/dev/null; then
 		e2e_engine_leftovers
 	fi
@@ -346,9 +374,15 @@ e2e_track_dirs() {
 	done
 }
 e2e_untrack_dirs() {
-	local d
+	local d force=${1:-}
 	for d in "${E2E_TRACKED[@]}"; do
 		[ -d "$d" ] || continue
+		# Never under something mounted since (a cgroup hierarchy, say).
+		if awk -v t="$d" '$5 == t || index($5, t "/") == 1 { f = 1 } END { exit !f }' /proc/self/mountinfo; then
+			continue
+		fi
+		# After a forced stop: the sockets of shims killed by the trap.
+		[ -z "$force" ] || find "$d" -type s -delete 2>/dev/null
 		find "$d" -depth -type d -empty -delete 2>/dev/null
 		if [ -e "$d" ]; then
 			echo "left in $d: $(find "$d" | head -5 | tr '\n' ' ')"
@@ -378,10 +412,11 @@ e2e_cleanup() {
 			for d in $m; do umount "$d" 2>/dev/null || umount -l "$d" 2>/dev/null; done
 		done
 		e2e_cgroup_dirs | while read -r d; do rmdir "$d" 2>/dev/null; done
+		for d in $(e2e_cgroup_junk); do rm -rf "$d"; done
 		if [ -n "$(e2e_cgroup_dirs)" ]; then
 			e2e_log "e2e: cleanup: could not remove $(e2e_cgroup_dirs | tr '\n' ' ')"
 		fi
-		e2e_untrack_dirs >&2
+		e2e_untrack_dirs force >&2
 		if [ -z "$(e2e_tmp_mounts)" ]; then
 			rm -rf --one-file-system "$E2E_TMP"
 		else

@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# hack/e2e/podman.sh: podman (with conmon) drives tong (or runc, with
+# RUNTIME=runc).
+#
+# podman has no daemon: every command gets --root, --runroot, --tmpdir and
+# --volumepath in a temp dir and the cgroupfs manager, and reads a
+# CONTAINERS_CONF of this script's that registers the runtime by absolute path
+# under its own name ([engine.runtimes] tong = ["/abs/target/release/tong"])
+# and lists it in runtime_supports_json, so podman passes
+# `--log-format=json --log <file>` to tong as it does to runc.
+# podman passes no --root to the runtime, and conmon's cleanup command would
+# drop a --runtime-flag, so the runtime keeps its default state root
+# (/run/tong, /run/runc); the leftover check looks there for this run's ids.
+# Containers get --cgroup-parent /tong-e2e-podman-<pid>, --network none and
+# --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 (root here lacks
+# CAP_SYS_RESOURCE). The image comes from `podman import` of a local busybox
+# rootfs tarball. Each step is asserted; nothing may be left at the end.
+# See hack/e2e/README.md for the environment variables.
+set -uo pipefail
+# shellcheck source=hack/e2e/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_need podman podman
+e2e_need conmon conmon
+e2e_need script bsdutils
+e2e_init podman
+# containers/image keeps a blob info cache in /var/lib/containers/cache
+# whatever --root says: removed at the end if this run made it.
+[ -e /var/lib/containers ] && VARLIB_OURS= || VARLIB_OURS=1
+e2e_track_dirs /var/lib/containers
+
+IMG=localhost/tong-e2e/busybox:latest
+RT_NAME=$(basename "$RUNTIME_BIN")
+export CONTAINERS_CONF=$E2E_TMP/containers.conf
+PODMAN_ARGS=(
+	--root "$E2E_TMP/storage" --runroot "$E2E_TMP/runroot" --tmpdir "$E2E_TMP/libpod"
+	--volumepath "$E2E_TMP/volumes" --network-config-dir "$E2E_TMP/cni"
+	--storage-driver overlay --cgroup-manager cgroupfs --events-backend file
+	--conmon /usr/bin/conmon --runtime "$RT_NAME"
+)
+RUN_ARGS=(--cgroup-parent "/$E2E_CGROUP" --network none
+	--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+
+pm() { timeout "$E2E_CMD_TIMEOUT" podman "${PODMAN_ARGS[@]}" "$@"; }
+prun() { pm run "${RUN_ARGS[@]}" "$@"; }
+insp() { pm inspect -f "$1" "$2"; }
+cid() { insp '{{.Id}}' "$1"; }
+cgfile() { cat "/sys/fs/cgroup/$1/$E2E_CGROUP/libpod-$(cid "$2")/$3"; }
+state_is() { [ "$(insp '{{.State.Status}}' "$1")" = "$2" ]; }
+
+write_conf() {
+	cat >"$CONTAINERS_CONF" <<EOF
+[containers]
+netns = "none"
+
+[engine]
+runtime = "$RT_NAME"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$E2E_TMP/events.log"
+tmp_dir = "$E2E_TMP/libpod"
+# podman passes --log-format=json (and reads the runtime's JSON log on
+# failure) only for the runtimes named here.
+runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "$RT_NAME"]
+
+[engine.runtimes]
+$RT_NAME = ["$RUNTIME_BIN"]
+EOF
+}
+
+e2e_diagnose() {
+	local f
+	for f in "$E2E_TMP"/runroot/overlay-containers/*/userdata/oci-log; do
+		[ -s "$f" ] || continue
+		echo "--- runtime log $f"
+		tail -n 5 "$f"
+	done
+}
+
+e2e_engine_leftovers() {
+	local id n=0
+	for id in $(pm events --stream=false --format '{{.ID}}' | sort -u); do
+		[ ! -e "/run/$RT_NAME/$id" ] || fail "runtime state left: /run/$RT_NAME/$id"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || fail "no container ids in podman's events"
+	echo "  ok: none of the $n containers' state is left in /run/$RT_NAME"
+}
+
+# conmon's cgroup (podman puts conmon in <cgroup parent>/conmon with the
+# cgroupfs manager and never removes it): ours, so removed before the checks.
+e2e_before_leftovers() {
+	local d
+	for d in /sys/fs/cgroup/*/"$E2E_CGROUP"/conmon; do
+		case $(stat -f -c %T "$d" 2>/dev/null) in
+		cgroupfs | cgroup2fs) rmdir "$d" ;;
+		esac
+	done
+	return 0
+}
+
+# On any exit: remove the containers (podman then has the runtime delete its
+# state in /run/<runtime>) and the storage driver's mount.
+podman_cleanup() {
+	[ -f "$CONTAINERS_CONF" ] || return 0
+	pm rm -a -f -t 0
+	umount_storage
+	remove_blob_cache
+}
+remove_blob_cache() {
+	[ -z "$VARLIB_OURS" ] || rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
+}
+umount_storage() {
+	# The overlay driver's private bind mount of its own home.
+	if awk -v t="$E2E_TMP/storage/overlay" '$5 == t { f = 1 } END { exit !f }' /proc/self/mountinfo; then
+		umount "$E2E_TMP/storage/overlay"
+	fi
+}
+E2E_CLEANUP_FNS+=(podman_cleanup)
+
+# ------------------------------------------------------------ steps
+
+t_setup() {
+	write_conf
+	expect_ok pm info --format '{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}} {{.Host.CgroupManager}}'
+	expect_out "$RT_NAME $RUNTIME_BIN cgroupfs"
+}
+
+t_image() {
+	e2e_rootfs_tar "$E2E_TMP/rootfs.tar"
+	expect_ok pm import --change CMD=sh "$E2E_TMP/rootfs.tar" "$IMG"
+	expect_ok pm images --format '{{.Repository}}:{{.Tag}}'
+	expect_contains "$IMG"
+}
+
+t_run() {
+	expect_ok prun --rm "$IMG" echo hello from podman
+	expect_out "hello from podman"
+	expect_rc 3 prun --rm "$IMG" sh -c 'exit 3'
+	OUT=$(echo piped-in | prun --rm -i "$IMG" cat) || fail "run -i failed"
+	expect_out "piped-in"
+	expect_ok prun --rm -e A=1 --user 1000:2000 --hostname e2ehost --workdir /tmp "$IMG" \
+		sh -c 'echo "$A|$(id -u):$(id -g)|$(hostname)|$(pwd)|$(ulimit -n)"'
+	expect_out "1|1000:2000|e2ehost|/tmp|1024"
+	expect_ok prun --rm --read-only "$IMG" sh -c 'touch /x 2>&1; grep Seccomp: /proc/self/status'
+	expect_contains "Read-only file system"
+	expect_contains $'Seccomp:\t2'
+}
+
+t_run_tty() {
+	expect_ok in_tty podman "${PODMAN_ARGS[@]}" run "${RUN_ARGS[@]}" --rm -it "$IMG" sh -c 'tty; echo in-a-tty; sleep 0.5'
+	expect_contains "/dev/pts/0"
+	expect_contains "in-a-tty"
+}
+
+t_run_d() {
+	expect_ok prun -d --name web "$IMG" \
+		sh -c 'trap "echo got-TERM; exit 42" TERM; echo web-started; while :; do sleep 0.1; done'
+	wait_until 10 "web running" state_is web running
+	expect_ok pm ps --format '{{.Names}} {{.Status}}'
+	expect_contains "web Up"
+}
+
+t_inspect() {
+	local pid id
+	expect_eq "$(insp '{{.State.Running}} {{.OCIRuntime}}' web)" "true $RT_NAME" "State.Running OCIRuntime"
+	pid=$(insp '{{.State.Pid}}' web)
+	expect_match "$pid" '^[1-9][0-9]*$' "State.Pid"
+	[ -d "/proc/$pid" ] || fail "State.Pid $pid is not live"
+	id=$(cid web)
+	run_cmd grep ':memory:' "/proc/$pid/cgroup"
+	expect_out "4:memory:/$E2E_CGROUP/libpod-$id"
+}
+
+t_exec() {
+	expect_ok pm exec -e FOO=bar -w /tmp -u 1000 web sh -c 'echo "$FOO $(pwd) $(id -u)"'
+	expect_out "bar /tmp 1000"
+	expect_rc 5 pm exec web sh -c 'exit 5'
+	expect_rc 127 pm exec web /no/such/binary
+	expect_ok pm exec -d web sleep 77
+}
+
+t_exec_tty() {
+	expect_ok in_tty podman "${PODMAN_ARGS[@]}" exec -it web sh -c 'tty; echo in-a-tty; sleep 0.5'
+	expect_contains "/dev/pts/"
+	expect_contains "in-a-tty"
+}
+
+t_logs() {
+	expect_ok pm logs web
+	expect_out "web-started"
+}
+
+t_top() {
+	expect_ok pm top web
+	expect_contains "sleep 77"
+	expect_contains "while :"
+}
+
+t_stats() {
+	local mem
+	expect_ok pm stats --no-stream --format '{{.Name}} {{.MemUsage}}' web
+	mem=${OUT#web }
+	mem=${mem%% *}
+	expect_match "$mem" '^[0-9.]+([kKMG]i?)?B$' "memory usage"
+	case $mem in 0B | 0.0*) fail "memory usage is zero" ;; esac
+}
+
+t_pause() {
+	expect_ok pm pause web
+	expect_eq "$(insp '{{.State.Status}}' web)" paused "State.Status after pause"
+	expect_eq "$(cgfile freezer web freezer.state)" FROZEN "freezer.state"
+	expect_ok pm unpause web
+	expect_eq "$(insp '{{.State.Status}}' web)" running "State.Status after unpause"
+	expect_eq "$(cgfile freezer web freezer.state)" THAWED "freezer.state"
+	expect_ok pm exec web echo alive
+	expect_out "alive"
+}
+
+t_stop() {
+	local t0=$SECONDS
+	expect_ok pm stop web
+	[ $((SECONDS - t0)) -lt 8 ] || fail "stop took $((SECONDS - t0))s: SIGTERM did not end it"
+	expect_eq "$(insp '{{.State.Status}} {{.State.ExitCode}}' web)" "exited 42" "State after stop"
+	run_cmd pm logs web
+	expect_contains "got-TERM"
+	expect_ok pm start web
+	wait_until 10 "web running again" state_is web running
+}
+
+t_kill() {
+	expect_ok pm kill web
+	wait_until 10 "web exited" state_is web exited
+	expect_eq "$(insp '{{.State.ExitCode}}' web)" 137 "ExitCode after kill"
+}
+
+t_wait_restart() {
+	expect_ok prun -d --name waiter "$IMG" sh -c 'sleep 1; exit 7'
+	expect_ok pm wait waiter
+	expect_out "7"
+	expect_ok pm restart web
+	wait_until 10 "web running after restart" state_is web running
+}
+
+t_oom() {
+	expect_rc 137 prun --name oomer --memory 32m "$IMG" sh -c 'x=0123456789abcdef; while :; do x=$x$x; done'
+	expect_eq "$(insp '{{.State.ExitCode}} {{.State.OOMKilled}}' oomer)" "137 true" "ExitCode OOMKilled"
+}
+
+t_runtime_error() {
+	local id log
+	# podman reads the runtime's --log JSON (one object) and shows its text.
+	expect_rc 127 prun --name bad "$IMG" /no/such/binary
+	expect_contains "$RT_NAME: "
+	expect_contains 'exec: "/no/such/binary": stat /no/such/binary: no such file or directory'
+	id=$(cid bad)
+	log=$E2E_TMP/runroot/overlay-containers/$id/userdata/oci-log
+	[ -s "$log" ] || fail "no runtime log at $log"
+	run_cmd python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); print(o["level"], "|", o["msg"])' "$log"
+	[ "$RC" = 0 ] || fail "$log is not one JSON object"
+	expect_contains "error | "
+	expect_contains 'exec: "/no/such/binary": stat /no/such/binary: no such file or directory'
+	expect_ok pm rm bad
+}
+
+t_events() {
+	expect_ok pm events --stream=false --format '{{.Name}} {{.Status}}'
+	expect_contains "web start"
+	expect_contains "web pause"
+	expect_contains "web unpause"
+	expect_contains "web died"
+	expect_contains "oomer died"
+}
+
+t_rm() {
+	local pid
+	expect_ok pm rm oomer waiter
+	pid=$(insp '{{.State.Pid}}' web)
+	expect_fail pm rm web
+	expect_ok pm rm -f web
+	wait_until 10 "pid $pid gone" sh -c "! [ -d /proc/$pid ]"
+	expect_ok pm ps -a -q
+	expect_out ""
+	expect_ok pm rmi "$IMG"
+	umount_storage
+	remove_blob_cache
+}
+
+step setup t_setup
+step image t_image
+step run t_run
+step run-it t_run_tty
+step run-d t_run_d
+step inspect t_inspect
+step exec t_exec
+step exec-it t_exec_tty
+step logs t_logs
+step top t_top
+step stats t_stats
+step pause-unpause t_pause
+step stop-start t_stop
+step kill t_kill
+step wait-restart t_wait_restart
+step oom t_oom
+step runtime-error t_runtime_error
+step events t_events
+step rm t_rm
+e2e_finish
