@@ -146,6 +146,16 @@ exited_with() { [ "$(insp '{{.State.Status}} {{.State.ExitCode}}' "$1")" = "exit
 
 t_daemon() { start_dockerd; }
 
+t_info() {
+	# dockerd runs `<default runtime> --version` and shows the "commit:" line
+	# as "runc version" in `docker info` (runc prints "runc version X",
+	# "commit: Y", "spec: Z").
+	expect_ok dk info --format '{{.DefaultRuntime}}|{{.RuncCommit.ID}}|{{.RuncCommit.Expected}}'
+	expect_match "$OUT" "^$RUNTIME\\|[^|]+\\|" "DefaultRuntime|RuncCommit.ID|"
+	run_cmd grep -E 'failed to (retrieve|parse) .* version' "$DOCKERD_LOG"
+	[ "$RC" = 1 ] || fail "dockerd could not read the runtime's --version"
+}
+
 t_image() {
 	e2e_rootfs_tar "$E2E_TMP/rootfs.tar"
 	expect_ok dk import -c 'CMD ["sh"]' "$E2E_TMP/rootfs.tar" "$IMG"
@@ -270,7 +280,8 @@ t_pause() {
 
 t_update() {
 	# docker itself refuses --memory alone once a swap limit is in place.
-	expect_ok dk update --memory 64m --memory-swap 128m --cpus 0.5 web
+	expect_ok dk update --memory 64m --memory-swap 128m --cpus 0.5 --pids-limit 50 --cpu-shares 256 web
+	expect_eq "$(cg pids web pids.max) $(cg cpu web cpu.shares)" "50 256" "pids.max cpu.shares"
 	expect_eq "$(cg memory web memory.limit_in_bytes)" 67108864 "memory.limit_in_bytes"
 	expect_eq "$(cg memory web memory.memsw.limit_in_bytes)" 134217728 "memory.memsw.limit_in_bytes"
 	expect_eq "$(cg cpu web cpu.cfs_quota_us) $(cg cpu web cpu.cfs_period_us)" "50000 100000" "cpu.cfs_quota_us cpu.cfs_period_us"
@@ -567,6 +578,7 @@ t_stop_daemon() {
 
 PORT=$(e2e_free_port)
 step daemon t_daemon
+step info t_info
 step image t_image
 step run-rm t_run_rm
 step run-it t_run_tty

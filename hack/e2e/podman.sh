@@ -242,6 +242,23 @@ t_wait_restart() {
 	wait_until 10 "web running after restart" state_is web running
 }
 
+t_userns() {
+	local hd=$E2E_TMP/userns
+	mkdir -p "$hd"
+	chown 100000:100000 "$hd"
+	expect_ok prun --rm --uidmap 0:100000:65536 --gidmap 0:100000:65536 -v "$hd:/data" "$IMG" \
+		sh -c 'cat /proc/self/uid_map; id -u; touch /data/made-inside'
+	expect_match "$(printf '%s\n' "$OUT" | head -n 1 | tr -s ' ')" '^ ?0 100000 65536$' "uid_map"
+	expect_contains $'\n0'
+	expect_eq "$(stat -c %u:%g "$hd/made-inside")" "100000:100000" "host owner of a file made as root inside"
+}
+
+t_preserve_fds() {
+	echo passed-fd >"$E2E_TMP/fd3.txt"
+	expect_ok prun --rm --preserve-fds 1 "$IMG" sh -c 'cat <&3' 3<"$E2E_TMP/fd3.txt"
+	expect_out "passed-fd"
+}
+
 t_oom() {
 	expect_rc 137 prun --name oomer --memory 32m "$IMG" sh -c 'x=0123456789abcdef; while :; do x=$x$x; done'
 	expect_eq "$(insp '{{.State.ExitCode}} {{.State.OOMKilled}}' oomer)" "137 true" "ExitCode OOMKilled"
@@ -301,6 +318,8 @@ step pause-unpause t_pause
 step stop-start t_stop
 step kill t_kill
 step wait-restart t_wait_restart
+step userns t_userns
+step preserve-fds t_preserve_fds
 step oom t_oom
 step runtime-error t_runtime_error
 step events t_events
