@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""hack/bench-report.py RUN_DIR MD SVG: the table, markdown and chart of one hack/bench.sh run.
+
+Reads what hack/bench.sh left in RUN_DIR (hyperfine JSON per case, runtime and round;
+/usr/bin/time -v output; strace -c summaries; meta and skipped lists), prints the table,
+writes MD (markdown) and SVG (a bar chart drawn here, no plotting library).
+"""
+import glob
+import html
+import json
+import os
+import re
+import statistics
+import sys
+
+rd, md_path, svg_path = sys.argv[1:4]
+
+ORDER = ["tong", "crun", "runc", "youki", "floor"]
+COLORS = {"tong": "#e8590c", "crun": "#1c7ed6", "runc": "#2f9e44", "youki": "#9c36b5", "floor": "#868e96"}
+CASES = [
+    ("run", "`run` /bin/true"),
+    ("run+seccomp", "`run` /bin/true, podman's seccomp profile"),
+    ("lifecycle", "`create` + `start` + `delete`"),
+    ("exec", "`exec` /bin/true into a running container"),
+    ("throughput", "containers `run`, 2 at a time: time for all"),
+]
+
+
+def read_meta():
+    meta = {}
+    with open(os.path.join(rd, "meta")) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("\t")
+            meta[k] = v
+    return meta
+
+
+meta = read_meta()
+skipped = []
+with open(os.path.join(rd, "skipped")) as f:
+    skipped = [line.rstrip("\n").split("\t", 1) for line in f if line.strip()]
+
+
+def rkey(r):
+    return ORDER.index(r) if r in ORDER else len(ORDER)
+
+
+# times[case][runtime] = list of seconds; parts[runtime] = {command: [seconds]}
+times, parts, tp_n = {}, {}, None
+for path in sorted(glob.glob(os.path.join(rd, "json", "*.json"))):
+    case, r, _round = os.path.basename(path)[:-5].rsplit("-", 2)
+    results = json.load(open(path))["results"]
+    if case == "lifecycle":
+        n = min(len(x["times"]) for x in results)
+        sums = [sum(x["times"][i] for x in results) for i in range(n)]
+        times.setdefault(case, {}).setdefault(r, []).extend(sums)
+        for x in results:
+            parts.setdefault(r, {}).setdefault(x["command"].split()[-1], []).extend(x["times"])
+    else:
+        times.setdefault(case, {}).setdefault(r, []).extend(results[0]["times"])
+        if case == "throughput":
+            tp_n = int(results[0]["command"].split("x run")[0].split()[-1])
+
+
+def stats(xs):
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def fmt_t(s):
+    if s >= 1:
+        return f"{s:.2f} s"
+    ms = s * 1e3
+    return f"{ms:.1f} ms" if ms >= 10 else f"{ms:.2f} ms"
+
+
+def ratio(v, base):
+    return f"{v / base:.2f}" if base else "–"
+
+
+rows = []  # (case label, runtime, median, min, max, ratio, n)
+for case, label in CASES:
+    if case not in times:
+        continue
+    if case == "throughput" and tp_n:
+        label = f"{tp_n} {label}"
+    crun = statistics.median(times[case]["crun"]) if "crun" in times[case] else None
+    for r in sorted(times[case], key=rkey):
+        med, lo, hi = stats(times[case][r])
+        rows.append((case, label, r, med, lo, hi, ratio(med, crun), len(times[case][r])))
+
+# peak RSS (kB) per runtime
+rss = {}
+for path in glob.glob(os.path.join(rd, "rss", "*.txt")):
+    r = os.path.basename(path).rsplit("-", 1)[0]
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(path).read())
+    if m:
+        rss.setdefault(r, []).append(int(m.group(1)))
+sizes = {k[5:]: tuple(int(x) for x in v.split()) for k, v in meta.items() if k.startswith("size ")}
+
+
+def strace_summary(r):
+    path = os.path.join(rd, f"strace-{r}.txt")
+    if not os.path.exists(path):
+        return None
+    calls, total = [], None
+    for line in open(path):
+        t = line.split()
+        if len(t) < 5 or not re.match(r"^\d+\.\d+$", t[0]):
+            continue
+        pct, sec, n = float(t[0]), float(t[1]), int(t[3])
+        errs = int(t[4]) if len(t) == 6 else 0
+        if t[-1] == "total":
+            total = (n, errs, sec)
+        else:
+            calls.append((pct, t[-1], n))
+    return total, sorted(calls, reverse=True)[:5]
+
+
+runtimes = sorted({r for c in times.values() for r in c if r != "floor"}, key=rkey)
+
+# ------------------------------------------------------------------ stdout table
+print()
+print(f"{'case':<14} {'runtime':<7} {'median':>10} {'min':>10} {'max':>10} {'x crun':>7}  runs")
+for case, _label, r, med, lo, hi, rat, n in rows:
+    print(f"{case:<14} {r:<7} {fmt_t(med):>10} {fmt_t(lo):>10} {fmt_t(hi):>10} {rat:>7}  {n}")
+crun_rss = statistics.median(rss["crun"]) if "crun" in rss else None
+for r in runtimes:
+    if r in rss:
+        med, lo, hi = stats(rss[r])
+        size = sizes.get(r, (0, 0))[0]
+        print(f"{'peak RSS':<14} {r:<7} {med / 1024:>7.1f} MiB {lo / 1024:>6.1f} MiB {hi / 1024:>6.1f} MiB "
+              f"{ratio(med, crun_rss):>7}  binary {size / 2**20:.1f} MiB")
+for r, why in skipped:
+    print(f"skipped {r}: {why}")
+
+# ------------------------------------------------------------------ markdown
+md = []
+md.append("# Benchmark results")
+md.append("")
+md.append(f"Written by `hack/bench.sh` on {meta.get('date', '?')}; a full run took "
+          f"{int(meta.get('duration', 0)) // 60} min {int(meta.get('duration', 0)) % 60} s. "
+          "Chart: [bench-results.svg](bench-results.svg).")
+md.append("")
+md.append(f"- machine: {meta.get('machine', '?')}")
+md.append(f"- cgroups: {meta.get('cgroups', '?')}")
+md.append(f"- load average (1, 5, 15 min) before: {meta.get('load_before', '?')}, after: {meta.get('load_after', '?')}")
+try:
+    busy = max(float(meta["load_before"].split()[0]), float(meta["load_after"].split()[0]))
+    ncpu = int(re.search(r"(\d+) CPUs", meta["machine"]).group(1))
+    if busy >= ncpu / 2:
+        md.append(f"- **the host was busy** (load average up to {busy:.1f} on {ncpu} CPUs, other work running "
+                  "beside the benchmark): expect noise; compare ratios within this run, not with other runs")
+except (KeyError, ValueError, AttributeError):
+    pass
+md.append(f"- {meta.get('settings', '')}")
+for r in runtimes:
+    v = meta.get(f"version {r}", "?")
+    extra = f" ({meta['tong']})" if r == "tong" and meta.get("tong") else ""
+    md.append(f"- {r}: {v}{extra}")
+for r, why in skipped:
+    md.append(f"- **skipped {r}**: {why}")
+md.append("")
+md.append("Median, min and max over all runs; `x crun` is the median over crun's median in the same run "
+          "(below 1.00 is faster than crun). `floor` is `unshare -fmpnui /bin/true`: new namespaces "
+          "and a process, no runtime.")
+md.append("")
+md.append("| case | runtime | median | min | max | x crun |")
+md.append("|---|---|---:|---:|---:|---:|")
+last = None
+for case, label, r, med, lo, hi, rat, n in rows:
+    name = label if case != last else ""
+    last = case
+    b = "**" if r == "tong" else ""
+    md.append(f"| {name} | {b}{r}{b} | {b}{fmt_t(med)}{b} | {fmt_t(lo)} | {fmt_t(hi)} | {b}{rat}{b} |")
+md.append("")
+if parts:
+    md.append("`create` + `start` + `delete`, median of each command:")
+    md.append("")
+    md.append("| runtime | create | start | delete |")
+    md.append("|---|---:|---:|---:|")
+    for r in sorted(parts, key=rkey):
+        p = parts[r]
+        md.append(f"| {r} | " + " | ".join(fmt_t(statistics.median(p[c])) for c in ("create", "start", "delete") if c in p) + " |")
+    md.append("")
+md.append("Memory and size: peak RSS of `run` (`/usr/bin/time -v`: the runtime and the children it waits "
+          "for), size of the executable and the shared libraries it loads:")
+md.append("")
+md.append("| runtime | peak RSS median | min | max | x crun | executable | shared libraries |")
+md.append("|---|---:|---:|---:|---:|---:|---:|")
+for r in runtimes:
+    if r not in rss:
+        continue
+    med, lo, hi = stats(rss[r])
+    size, libs = sizes.get(r, (0, 0))
+    b = "**" if r == "tong" else ""
+    md.append(f"| {b}{r}{b} | {b}{med / 1024:.1f} MiB{b} | {lo / 1024:.1f} MiB | {hi / 1024:.1f} MiB | "
+              f"{b}{ratio(med, crun_rss)}{b} | {size / 2**20:.1f} MiB | {libs} |")
+md.append("")
+st = {r: strace_summary(r) for r in runtimes}
+if any(st.values()):
+    md.append("System calls of one `run` (`strace -f -c`, all processes; strace's own overhead "
+              "makes these times useless as latencies, the counts and shares are what matter):")
+    md.append("")
+    md.append("| runtime | syscalls | failed | top 5 by system time |")
+    md.append("|---|---:|---:|---|")
+    for r in runtimes:
+        s = st.get(r)
+        if not s or not s[0]:
+            continue
+        (n, errs, _sec), top = s
+        md.append(f"| {r} | {n} | {errs} | " + ", ".join(f"{name} {pct:.0f}%" for pct, name, _ in top) + " |")
+    md.append("")
+md.append("How each case is measured (see the header of `hack/bench.sh`): hyperfine `-N` runs the runtime "
+          "directly; `create` + `start` + `delete` times each command on its own (hyperfine `--prepare`, "
+          "untimed, brings the container to the state the command needs) and adds run i of the three; "
+          "the throughput case is two `sh` loops of `run`. Each runtime has its own copy of the busybox "
+          "bundle and its own `--root`; config: `tong spec` with memory and pids limits, absolute "
+          "`linux.cgroupsPath`.")
+md.append("")
+with open(md_path, "w") as f:
+    f.write("\n".join(md))
+
+# ------------------------------------------------------------------ SVG
+panels = []
+for case, label in CASES:
+    if case not in times:
+        continue
+    if case == "throughput" and tp_n:
+        label = f"{tp_n} {label}"
+    data = [(r, *stats(times[case][r])) for r in sorted(times[case], key=rkey)]
+    unit = 1.0 if case == "throughput" else 1e3
+    panels.append((label.replace("`", ""), "s" if case == "throughput" else "ms", [(r, m * unit, lo * unit, hi * unit) for r, m, lo, hi in data], "crun"))
+if rss:
+    panels.append(("peak RSS of run", "MiB", [(r, *(v / 1024 for v in stats(rss[r]))) for r in runtimes if r in rss], "crun"))
+if sizes:
+    panels.append(("executable size", "MiB", [(r, sizes[r][0] / 2**20, None, None) for r in runtimes if r in sizes], "crun"))
+
+COLS, PW, ROW, HEAD, LABEL_W = 2, 470, 22, 30, 52
+heights = [HEAD + ROW * len(p[2]) + 14 for p in panels]
+rows_h = [max(heights[i:i + COLS]) for i in range(0, len(panels), COLS)]
+title_h = 46
+W = COLS * PW + 20
+H = title_h + sum(rows_h) + 24
+out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+       'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">',
+       f'<rect width="{W}" height="{H}" fill="#fff"/>',
+       f'<text x="10" y="20" font-size="15" font-weight="bold">tong, crun, runc, youki: median (bar) and min–max (line); '
+       'ratio to crun in brackets</text>',
+       f'<text x="10" y="38" fill="#555">{html.escape(meta.get("date", ""))} · {html.escape(meta.get("machine", ""))}</text>']
+y0 = title_h
+for i, (title, unit, data, base) in enumerate(panels):
+    col, row = i % COLS, i // COLS
+    x = 10 + col * PW
+    y = y0 + sum(rows_h[:row])
+    out.append(f'<text x="{x}" y="{y + 18}" font-weight="bold">{html.escape(title)} ({unit})</text>')
+    base_v = next((m for r, m, _, _ in data if r == base), None)
+    # Whiskers end at 1.4 x the median (a tick marks a longer one), the bars and the
+    # whiskers take at most 70% of the width, the labels the rest.
+    ends = [min(hi, 1.4 * m) if hi is not None else m for _, m, _, hi in data]
+    top = max(ends) / 0.70 or 1
+    bar_w = PW - LABEL_W - 20
+    for j, (r, m, lo, hi) in enumerate(data):
+        yy = y + HEAD + j * ROW
+        w = bar_w * m / top
+        end = x + LABEL_W + w
+        out.append(f'<text x="{x}" y="{yy + 13}">{r}</text>')
+        out.append(f'<rect x="{x + LABEL_W}" y="{yy + 2}" width="{w:.1f}" height="{ROW - 6}" fill="{COLORS.get(r, "#495057")}"/>')
+        if lo is not None:
+            x1 = x + LABEL_W + bar_w * lo / top
+            x2 = x + LABEL_W + bar_w * min(hi, 1.4 * m) / top
+            ym = yy + ROW / 2 - 1
+            out.append(f'<line x1="{x1:.1f}" y1="{ym}" x2="{x2:.1f}" y2="{ym}" stroke="#212529" stroke-width="1.2"/>')
+            if hi > 1.4 * m:
+                out.append(f'<path d="M{x2:.1f},{ym - 4} l4,4 l-4,4" fill="none" stroke="#212529" stroke-width="1.2"/>')
+                x2 += 4
+            end = max(end, x2)
+        txt = f"{m:.3g}" if m < 1000 else f"{m:.0f}"
+        if base_v and r != base:
+            txt += f" ({m / base_v:.2f}x)"
+        out.append(f'<text x="{end + 4:.1f}" y="{yy + ROW - 6}" fill="#212529">{html.escape(txt)}</text>')
+out.append("</svg>")
+with open(svg_path, "w") as f:
+    f.write("\n".join(out) + "\n")
