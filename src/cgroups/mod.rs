@@ -26,10 +26,15 @@ pub struct Hierarchy {
     pub v2: bool,
 }
 
-/// The hierarchies mounted in this mount namespace, from /proc/self/mountinfo.
+/// The hierarchies mounted in tong's mount namespace, from /proc/self/mountinfo (read once
+/// per process: the host's layout does not change under one command).
 pub fn hierarchies() -> Result<Vec<Hierarchy>> {
+    static CACHE: std::sync::OnceLock<Vec<Hierarchy>> = std::sync::OnceLock::new();
+    if let Some(h) = CACHE.get() {
+        return Ok(h.clone());
+    }
     let info = std::fs::read_to_string("/proc/self/mountinfo").at("cannot read", "/proc/self/mountinfo")?;
-    Ok(parse_mountinfo(&info))
+    Ok(CACHE.get_or_init(|| parse_mountinfo(&info)).clone())
 }
 
 pub fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
