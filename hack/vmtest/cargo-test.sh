@@ -8,6 +8,8 @@
 # filters and TEST-ARGS go to every binary, as with `cargo test`.
 # Tests listed in hack/vmtest/skip (with the reason) are skipped in the VM
 # (VMTEST_SKIP="NAME..." replaces that list; VMTEST_SKIP=" " skips none).
+# Time limits: VMTEST_TIMEOUT for the whole VM (default 1500 s) and
+# VMTEST_TEST_TIMEOUT for one test file (default 600 s).
 # Exits non-zero when any test failed (101), or with run.sh's 124/125.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -56,7 +58,7 @@ done <"$here/skip"
 
 echo "vmtest: built ${#bins[@]} test binaries in $((SECONDS - start))s; running them in the VM"
 st=0
-VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-2400} VMTEST_SKIP=${VMTEST_SKIP:-$skips} \
+VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-1500} VMTEST_SKIP=${VMTEST_SKIP:-$skips} \
 	VMTEST_ENV="${VMTEST_ENV:-} VMTEST_TEST_TIMEOUT VMTEST_SKIP" \
 	"$here/run.sh" "$here/guest-tests.sh" "${bins[@]}" -- "${args[@]}" || st=$?
 echo "vmtest: VM tests took $((SECONDS - start))s in all (exit $st)"

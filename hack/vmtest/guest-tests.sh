@@ -5,7 +5,7 @@
 #
 # Usage: guest-tests.sh NAME=BINARY... -- [TEST-ARGS...]
 # Each binary runs as `BINARY --test-threads=2 TEST-ARGS...` under a timeout
-# of VMTEST_TEST_TIMEOUT seconds (default 900). Tests named in VMTEST_SKIP
+# of VMTEST_TEST_TIMEOUT seconds (default 600). Tests named in VMTEST_SKIP
 # (space-separated) are skipped: by exact name, or as substrings when
 # TEST-ARGS are given (libtest's --exact would apply to those too).
 set -uo pipefail
@@ -30,9 +30,9 @@ for b in "${bins[@]}"; do
 	bin=${b#*=}
 	echo "     Running tests/$name.rs (${bin#"$PWD"/})"
 	out=$(mktemp)
-	timeout -k 10 "${VMTEST_TEST_TIMEOUT:-900}" "$bin" --test-threads=2 "${skip[@]}" "$@" 2>&1 | tee "$out"
+	timeout -k 10 "${VMTEST_TEST_TIMEOUT:-600}" "$bin" --test-threads=2 "${skip[@]}" "$@" 2>&1 | tee "$out"
 	st=${PIPESTATUS[0]}
-	[ "$st" = 124 ] && echo "vmtest: tests/$name.rs timed out after ${VMTEST_TEST_TIMEOUT:-900}s"
+	[ "$st" = 124 ] && echo "vmtest: tests/$name.rs timed out after ${VMTEST_TEST_TIMEOUT:-600}s"
 	# Totals from libtest's summary line.
 	read -r p f < <(sed -n 's/^test result: .*\. \([0-9]*\) passed; \([0-9]*\) failed;.*/\1 \2/p' "$out" | tail -n1) || true
 	passed=$((passed + ${p:-0}))
