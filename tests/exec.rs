@@ -671,7 +671,8 @@ fn exec_ignore_paused_runs_once_resumed() {
     // rest of the cgroup and finishes once the container is resumed.
     let mut sp = env.spawn(&["exec", "--ignore-paused", &s.id, "echo", "ran-after-resume"]);
     // Let the exec get as far as the frozen cgroup (best effort, no assertion).
-    let procs = format!("/sys/fs/cgroup/freezer{}/cgroup.procs", s.b.cgroup);
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let procs = format!("/sys/fs/cgroup{}{}/cgroup.procs", if v2 { "" } else { "/freezer" }, s.b.cgroup);
     let start = Instant::now();
     while fs::read_to_string(&procs).map(|p| p.lines().count() < 2).unwrap_or(false)
         && start.elapsed() < Duration::from_secs(5)

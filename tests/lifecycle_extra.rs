@@ -23,11 +23,11 @@ fn no_pid_namespace(c: &mut Value) {
     set_namespaces(c, &["network", "ipc", "uts", "mount"]);
 }
 
-/// `/sys/fs/cgroup/pids<cgroupsPath>/cgroup.procs` of a bundle.
+/// The cgroup.procs of a bundle's cgroup: the pids hierarchy on v1, the unified one on a
+/// pure v2 host.
 fn pids_procs(b: &Bundle) -> std::path::PathBuf {
-    Path::new("/sys/fs/cgroup/pids")
-        .join(b.cgroup.trim_start_matches('/'))
-        .join("cgroup.procs")
+    let base = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/pids" };
+    Path::new(base).join(b.cgroup.trim_start_matches('/')).join("cgroup.procs")
 }
 
 fn procs_of(b: &Bundle) -> Vec<i32> {

@@ -319,7 +319,20 @@ fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions)
     let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     let only_v2 = !c.cgroups.is_empty() && c.cgroups.iter().all(|(h, _)| h.v2);
     if only_v2 {
-        return mount(Some("cgroup2"), tpath.as_str(), Some("cgroup2"), flags, None::<&str>).ctx(|| "mount cgroup2".into());
+        return match mount(Some("cgroup2"), tpath.as_str(), Some("cgroup2"), flags, None::<&str>) {
+            Ok(()) => Ok(()),
+            // In a user namespace without its own cgroup namespace the kernel refuses a new
+            // cgroup2 mount; bind the container's own cgroup instead (runc binds too).
+            Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EBUSY) if c.userns => {
+                let dir = &c.cgroups[0].1;
+                mount(Some(dir), tpath.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                    .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
+                drop(target);
+                let m = root.resolve(dest).map_err(|e| Error::other(format!("resolving {}: {e}", dest.display())))?;
+                remount_bind(&fdpath(&m), flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+            }
+            Err(e) => Err(Error::sys("mount cgroup2", e)),
+        };
     }
     mount(Some("tmpfs"), tpath.as_str(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some("mode=755"))
         .ctx(|| "mount tmpfs for cgroups".into())?;
