@@ -135,8 +135,13 @@ pub fn main() -> i32 {
     g.root = std::path::absolute(&g.root).unwrap_or(g.root.clone());
     let g = &g;
     if g.version {
+        // runc's shape: dockerd reads the "commit:" line for `docker info`.
         println!("tong version {VERSION}");
+        println!("commit: v{VERSION}");
         println!("spec: {}", crate::spec::SPEC_VERSION);
+        if let Ok(v) = libseccomp::ScmpVersion::current() {
+            println!("libseccomp: {}.{}.{}", v.major, v.minor, v.micro);
+        }
         return 0;
     }
     let format = match g.log_format.as_str() {

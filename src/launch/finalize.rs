@@ -58,6 +58,10 @@ pub fn prepare(
     }
     let caps = CapSets::from_spec(p.capabilities().as_ref())?;
     caps.apply_bounding()?;
+    // As runc: enter cwd while still root (a root-only directory works as the workdir), and
+    // again after the user change if that first attempt failed.
+    let cwd = p.cwd();
+    let early = nix::unistd::chdir(cwd).is_ok();
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
     process::set_user(p)?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 0).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
@@ -65,8 +69,9 @@ pub fn prepare(
     if p.no_new_privileges() == Some(true) {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
     }
-    let cwd = p.cwd();
-    nix::unistd::chdir(cwd).ctx(|| format!("process.cwd: chdir to {}", cwd.display()))?;
+    if !early {
+        nix::unistd::chdir(cwd).ctx(|| format!("process.cwd: chdir to {}", cwd.display()))?;
+    }
     // CVE-2024-21626: the working directory must be inside the container.
     match nix::unistd::getcwd() {
         Ok(d) if d.is_absolute() => {}

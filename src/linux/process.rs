@@ -103,7 +103,13 @@ fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
 /// Switches to the process's user: supplementary groups, gid, then uid.
 pub fn set_user(p: &Process) -> Result<()> {
     let u = p.user();
-    let groups: Vec<Gid> = u.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+    // Each group once (docker may list one twice), in the order given.
+    let mut groups: Vec<Gid> = Vec::new();
+    for g in u.additional_gids().iter().flatten() {
+        if !groups.contains(&Gid::from_raw(*g)) {
+            groups.push(Gid::from_raw(*g));
+        }
+    }
     if let Err(e) = nix::unistd::setgroups(&groups) {
         // In a user namespace with setgroups denied, only an empty list is possible.
         if !(groups.is_empty() && e == nix::errno::Errno::EPERM) {
