@@ -99,6 +99,10 @@ e2e_init() {
 	# the caller's own cgroup); removed by the cleanup.
 	E2E_CGROUP=tong-e2e-$E2E_ENGINE-$$
 	E2E_START=$(date +%s)
+	# Engines' helpers may write relative paths (conmon writes "oom" into its
+	# cwd): work from a directory of this run, never the caller's.
+	mkdir "$E2E_TMP/cwd"
+	cd "$E2E_TMP/cwd" || e2e_die "cannot enter $E2E_TMP/cwd"
 	trap e2e_cleanup EXIT
 	trap 'exit 130' INT TERM
 	# /sys/fs/cgroup/<controller> of a hierarchy not mounted here: an engine
@@ -397,6 +401,7 @@ e2e_cleanup() {
 	trap - EXIT INT TERM
 	set +e
 	for fn in "${E2E_CLEANUP_FNS[@]}"; do "$fn" >/dev/null 2>&1; done
+	cd / || true
 	if [ -n "${E2E_TMP:-}" ] && [ -d "$E2E_TMP" ]; then
 		for i in 1 2 3; do
 			p=$( (e2e_cgroup_pids; e2e_tmp_pids) | sort -un)
