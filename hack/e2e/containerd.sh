@@ -42,7 +42,7 @@ ctr_run() {
 # ------------------------------------------------------------ daemon
 
 stop_containerd() {
-	local pid i
+	local pid
 	[ -f "$CTRD_PIDFILE" ] || return 0
 	pid=$(cat "$CTRD_PIDFILE")
 	if [ -f "$E2E_TMP/events.pid" ]; then
@@ -50,7 +50,7 @@ stop_containerd() {
 		rm -f "$E2E_TMP/events.pid"
 	fi
 	if kill -TERM "$pid" 2>/dev/null; then
-		for i in $(seq 1 100); do
+		for _ in $(seq 1 100); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.2
 		done

@@ -49,7 +49,7 @@ dk() { timeout "$E2E_CMD_TIMEOUT" "$DOCKER" "$@"; }
 # ------------------------------------------------------------ daemon
 
 stop_dockerd() {
-	local pid i
+	local pid
 	if [ -f "$E2E_TMP/events.pid" ]; then
 		kill "$(cat "$E2E_TMP/events.pid")" 2>/dev/null || true
 		rm -f "$E2E_TMP/events.pid"
@@ -58,7 +58,7 @@ stop_dockerd() {
 	pid=$(cat "$DOCKERD_PIDFILE" 2>/dev/null) || return 0
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 150); do
+	for _ in $(seq 1 150); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.2
 	done
@@ -138,6 +138,7 @@ cg() {
 	id=$(cid "$2")
 	cat "/sys/fs/cgroup/$1/$E2E_CGROUP/$id/$3"
 }
+# shellcheck disable=SC2120 # expect_fail fetch 2
 fetch() { timeout "${1:-10}" /bin/busybox wget -q -O - "http://127.0.0.1:$PORT/"; }
 page_served() { [ "$(fetch)" = "hello from the tong e2e image" ]; }
 exited_with() { [ "$(insp '{{.State.Status}} {{.State.ExitCode}}' "$1")" = "exited $2" ]; }

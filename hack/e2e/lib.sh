@@ -98,7 +98,7 @@ e2e_init() {
 	# One cgroup parent per run, at the root of every hierarchy (never under
 	# the caller's own cgroup); removed by the cleanup.
 	E2E_CGROUP=tong-e2e-$E2E_ENGINE-$$
-	E2E_START=$(date +%s)
+
 	# Engines' helpers may write relative paths (conmon writes "oom" into its
 	# cwd): work from a directory of this run, never the caller's.
 	mkdir "$E2E_TMP/cwd"
@@ -397,13 +397,13 @@ e2e_untrack_dirs() {
 
 # The EXIT trap: force everything of this run away, whatever state it is in.
 e2e_cleanup() {
-	local rc=$? fn p d m i
+	local rc=$? fn p d m
 	trap - EXIT INT TERM
 	set +e
 	for fn in "${E2E_CLEANUP_FNS[@]}"; do "$fn" >/dev/null 2>&1; done
 	cd / || true
 	if [ -n "${E2E_TMP:-}" ] && [ -d "$E2E_TMP" ]; then
-		for i in 1 2 3; do
+		for _ in 1 2 3; do
 			p=$( (e2e_cgroup_pids; e2e_tmp_pids) | sort -un)
 			[ -n "$p" ] || break
 			e2e_log "e2e: cleanup: killing leftover processes $(echo $p)"
@@ -411,7 +411,7 @@ e2e_cleanup() {
 			kill -KILL $p 2>/dev/null
 			sleep 0.5
 		done
-		for i in 1 2 3; do
+		for _ in 1 2 3; do
 			m=$(e2e_tmp_mounts)
 			[ -n "$m" ] || break
 			for d in $m; do umount "$d" 2>/dev/null || umount -l "$d" 2>/dev/null; done
