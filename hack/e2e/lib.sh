@@ -326,6 +326,18 @@ e2e_tmp_pids() {
 	done
 }
 
+# Pids of processes of another e2e run (their temp dir on the command line).
+e2e_other_runs() {
+	local p cmd
+	for p in /proc/[0-9]*; do
+		cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+		case $cmd in
+		*"$E2E_TMP"*) ;;
+		*/tmp/tong-e2e-*) printf '%s ' "${p#/proc/}" ;;
+		esac
+	done
+}
+
 # Mount points at or under this run's temp dir, deepest first.
 e2e_tmp_mounts() {
 	awk -v t="$E2E_TMP" '$5 == t || index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo |
@@ -378,15 +390,25 @@ e2e_track_dirs() {
 	done
 }
 e2e_untrack_dirs() {
-	local d force=${1:-}
+	local d force=${1:-} others
+	others=$(e2e_other_runs)
+	if [ -n "$others" ]; then
+		echo "e2e: another e2e run is active (pids $others): leaving ${E2E_TRACKED[*]} alone" >&2
+		return 0
+	fi
 	for d in "${E2E_TRACKED[@]}"; do
 		[ -d "$d" ] || continue
 		# Never under something mounted since (a cgroup hierarchy, say).
 		if awk -v t="$d" '$5 == t || index($5, t "/") == 1 { f = 1 } END { exit !f }' /proc/self/mountinfo; then
 			continue
 		fi
-		# After a forced stop: the sockets of shims killed by the trap.
-		[ -z "$force" ] || find "$d" -type s -delete 2>/dev/null
+		# After a forced stop: the sockets of shims killed by the trap (only
+		# those no live socket is bound to).
+		if [ -n "$force" ]; then
+			find "$d" -type s | while read -r f; do
+				grep -qF " $f" /proc/net/unix || rm -f "$f"
+			done
+		fi
 		find "$d" -depth -type d -empty -delete 2>/dev/null
 		if [ -e "$d" ]; then
 			echo "left in $d: $(find "$d" | head -5 | tr '\n' ' ')"
