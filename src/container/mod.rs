@@ -243,13 +243,17 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         s => return Err(Error::other(format!("cannot start a container in the {s} state"))),
     }
     logging::phase("start: state read");
+    // The pidfd first: once the FIFO is open the process may run, exit and be reaped at once.
+    let pidfd = sys::pidfd_open(st.pid).map_err(|_| Error::other("cannot start a container whose init process has exited"))?;
+    if !st.init_alive() {
+        return Err(Error::other("cannot start a container whose init process has exited"));
+    }
     let fifo_path = sd.fifo_path();
     let fifo = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&fifo_path)
         .at("cannot open exec fifo", &fifo_path)?;
-    let pidfd = sys::pidfd_open(st.pid).ctx(|| format!("pidfd_open {}", st.pid))?;
     let mut buf = [0u8; 1];
     loop {
         let mut fds = [
