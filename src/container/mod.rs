@@ -65,7 +65,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
     }
     // Compiled before anything exists, so a bad profile leaves nothing behind.
     let filter = match cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(crate::linux::seccomp::compile(s)?),
+        Some(s) => Some(crate::linux::seccomp::compile(s, Some(root))?),
         None => None,
     };
 
@@ -328,7 +328,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
     };
     let cgroups = exec_cgroups(&st.cgroup_paths, opts.sub_cgroup.as_deref())?;
     let filter = match typed_config(&st)?.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(crate::linux::seccomp::compile(s)?),
+        Some(s) => Some(crate::linux::seccomp::compile(s, Some(root))?),
         None => None,
     };
     // The pidfd pins the init; the lock is not held while the process starts, or a paused

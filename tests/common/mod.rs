@@ -528,7 +528,8 @@ impl Drop for Env {
         ids.sort();
         ids.dedup();
         for id in &ids {
-            if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            // `seccomp@cache` is tong's program cache, not a container.
+            if id.is_empty() || id.contains('/') || id.starts_with('.') || id.contains('@') {
                 continue;
             }
             let mut full = self.root_args();

@@ -6,7 +6,10 @@
 //! no_new_privs default is cleared (the config decides no_new_privs); syscalls newer than the
 //! newest one the profile names return ENOSYS.
 
+pub mod cache;
+
 use std::io::{Read, Seek};
+use std::path::Path;
 use std::str::FromStr;
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
@@ -58,8 +61,29 @@ fn err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::config(format!("linux.seccomp: {what}: {e}"))
 }
 
-/// Compiles the profile.
-pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
+/// Compiles the profile, through the program cache under the state root `cache_root` when
+/// given. Profiles with notify rules are always compiled (their load also asks for a
+/// listener fd, which the cache does not represent).
+pub fn compile(s: &LinuxSeccomp, cache_root: Option<&Path>) -> Result<Compiled> {
+    let (flags, listener) = flags_and_listener(s)?;
+    let key = match (cache_root, &listener) {
+        (Some(_), None) => cache::key(s),
+        _ => None,
+    };
+    if let (Some(root), Some(k)) = (cache_root, &key)
+        && let Some(bpf) = cache::lookup(root, k) {
+        crate::logging::debug("seccomp: program taken from the cache");
+        return Ok(Compiled { bpf, flags, listener });
+    }
+    let bpf = export(s)?;
+    if let (Some(root), Some(k)) = (cache_root, &key) {
+        cache::store(root, k, &bpf);
+    }
+    Ok(Compiled { bpf, flags, listener })
+}
+
+/// The load flags and the notify listener a profile asks for.
+fn flags_and_listener(s: &LinuxSeccomp) -> Result<(u32, Option<(std::path::PathBuf, String)>)> {
     let notify = s.default_action() == LinuxSeccompAction::ScmpActNotify
         || s.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
     let listener = match (notify, s.listener_path()) {
@@ -70,6 +94,23 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     if s.default_action() == LinuxSeccompAction::ScmpActNotify {
         return Err(Error::config("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action"));
     }
+    let mut flags = 0u32;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1,
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => 2,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 32,
+        };
+    }
+    if listener.is_some() {
+        flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    }
+    Ok((flags, listener))
+}
+
+/// The BPF program libseccomp generates for a profile (uncached).
+pub fn export(s: &LinuxSeccomp) -> Result<Vec<u8>> {
     let default = action(s.default_action(), s.default_errno_ret());
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| err("creating the filter", e))?;
     ctx.set_ctl_nnp(false).map_err(|e| err("clearing no_new_privs", e))?;
@@ -124,15 +165,6 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
             }
         }
     }
-    let mut flags = 0u32;
-    for f in s.flags().iter().flatten() {
-        flags |= match f {
-            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1,
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => 2,
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4,
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 32,
-        };
-    }
     let mut f = std::fs::File::from(sys::memfd_sealable("tong-seccomp").ctx(|| "memfd_create".into())?);
     ctx.export_bpf(&f).map_err(|e| err("exporting BPF", e))?;
     let mut bpf = Vec::new();
@@ -141,10 +173,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
     if bpf.is_empty() || bpf.len() % 8 != 0 {
         return Err(err("exporting BPF", "libseccomp produced no program"));
     }
-    if listener.is_some() {
-        flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
-    }
-    Ok(Compiled { bpf, flags, listener })
+    Ok(bpf)
 }
 
 /// Loads a compiled filter into this process (the caller has no_new_privs or CAP_SYS_ADMIN).
@@ -187,7 +216,7 @@ mod tests {
     fn compiles_a_deny_mkdir_profile() {
         let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
             "syscalls":[{"names":["mkdir","mkdirat","no_such_syscall"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#);
-        let c = compile(&p).unwrap();
+        let c = compile(&p, None).unwrap();
         assert!(c.bpf.len() >= 8 * 4);
         assert_eq!(c.flags, 0);
     }
@@ -199,16 +228,16 @@ mod tests {
               "args":[{"index":0,"value":4294967295,"valueTwo":8,"op":"SCMP_CMP_MASKED_EQ"}]},
               {"names":["clone"],"action":"SCMP_ACT_ALLOW",
               "args":[{"index":0,"value":1,"op":"SCMP_CMP_NE"},{"index":0,"value":2,"op":"SCMP_CMP_NE"}]}]}"#);
-        let c = compile(&p).unwrap();
+        let c = compile(&p, None).unwrap();
         assert_eq!(c.flags, 2);
     }
 
     #[test]
     fn notify_needs_a_listener() {
         let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#);
-        assert!(compile(&p).is_err());
+        assert!(compile(&p, None).is_err());
         let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/x.sock",
             "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#);
-        assert_eq!(compile(&p).unwrap().flags & SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+        assert_eq!(compile(&p, None).unwrap().flags & SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_NEW_LISTENER);
     }
 }
