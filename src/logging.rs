@@ -138,7 +138,17 @@ pub fn start_clock() {
 
 /// Under --debug, logs how long after start a step of the launch path was reached: the
 /// timing breakdown the speed work reads.
+///
+/// Phases are also the fault-injection points the reliability tests use: with
+/// `TONG_FAULT=<phase name>` in its environment, the process that reaches that phase kills
+/// itself with SIGKILL there, as an engine's timeout would kill the runtime.
 pub fn phase(name: &str) {
+    static FAULT: OnceLock<Option<String>> = OnceLock::new();
+    if FAULT.get_or_init(|| std::env::var("TONG_FAULT").ok()).as_deref() == Some(name) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        // A pid namespace's init ignores its own SIGKILL: it dies as if killed instead.
+        crate::linux::sys::exit_now(137);
+    }
     if debug_enabled() {
         let us = START.get().map_or(0, |s| s.elapsed().as_micros());
         log(Level::Debug, &format!("phase {name} at {us}us (pid {})", std::process::id()));

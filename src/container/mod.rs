@@ -88,6 +88,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
     };
     let r = (|| {
         sd.save(&st)?;
+        logging::phase("state dir written");
         let made = cgroups::create(&cg_plan)?;
         logging::phase("cgroups created");
         if let Some(r) = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {

@@ -169,6 +169,7 @@ fn drive(
         match ch.recv_with_fd()? {
             (Msg::RunCreateRuntimeHooks, _) => {
                 let json = parent.create_runtime_hooks(pid)?;
+                crate::logging::phase("createRuntime hooks run");
                 ch.send(&Msg::HooksDone(json))?;
             }
             (Msg::SeccompFd, Some(fd)) => parent.seccomp_fd(pid, fd)?,
