@@ -219,13 +219,22 @@ pub fn validate(cfg: &Config) -> Result<()> {
             return Err(Error::config(format!("process.rlimits: {} soft limit is above the hard limit", r.typ())));
         }
     }
+    let userns = has_namespace(spec, oci_spec::runtime::LinuxNamespaceType::User);
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.destination().as_os_str().is_empty() {
             return Err(Error::config(format!("mounts[{i}].destination: must not be empty")));
         }
-        for o in m.options().iter().flatten() {
-            if o == "idmap" || o == "ridmap" {
-                return Err(Error::config(format!("mounts[{i}].options: {o} mounts are not supported yet")));
+        if crate::linux::idmap::wanted(m).is_some() {
+            let bind = m.typ().as_deref() == Some("bind")
+                || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+            if !bind {
+                return Err(Error::config(format!("mounts[{i}]: idmapped mounts are only supported for bind mounts")));
+            }
+            if !userns {
+                return Err(Error::config(format!("mounts[{i}]: idmapped mounts need a user namespace (linux.namespaces has none)")));
+            }
+            if m.uid_mappings().is_some() != m.gid_mappings().is_some() {
+                return Err(Error::config(format!("mounts[{i}]: uidMappings and gidMappings must be given together")));
             }
         }
     }
@@ -296,6 +305,46 @@ mod tests {
         let s = cfg(DEFAULT_SPEC).unwrap();
         assert_eq!(s.hostname().as_deref(), Some("tong"));
         assert!(has_namespace(&s, LinuxNamespaceType::Pid));
+    }
+
+    fn validate_edited(edit: impl FnOnce(&mut serde_json::Value)) -> std::result::Result<(), String> {
+        let mut v: serde_json::Value = serde_json::from_str(DEFAULT_SPEC).unwrap();
+        edit(&mut v);
+        let spec = typed(&v).map_err(|e| e.to_string())?;
+        let c = Config { spec, json: v, rootfs: std::env::temp_dir(), bundle: std::env::temp_dir() };
+        validate(&c).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn idmapped_mounts_need_a_bind_and_a_user_namespace() {
+        let idmapped = |v: &mut serde_json::Value, opts: serde_json::Value| {
+            v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/data", "type": "bind", "source": "/tmp", "options": opts}));
+        };
+        let userns = |v: &mut serde_json::Value| {
+            v["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
+            v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        };
+        let e = validate_edited(|v| idmapped(v, serde_json::json!(["rbind", "idmap"]))).unwrap_err();
+        assert!(e.contains("mounts[") && e.contains("user namespace"), "{e}");
+        validate_edited(|v| {
+            userns(v);
+            idmapped(v, serde_json::json!(["rbind", "ridmap"]));
+        })
+        .unwrap();
+        let e = validate_edited(|v| {
+            userns(v);
+            v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}));
+        })
+        .unwrap_err();
+        assert!(e.contains("only supported for bind mounts"), "{e}");
+        let e = validate_edited(|v| {
+            userns(v);
+            idmapped(v, serde_json::json!(["bind"]));
+            v["mounts"].as_array_mut().unwrap().last_mut().unwrap()["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1, "size": 1}]);
+        })
+        .unwrap_err();
+        assert!(e.contains("gidMappings must be given together"), "{e}");
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub fn run(_g: &Global, _a: Args) -> Result<i32> {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",

@@ -29,16 +29,21 @@ pub fn child_main(cfg: &LaunchConfig, plan: &Plan, direct: bool, ch: &Channel) -
     }
 }
 
-fn wait_go(ch: &Channel) -> Result<()> {
-    match ch.recv()? {
-        Msg::Go => Ok(()),
-        m => Err(Error::other(format!("unexpected sync message {m:?}"))),
+/// Waits for Go; returns the idmapped mounts the parent sent before it.
+fn wait_go(ch: &Channel) -> Result<Vec<(usize, OwnedFd)>> {
+    let mut idmapped = Vec::new();
+    loop {
+        match ch.recv_with_fd()? {
+            (Msg::Go, _) => return Ok(idmapped),
+            (Msg::IdmapMount(i), Some(fd)) => idmapped.push((i, fd)),
+            (m, _) => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+        }
     }
 }
 
 /// Joins namespaces by path, unshares the new ones, forks the init into them.
 fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
-    wait_go(ch)?;
+    let idmapped = wait_go(ch)?;
     namespaces::join_all(&plan.join)?;
     let rest = plan.new - CloneFlags::CLONE_NEWUSER;
     if !rest.is_empty() {
@@ -47,7 +52,7 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     if plan.has_new(LinuxNamespaceType::Time) {
         namespaces::write_time_offsets(cfg.spec)?;
     }
-    sync::fork_reported(ch, || match init_after_go(cfg, plan, ch) {
+    sync::fork_reported(ch, || match init_after_go(cfg, plan, ch, &idmapped) {
         Ok(c) => c,
         Err(e) => {
             let _ = ch.send(&Msg::Error(e.to_string()));
@@ -58,15 +63,15 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
 }
 
 fn init(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
-    wait_go(ch)?;
+    let idmapped = wait_go(ch)?;
     crate::logging::phase("init: go");
     if plan.has_new(LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
     }
-    init_after_go(cfg, plan, ch)
+    init_after_go(cfg, plan, ch, &idmapped)
 }
 
-fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
+fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usize, OwnedFd)]) -> Result<i32> {
     let spec = cfg.spec;
     let process = spec.process().as_ref().ok_or_else(|| Error::config("process: missing"))?;
     // Keep other container processes from reading this one's memory or fds via /proc.
@@ -86,6 +91,7 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
         cgroups: cfg.cgroups,
         cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
         userns: plan.has_new(LinuxNamespaceType::User) || plan.joins(LinuxNamespaceType::User),
+        idmapped,
     };
     crate::logging::phase("init: namespaces configured");
     rootfs::prepare(&rcfg)?;

@@ -141,6 +141,16 @@ fn drive(
         let gid = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
         namespaces::write_id_maps(child, &uid, &gid)?;
     }
+    // The container's user namespace: the child's new one, or the one it will join.
+    let userns = match plan.join.iter().find(|(t, _)| *t == LinuxNamespaceType::User) {
+        Some((_, p)) => Some(p.clone()),
+        None => plan.has_new(LinuxNamespaceType::User).then(|| PathBuf::from(format!("/proc/{child}/ns/user"))),
+    };
+    if let Some(userns) = userns {
+        for (i, fd) in crate::linux::idmap::prepare(cfg.spec, cfg.bundle, &userns)? {
+            ch.send_with_fd(&Msg::IdmapMount(i), Some(std::os::fd::AsRawFd::as_raw_fd(&fd)))?;
+        }
+    }
     if let Some(adj) = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         let p = format!("/proc/{child}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).at("process.oomScoreAdj: cannot write", &p)?;

@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 pub enum Msg {
     /// parent → child: uid/gid maps written and cgroups joined; go on.
     Go,
+    /// parent → child, before Go: the detached idmapped mount (attached) for `mounts[i]`.
+    IdmapMount(usize),
     /// intermediate → parent: the pid of the container's init (host pid namespace).
     InitPid(i32),
     /// init → parent: mounts are ready; run the prestart and createRuntime hooks.

@@ -4,6 +4,7 @@ pub mod apparmor;
 pub mod capabilities;
 pub mod devices;
 pub mod hooks;
+pub mod idmap;
 pub mod mounts;
 pub mod namespaces;
 pub mod proc;

@@ -152,6 +152,8 @@ pub fn parse(options: &[String]) -> MountOptions {
             }
         } else if o == "tmpcopyup" {
             m.tmpcopyup = true;
+        } else if o == "idmap" || o == "ridmap" {
+            // Made by the parent: see linux::idmap.
         } else {
             m.data.push(o.to_string());
         }
@@ -162,9 +164,9 @@ pub fn parse(options: &[String]) -> MountOptions {
 /// The option names tong understands, for `features`.
 pub fn known_options() -> Vec<&'static str> {
     let mut v = vec![
-        "acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion", "lazytime",
+        "acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "idmap", "iversion", "lazytime",
         "loud", "mand", "noacl", "noatime", "nodev", "nodiratime", "noexec", "noiversion", "nolazytime", "nomand",
-        "norelatime", "nostrictatime", "nosuid", "nosymfollow", "private", "ratime", "rbind", "rdev", "rdiratime",
+        "norelatime", "nostrictatime", "nosuid", "nosymfollow", "private", "ratime", "rbind", "rdev", "rdiratime", "ridmap",
         "relatime", "remount", "rexec", "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnorelatime",
         "rnostrictatime", "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared",
         "rslave", "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "silent", "slave",

@@ -22,6 +22,8 @@ pub struct RootfsConfig<'a> {
     pub cgroups: &'a [(Hierarchy, PathBuf)],
     pub cgroupns: bool,
     pub userns: bool,
+    /// Detached idmapped mounts made by the parent, by index in `mounts`.
+    pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
 }
 
 fn fdpath(fd: &impl AsFd) -> String {
@@ -55,7 +57,8 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         if dest == Path::new("/dev") && opts.is_bind() {
             dev_is_bind = true;
         }
-        mount_one(c, &root, m, &dest, &opts)
+        let idmapped = c.idmapped.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd);
+        mount_one(c, &root, m, &dest, &opts, idmapped)
             .map_err(|e| Error::other(format!("mounts[{i}] ({}): {e}", m.destination().display())))?;
     }
     // runc creates a missing working directory.
@@ -133,10 +136,10 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
         .ctx(|| format!("making {} private", best.display()))
 }
 
-fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &MountOptions) -> Result<()> {
+fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &MountOptions, idmapped: Option<&std::os::fd::OwnedFd>) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     if opts.is_bind() || typ == "bind" {
-        return bind_mount(c, root, m, dest, opts);
+        return bind_mount(c, root, m, dest, opts, idmapped);
     }
     if typ == "cgroup" {
         return mount_cgroup(c, root, dest, opts);
@@ -185,7 +188,7 @@ fn finish(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
     Ok(())
 }
 
-fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &MountOptions) -> Result<()> {
+fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &MountOptions, idmapped: Option<&std::os::fd::OwnedFd>) -> Result<()> {
     let src = m.source().as_ref().ok_or_else(|| Error::config("bind mount without a source"))?;
     let src = if src.is_absolute() { src.clone() } else { c.bundle.join(src) };
     let meta = std::fs::metadata(&src).at("bind mount source", &src)?;
@@ -203,10 +206,14 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Moun
             }
         }
     };
-    let target = fdpath(&handle);
-    let rec = opts.flags & MsFlags::MS_REC;
-    mount(Some(&src), target.as_str(), None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
-        .ctx(|| format!("bind mount {}", src.display()))?;
+    if let Some(fd) = idmapped {
+        sys::move_mount_fd(fd.as_fd(), handle.as_fd()).map_err(|e| Error::sys(format!("attaching idmapped mount of {}", src.display()), e))?;
+    } else {
+        let target = fdpath(&handle);
+        let rec = opts.flags & MsFlags::MS_REC;
+        mount(Some(&src), target.as_str(), None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
+            .ctx(|| format!("bind mount {}", src.display()))?;
+    }
     drop(handle);
     let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {

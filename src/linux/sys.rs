@@ -137,6 +137,42 @@ pub fn mount_setattr(dfd: RawFd, path: &str, recursive: bool, attr: &MountAttr) 
     .map(|_| ())
 }
 
+pub const MOUNT_ATTR_IDMAP: u64 = 0x100000;
+
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at `path` (the whole
+/// subtree when `recursive`), close-on-exec.
+pub fn open_tree_clone(path: &str, recursive: bool) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let p = cstr(path)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: valid string pointer; open_tree returns a new fd or -1.
+    let fd = check_int(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) as libc::c_int })?;
+    // SAFETY: fresh fd from open_tree.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// move_mount(2) of the detached mount `from` onto the file or directory `to` (both fds).
+pub fn move_mount_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    let empty = c"";
+    // SAFETY: both fds are open for the call; empty paths with the EMPTY_PATH flags.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            empty.as_ptr(),
+            to.as_raw_fd(),
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(|_| ())
+}
+
 /// fsopen + fsconfig + fsmount: a detached, read-only, nodev, nosuid mount of `fstype` with
 /// string options (the first one required, the others best effort).
 pub fn fs_mount_detached(fstype: &str, options: &[(&str, &str)]) -> io::Result<OwnedFd> {
