@@ -65,6 +65,30 @@ pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -
     let fmt = |m: &[LinuxIdMapping]| {
         m.iter().map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size())).collect::<String>()
     };
+    // An unprivileged user may write only a map of its own single id; anything more goes
+    // through the setuid helpers, which check /etc/subuid and /etc/subgid (as runc does).
+    if !nix::unistd::geteuid().is_root() {
+        let own = |m: &[LinuxIdMapping], id: u32| m.len() == 1 && m[0].size() == 1 && m[0].host_id() == id;
+        let uid_own = own(uid, nix::unistd::geteuid().as_raw());
+        let gid_own = own(gid, nix::unistd::getegid().as_raw());
+        if !uid_own || !gid_own {
+            if uid_own {
+                let p = format!("/proc/{pid}/uid_map");
+                std::fs::write(&p, fmt(uid)).at("cannot write", &p)?;
+            } else {
+                map_helper("newuidmap", pid, uid)?;
+            }
+            if gid_own {
+                let p = format!("/proc/{pid}/setgroups");
+                std::fs::write(&p, "deny").at("cannot write", &p)?;
+                let p = format!("/proc/{pid}/gid_map");
+                std::fs::write(&p, fmt(gid)).at("cannot write", &p)?;
+            } else {
+                map_helper("newgidmap", pid, gid)?;
+            }
+            return Ok(());
+        }
+    }
     let p = format!("/proc/{pid}/uid_map");
     std::fs::write(&p, fmt(uid)).at("cannot write", &p)?;
     // An unprivileged user may map only itself, and only with setgroups denied.
@@ -74,6 +98,22 @@ pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -
     }
     let p = format!("/proc/{pid}/gid_map");
     std::fs::write(&p, fmt(gid)).at("cannot write", &p)?;
+    Ok(())
+}
+
+/// Runs newuidmap/newgidmap for `pid` with the mappings; their stderr names the problem
+/// (e.g. no /etc/subuid range for the user).
+fn map_helper(tool: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
+    let mut cmd = std::process::Command::new(tool);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([m.container_id().to_string(), m.host_id().to_string(), m.size().to_string()]);
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output().map_err(|e| Error::other(format!("rootless id mapping needs {tool} (package uidmap): {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::other(format!("{tool} failed ({}): {}", out.status, err.trim())));
+    }
     Ok(())
 }
 
