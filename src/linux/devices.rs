@@ -3,10 +3,15 @@
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag, mknodat};
+use nix::unistd::{UnlinkatFlags, fchownat, symlinkat, unlinkat};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
-use pathrs::{InodeType, Root};
+use pathrs::Root;
 
 use crate::error::{Error, Result};
+use crate::linux::inroot;
 
 /// (path, major, minor) of the devices runc creates in every container.
 pub const DEFAULT_DEVICES: [(&str, u32, u32); 6] = [
@@ -64,31 +69,29 @@ pub fn create_all(root: &Root, extra: &[LinuxDevice], bind: bool) -> Result<()> 
 }
 
 fn create_one(root: &Root, d: &Dev, bind: bool) -> std::result::Result<(), String> {
-    let parent = d.path.parent().unwrap_or(Path::new("/dev"));
-    root.mkdir_all(parent, &std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| e.to_string())?;
-    let _ = root.remove_file(&d.path);
+    let (dir, name) = inroot::parent(root, &d.path).map_err(|e| e.to_string())?;
+    let _ = unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir);
     if bind {
-        let f = root
-            .create_file(&d.path, pathrs::flags::OpenFlags::O_RDONLY, &std::os::unix::fs::PermissionsExt::from_mode(0o000))
-            .map_err(|e| e.to_string())?;
+        let f = nix::fcntl::openat(&dir, name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY, Mode::empty())
+            .map_err(|e| format!("creating the mount point: {e}"))?;
         let target = format!("/proc/self/fd/{}", f.as_raw_fd());
         nix::mount::mount(Some(&d.path), target.as_str(), None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
             .map_err(|e| format!("bind mount from host: {e}"))?;
         return Ok(());
     }
-    let perm = std::os::unix::fs::PermissionsExt::from_mode(d.mode & 0o7777);
-    let dev = libc::makedev(d.major as u32, d.minor as u32);
-    let it = match d.kind {
-        libc::S_IFBLK => InodeType::BlockDevice(perm, dev),
-        libc::S_IFIFO => InodeType::Fifo(perm),
-        _ => InodeType::CharacterDevice(perm, dev),
+    let kind = match d.kind {
+        libc::S_IFBLK => SFlag::S_IFBLK,
+        libc::S_IFIFO => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
     };
-    root.create(&d.path, &it).map_err(|e| e.to_string())?;
-    let h = root.resolve_nofollow(&d.path).map_err(|e| e.to_string())?;
-    let p = format!("/proc/self/fd/{}", h.as_fd().as_raw_fd());
-    // mknod applies the umask; set the exact mode, then the owner.
+    let dev = libc::makedev(d.major as u32, d.minor as u32);
+    mknodat(&dir, name, kind, Mode::from_bits_truncate(d.mode & 0o7777), dev).map_err(|e| format!("mknod: {e}"))?;
+    // mknod applies the umask; set the exact mode (through an O_PATH fd of the new node,
+    // never a symlink), then the owner.
+    let node = nix::fcntl::openat(&dir, name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| format!("open: {e}"))?;
+    let p = format!("/proc/self/fd/{}", node.as_fd().as_raw_fd());
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(d.mode & 0o7777)).map_err(|e| format!("chmod: {e}"))?;
-    std::os::unix::fs::chown(&p, Some(d.uid), Some(d.gid)).map_err(|e| format!("chown: {e}"))?;
+    fchownat(&dir, name, Some(d.uid.into()), Some(d.gid.into()), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| format!("chown: {e}"))?;
     Ok(())
 }
 
@@ -104,15 +107,16 @@ pub fn create_symlinks(root: &Root) -> Result<()> {
     if Path::new("/proc/kcore").exists() {
         links.push(("/dev/core", "/proc/kcore"));
     }
+    let dev = inroot::mkdir_all(root, Path::new("/dev"))?;
     for (link, target) in links {
-        match root.create(link, &InodeType::Symlink(target.into())) {
+        let name = &link["/dev/".len()..];
+        match symlinkat(target, &dev, name) {
             Ok(()) => {}
-            Err(_) if root.readlink(link).is_ok() => {}
-            Err(e) => return Err(Error::other(format!("symlink {link}: {e}"))),
+            Err(Errno::EEXIST) if nix::fcntl::readlinkat(&dev, name).is_ok() => {}
+            Err(e) => return Err(Error::sys(format!("symlink {link}"), e)),
         }
     }
-    let _ = root.remove_file("/dev/ptmx");
-    root.create("/dev/ptmx", &InodeType::Symlink("pts/ptmx".into()))
-        .map_err(|e| Error::other(format!("symlink /dev/ptmx: {e}")))?;
+    let _ = unlinkat(&dev, "ptmx", UnlinkatFlags::NoRemoveDir);
+    symlinkat("pts/ptmx", &dev, "ptmx").map_err(|e| Error::sys("symlink /dev/ptmx", e))?;
     Ok(())
 }

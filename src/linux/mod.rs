@@ -5,6 +5,7 @@ pub mod capabilities;
 pub mod devices;
 pub mod hooks;
 pub mod idmap;
+pub mod inroot;
 pub mod mounts;
 pub mod namespaces;
 pub mod proc;

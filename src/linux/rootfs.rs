@@ -1,18 +1,20 @@
 //! The container's root filesystem: mounts (resolved inside the rootfs), /dev, `pivot_root`,
 //! masked and read-only paths. Runs in the container's init, in its new mount namespace.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
 use oci_spec::runtime::{Mount, Spec};
 use pathrs::Root;
 
 use crate::cgroups::Hierarchy;
 use crate::error::{Context, Error, Result};
 use crate::linux::mounts::{self, MountOptions};
-use crate::linux::{devices, sys};
+use crate::linux::{devices, inroot, sys};
 
 pub struct RootfsConfig<'a> {
     pub spec: &'a Spec,
@@ -52,7 +54,7 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
     let root = Root::open(c.rootfs).map_err(|e| Error::other(format!("opening rootfs {}: {e}", c.rootfs.display())))?;
     let mut dev_is_bind = false;
     for (i, m) in c.spec.mounts().iter().flatten().enumerate() {
-        let dest = clean_dest(m.destination());
+        let dest = inroot::clean(m.destination());
         let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]));
         if dest == Path::new("/dev") && opts.is_bind() {
             dev_is_bind = true;
@@ -73,50 +75,9 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
     Ok(())
 }
 
-/// `mkdir -p` inside the rootfs. Symlinks are followed inside the rootfs only, including
-/// dangling ones (whose target is created, in the rootfs), as runc's MkdirAllInRoot does.
-pub fn mkdir_in_root(root: &Root, path: &Path) -> Result<pathrs::Handle> {
-    let mut path = clean_dest(path);
-    for _ in 0..40 {
-        match root.mkdir_all(&path, &perm(0o755)) {
-            Ok(h) => return Ok(h),
-            Err(e) => {
-                // Find the first component that is a symlink and substitute its target.
-                let mut prefix = PathBuf::from("/");
-                let mut replaced = None;
-                let comps: Vec<_> = path.components().skip(1).collect();
-                for (i, c) in comps.iter().enumerate() {
-                    prefix.push(c);
-                    if let Ok(target) = root.readlink(&prefix) {
-                        let base = if target.is_absolute() { target } else { prefix.parent().unwrap_or(Path::new("/")).join(target) };
-                        let rest: PathBuf = comps[i + 1..].iter().collect();
-                        replaced = Some(clean_dest(&base.join(rest)));
-                        break;
-                    }
-                }
-                match replaced {
-                    Some(p) => path = p,
-                    None => return Err(Error::other(format!("creating {} in the rootfs: {e}", path.display()))),
-                }
-            }
-        }
-    }
-    Err(Error::other(format!("creating {} in the rootfs: too many levels of symbolic links", path.display())))
-}
-
-/// A destination as an absolute, lexically clean path (runc turns a relative one absolute).
-fn clean_dest(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for comp in p.components() {
-        match comp {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
+/// `mkdir -p` inside the rootfs (see [`inroot::mkdir_all`]).
+pub fn mkdir_in_root(root: &Root, path: &Path) -> Result<OwnedFd> {
+    inroot::mkdir_all(root, path)
 }
 
 fn make_parent_private(rootfs: &Path) -> Result<()> {
@@ -170,7 +131,7 @@ fn finish(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
     if opts.propagation.is_empty() && opts.rec_set == 0 && opts.rec_clr == 0 {
         return Ok(());
     }
-    let h = root.resolve(dest).map_err(|e| Error::other(format!("resolving {}: {e}", dest.display())))?;
+    let h = inroot::resolve(root, dest)?;
     let target = fdpath(&h);
     for p in &opts.propagation {
         mount(None::<&str>, target.as_str(), None::<&str>, *p, None::<&str>).ctx(|| "setting propagation".into())?;
@@ -195,14 +156,17 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Moun
     let handle = if meta.is_dir() {
         mkdir_in_root(root, dest)?
     } else {
-        let parent = dest.parent().unwrap_or(Path::new("/"));
-        mkdir_in_root(root, parent)?;
-        match root.resolve(dest) {
+        match inroot::resolve(root, dest) {
             Ok(h) => h,
             Err(_) => {
-                root.create_file(dest, pathrs::flags::OpenFlags::O_RDONLY, &perm(0o644))
-                    .map_err(|e| Error::other(format!("creating mount point: {e}")))?;
-                root.resolve(dest).map_err(|e| Error::other(format!("resolving mount point: {e}")))?
+                // A file mount point: created (never through a symlink) in its in-root parent.
+                let (dir, name) = inroot::parent(root, dest)?;
+                let f = nix::fcntl::openat(&dir, name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY, Mode::from_bits_truncate(0o644));
+                match f {
+                    Ok(_) | Err(nix::errno::Errno::EEXIST) => {}
+                    Err(e) => return Err(Error::sys(format!("creating mount point {}", dest.display()), e)),
+                }
+                inroot::resolve(root, dest)?
             }
         }
     };
@@ -217,7 +181,7 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Moun
     drop(handle);
     let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
-        let h = root.resolve(dest).map_err(|e| Error::other(format!("resolving {}: {e}", dest.display())))?;
+        let h = inroot::resolve(root, dest)?;
         remount_bind(&fdpath(&h), extra)?;
     }
     finish(root, dest, opts)
@@ -335,7 +299,7 @@ fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions)
                 mount(Some(dir), tpath.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
                     .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
                 drop(target);
-                let m = root.resolve(dest).map_err(|e| Error::other(format!("resolving {}: {e}", dest.display())))?;
+                let m = inroot::resolve(root, dest)?;
                 remount_bind(&fdpath(&m), flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
             }
             Err(e) => Err(Error::sys("mount cgroup2", e)),
@@ -361,7 +325,7 @@ fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions)
             mount(Some(dir), tp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
                 .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
             drop(t);
-            let m = root.resolve(&sub).map_err(|e| Error::other(format!("resolving {}: {e}", sub.display())))?;
+            let m = inroot::resolve(root, &sub)?;
             remount_bind(&fdpath(&m), flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
         }
         // Co-mounted controllers get a symlink each (cpu -> cpu,cpuacct).
@@ -373,7 +337,7 @@ fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions)
         }
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        let h = root.resolve(dest).map_err(|e| Error::other(format!("resolving {}: {e}", dest.display())))?;
+        let h = inroot::resolve(root, dest)?;
         mount(None::<&str>, fdpath(&h).as_str(), None::<&str>, MsFlags::MS_REMOUNT | flags, Some("mode=755"))
             .ctx(|| "remount cgroup tmpfs read-only".into())?;
     }
@@ -467,7 +431,7 @@ mod tests {
     use super::*;
     #[test]
     fn dests() {
-        assert_eq!(clean_dest(Path::new("proc")), PathBuf::from("/proc"));
-        assert_eq!(clean_dest(Path::new("/a/../../b/./c")), PathBuf::from("/b/c"));
+        assert_eq!(inroot::clean(Path::new("proc")), PathBuf::from("/proc"));
+        assert_eq!(inroot::clean(Path::new("/a/../../b/./c")), PathBuf::from("/b/c"));
     }
 }
