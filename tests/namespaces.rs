@@ -312,3 +312,42 @@ fn user_namespace_with_mappings() {
     // Host root is unmapped inside: files it owns show as the overflow uid.
     assert_eq!(l[3], ["65534"]);
 }
+
+#[test]
+fn user_namespace_root_writes_as_the_mapped_host_ids() {
+    let env = Env::new();
+    // A host scratch dir the container's root (host uid 100000) may write.
+    let scratch = env.tempdir("scratch");
+    std::os::unix::fs::chown(&scratch, Some(100000), Some(100000)).unwrap();
+    let host_made = scratch.join("host-made");
+    fs::write(&host_made, "x\n").unwrap();
+    std::os::unix::fs::chown(&host_made, Some(100005), Some(100007)).unwrap();
+    let src = scratch.to_str().unwrap().to_string();
+    let b = env.bundle_with(
+        &["sh", "-c", "id; stat -c %u:%g /data/host-made; touch /data/made-inside && mkdir /data/dir-inside && echo made"],
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({ "type": "user" }));
+            c["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+            c["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+            push_mount(c, json!({ "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "rw"] }));
+        },
+    );
+    // The mount point exists already: the container's root cannot create
+    // it in a rootfs owned by host root.
+    fs::create_dir(b.rootfs().join("data")).unwrap();
+    let id = env.id("c");
+    let out = env.run(&b, &id);
+    out.success();
+    let l = out.lines();
+    assert!(l[0].starts_with("uid=0(root) gid=0(root)"), "{out:#?}");
+    assert_eq!(l[1], "5:7", "host 100005:100007 is 5:7 inside: {out:#?}");
+    assert_eq!(l[2], "made", "{out:#?}");
+    for f in ["made-inside", "dir-inside"] {
+        let md = fs::metadata(scratch.join(f)).unwrap();
+        assert_eq!((md.uid(), md.gid()), (100000, 100000), "{f} as seen on the host");
+    }
+    env.assert_nothing_left(&id);
+}

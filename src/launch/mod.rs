@@ -155,12 +155,22 @@ fn drive(
         let p = format!("/proc/{child}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).at("process.oomScoreAdj: cannot write", &p)?;
     }
-    if !placed {
-        let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
+    // Moving a process into a v1 cgroup can wait for an RCU grace period (milliseconds).
+    // When the init is the cloned child itself and makes no cgroup namespace, it does its
+    // mount work meanwhile: it runs no container code before it reports Ready, which the
+    // parent reads only after the move. Otherwise (the init is forked later by an
+    // intermediate, or must see its cgroup when it unshares one) the move comes first.
+    let join_late = !placed && direct && !plan.has_new(LinuxNamespaceType::Cgroup);
+    let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
+    if !placed && !join_late {
         crate::cgroups::join(&dirs, child)?;
+        crate::logging::phase("cgroups joined");
     }
-    crate::logging::phase("cgroups joined");
     ch.send(&Msg::Go)?;
+    if join_late {
+        crate::cgroups::join(&dirs, child)?;
+        crate::logging::phase("cgroups joined");
+    }
 
     let pid = if direct {
         child

@@ -11,13 +11,15 @@
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -195,6 +197,16 @@ pub struct Spawned {
     what: String,
 }
 
+impl Drop for Spawned {
+    /// A runtime process dropped while still running is handed to the
+    /// reaper thread (see [`start_reaper`]) so it never lingers as a zombie.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            abandoned().lock().unwrap().insert(self.child.id() as i32);
+        }
+    }
+}
+
 impl Spawned {
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -274,6 +286,12 @@ pub struct Env {
     nbundles: AtomicUsize,
     nfiles: AtomicUsize,
     ids: std::sync::Mutex<Vec<String>>,
+    /// The leak-audit snapshot taken when the env was made (see
+    /// [`Env::leak_audit`]).
+    before: Snapshot,
+    /// Leak-audit entries containing one of these strings are ignored
+    /// (see [`Env::allow_leftover`]).
+    allowed: Mutex<Vec<String>>,
 }
 
 impl Env {
@@ -291,6 +309,8 @@ impl Env {
         // The runtime must create the root itself when missing; we only make
         // the scratch dir.
         fs::create_dir_all(&base).unwrap();
+        start_reaper();
+        let before = Snapshot::take(&name, &base, &root);
         Env {
             name,
             root,
@@ -298,6 +318,8 @@ impl Env {
             nbundles: AtomicUsize::new(0),
             nfiles: AtomicUsize::new(0),
             ids: Default::default(),
+            before,
+            allowed: Default::default(),
         }
     }
 
@@ -362,6 +384,22 @@ impl Env {
 
     pub fn spawn(&self, args: &[&str]) -> Spawned {
         self.spawn_opts(args, Opts::default())
+    }
+
+    /// Like [`Env::rt`] with raw (possibly non-UTF-8) arguments.
+    pub fn rt_os(&self, args: &[&OsStr]) -> Out {
+        let mut full: Vec<OsString> = self.root_args().into_iter().map(OsString::from).collect();
+        full.extend(args.iter().map(|a| a.to_os_string()));
+        spawn_cmd_os(&runtime(), &full, Opts::default(), &self.base).wait()
+    }
+
+    /// Runs `runtime --root ROOT args...` with another state root than this
+    /// env's (e.g. a full or read-only file system), with extra `envs`.
+    pub fn rt_with_root(&self, root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Out {
+        let mut full: Vec<OsString> = vec!["--root".into(), root.as_os_str().to_os_string()];
+        full.extend(args.iter().map(OsString::from));
+        let opts = Opts { envs: envs.to_vec(), ..Default::default() };
+        spawn_cmd_os(&runtime(), &full, opts, &self.base).wait()
     }
 
     /// Runs `runtime --root R args...` to completion.
@@ -516,8 +554,40 @@ impl Env {
 }
 
 impl Drop for Env {
+    /// Force-deletes (with the runtime under test) every container still in
+    /// this env's root, runs the leak audit, then cleans up by brute force
+    /// (kill, unmount, rmdir) and finally panics if the audit found leaks.
+    /// The audit runs after the runtime's own `delete --force`, so a test
+    /// may leave its containers to Drop, but before the brute-force cleanup,
+    /// which would otherwise hide what the runtime left behind.
     fn drop(&mut self) {
-        // Best effort, never panics (we may already be unwinding).
+        let unwinding = std::thread::panicking();
+        self.delete_all();
+        let leaks = if unwinding || audit_mode() == AuditMode::Off {
+            Vec::new()
+        } else {
+            self.leak_audit_settled(Duration::from_secs(5))
+        };
+        cleanup_prefix(&self.name, &self.base, &self.root);
+        if !leaks.is_empty() {
+            let msg = format!(
+                "leak audit of {}: the test (or the runtime) left {} thing(s) behind:\n  {}",
+                self.name,
+                leaks.len(),
+                leaks.join("\n  ")
+            );
+            if audit_mode() == AuditMode::Fail {
+                panic!("{msg}");
+            }
+            eprintln!("warning: {msg}");
+        }
+    }
+}
+
+impl Env {
+    /// Best effort, never panics (we may already be unwinding):
+    /// `delete --force` of every id tracked or found in the root.
+    fn delete_all(&self) {
         let mut ids = self.ids.lock().map(|v| v.clone()).unwrap_or_default();
         ids.extend(self.list_ids());
         if let Ok(rd) = fs::read_dir(&self.root) {
@@ -545,7 +615,39 @@ impl Drop for Env {
             let _ = fs::remove_file(&sp.out_path);
             let _ = fs::remove_file(&sp.err_path);
         }
-        cleanup_prefix(&self.name, &self.base, &self.root);
+    }
+
+    /// The leak audit: what is tied to this env now and was not when it was
+    /// made (processes, host mounts, cgroup dirs, state files, fds of the
+    /// test process), as one line per leftover. Empty when nothing leaked.
+    /// One look, no waiting; see [`Snapshot`] for what is compared.
+    pub fn leak_audit(&self) -> Vec<String> {
+        let now = Snapshot::take(&self.name, &self.base, &self.root);
+        let allowed = self.allowed.lock().map(|a| a.clone()).unwrap_or_default();
+        self.before
+            .leaks_in(&now)
+            .into_iter()
+            .filter(|l| !allowed.iter().any(|a| l.contains(a.as_str())))
+            .collect()
+    }
+
+    /// [`Env::leak_audit`] polled until it is empty or `grace` has passed
+    /// (killed processes take a moment to disappear); returns the last look.
+    pub fn leak_audit_settled(&self, grace: Duration) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let leaks = self.leak_audit();
+            if leaks.is_empty() || start.elapsed() > grace {
+                return leaks;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Escape hatch for a test that deliberately leaves something behind:
+    /// leak-audit lines containing `needle` are ignored for this env.
+    pub fn allow_leftover(&self, needle: &str) {
+        self.allowed.lock().unwrap().push(needle.to_string());
     }
 }
 
@@ -695,6 +797,11 @@ pub fn unescape_mountinfo(s: &str) -> String {
 }
 
 fn spawn_cmd(prog: &Path, args: &[String], opts: Opts, scratch: &Path) -> Spawned {
+    let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+    spawn_cmd_os(prog, &args, opts, scratch)
+}
+
+fn spawn_cmd_os(prog: &Path, args: &[OsString], opts: Opts, scratch: &Path) -> Spawned {
     let k = SEQ.fetch_add(1, Ordering::SeqCst);
     let dir = if scratch.is_dir() { scratch.to_path_buf() } else { PathBuf::from("/tmp") };
     let tag = format!("tong-test-io-{}-{}", std::process::id(), k);
@@ -746,7 +853,11 @@ fn spawn_cmd(prog: &Path, args: &[String], opts: Opts, scratch: &Path) -> Spawne
             });
         }
     }
-    let what = format!("{} {}", prog.display(), args.join(" "));
+    let what = format!(
+        "{} {}",
+        prog.display(),
+        args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    );
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
@@ -981,4 +1092,304 @@ pub fn is_chardev(p: &Path, major: u32, minor: u32) -> bool {
         }
         Err(_) => false,
     }
+}
+
+// ---- leak audit -------------------------------------------------------------
+//
+// Every `Env` snapshots the host when it is made and again when it is dropped
+// (after the runtime's own `delete --force` of whatever the test left, before
+// the brute-force cleanup) and fails the test on any difference. Tests run
+// two at a time in one process and several test binaries may run at once, so
+// the snapshot is scoped to the env: only what carries its unique name
+// (`tong-test-<pid>-<n>-`), lives under its scratch dir or state root, or
+// sits in one of its cgroups is looked at.
+
+/// What the leak audit does on a leak: `TONG_LEAK_AUDIT=off|warn|fail`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AuditMode {
+    Off,
+    Warn,
+    Fail,
+}
+
+/// Defaults to `fail` for tong and to `warn` against runc (the reference is
+/// not under test here, and runc 1.1 forgets e.g. the cgroups of a
+/// container whose create was killed before it wrote its state).
+pub fn audit_mode() -> AuditMode {
+    match std::env::var("TONG_LEAK_AUDIT").as_deref() {
+        Ok("off") | Ok("0") => AuditMode::Off,
+        Ok("warn") => AuditMode::Warn,
+        Ok("fail") | Ok("1") => AuditMode::Fail,
+        _ if is_runc() => AuditMode::Warn,
+        _ => AuditMode::Fail,
+    }
+}
+
+/// The part of the host tied to one env, each entry keyed (for the diff)
+/// and described (for the report):
+///
+/// * `processes`: every live (non-zombie) process, found by scanning /proc,
+///   whose root directory is under the env's scratch dir (a container's
+///   rootfs), whose cgroup path (in any hierarchy) is one of the env's, or
+///   whose command line carries the env's name (a runtime invocation on its
+///   `--root`, a hook or helper working on its files). Orphans that would
+///   otherwise escape to pid 1 come back to the test process, which is a
+///   child subreaper (see [`start_reaper`]), so the scan sees them and they
+///   do not pile up as zombies.
+/// * `mounts`: lines of the host's /proc/self/mountinfo mentioning the
+///   env's name (its scratch dir, its state root, its bundles' rootfs).
+/// * `cgroups`: dirs named with the env's prefix under every mounted
+///   hierarchy (each v1 controller and the cgroup2 mount).
+/// * `state_files`: every file and dir under the env's `--root`, except
+///   tong's compiled-seccomp cache `seccomp@cache` and its contents.
+/// * `fds`: open fds of the test process itself (the one long-lived process
+///   of the suite; the runtime has no daemon) whose target names the env:
+///   a leaked fd into a bundle, a state dir, an exec FIFO or console socket.
+///   The raw fd count is shared by the tests running in parallel in the
+///   same process, so only fds attributable to this env are compared.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub processes: BTreeMap<String, String>,
+    pub mounts: BTreeMap<String, String>,
+    pub cgroups: BTreeMap<String, String>,
+    pub state_files: BTreeMap<String, String>,
+    pub fds: BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    pub fn take(name: &str, base: &Path, root: &Path) -> Snapshot {
+        assert!(name.starts_with("tong-test-"));
+        let mut s = Snapshot::default();
+        let me = std::process::id() as i32;
+        let base_s = base.to_string_lossy().into_owned();
+        let base_dir = format!("{base_s}/");
+        let cg_needle = format!("/{name}");
+
+        for e in proc_table() {
+            if e.pid == me || matches!(e.state, 'Z' | 'X') {
+                continue;
+            }
+            let dir = PathBuf::from(format!("/proc/{}", e.pid));
+            let proot = fs::read_link(dir.join("root"))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let cg = fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
+            let cmdline = fs::read(dir.join("cmdline"))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+                .unwrap_or_default();
+            let mut why = Vec::new();
+            if proot == base_s || proot.starts_with(&base_dir) {
+                why.push(format!("root {proot}"));
+            }
+            if let Some(l) = cg.lines().find(|l| l.contains(&cg_needle)) {
+                why.push(format!("cgroup {l}"));
+            }
+            if cmdline.contains(name) {
+                why.push("command line names the env".to_string());
+            }
+            if !why.is_empty() {
+                s.processes.insert(
+                    format!("{}:{}", e.pid, e.start),
+                    format!(
+                        "process {} ({}, parent {}) `{cmdline}`: {}",
+                        e.pid,
+                        e.comm,
+                        e.ppid,
+                        why.join(", ")
+                    ),
+                );
+            }
+        }
+
+        for l in fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
+            if unescape_mountinfo(l).contains(name) {
+                s.mounts.insert(l.to_string(), format!("mount {l}"));
+            }
+        }
+
+        for d in cgroup_dirs_with_prefix(name) {
+            let d = d.to_string_lossy().into_owned();
+            s.cgroups.insert(d.clone(), format!("cgroup dir {d}"));
+        }
+
+        fn walk(dir: &Path, out: &mut BTreeMap<String, String>) {
+            let Ok(rd) = fs::read_dir(dir) else { return };
+            for e in rd.flatten() {
+                if e.file_name() == "seccomp@cache" {
+                    continue;
+                }
+                let p = e.path();
+                let ps = p.to_string_lossy().into_owned();
+                out.insert(ps.clone(), format!("state file {ps}"));
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    walk(&p, out);
+                }
+            }
+        }
+        walk(root, &mut s.state_files);
+
+        if let Ok(rd) = fs::read_dir("/proc/self/fd") {
+            for e in rd.flatten() {
+                if let Ok(t) = fs::read_link(e.path()) {
+                    let t = t.to_string_lossy().into_owned();
+                    if t.contains(name) {
+                        let fd = e.file_name().to_string_lossy().into_owned();
+                        s.fds.insert(
+                            format!("{fd}->{t}"),
+                            format!("fd {fd} of the test process -> {t}"),
+                        );
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    /// Descriptions of everything in `now` that is not in `self`.
+    pub fn leaks_in(&self, now: &Snapshot) -> Vec<String> {
+        let mut v = Vec::new();
+        for (a, b) in [
+            (&self.processes, &now.processes),
+            (&self.mounts, &now.mounts),
+            (&self.cgroups, &now.cgroups),
+            (&self.state_files, &now.state_files),
+            (&self.fds, &now.fds),
+        ] {
+            v.extend(b.iter().filter(|(k, _)| !a.contains_key(*k)).map(|(_, d)| d.clone()));
+        }
+        v
+    }
+}
+
+/// One line of /proc/PID/stat.
+#[derive(Debug, Clone)]
+pub struct ProcEntry {
+    pub pid: i32,
+    pub comm: String,
+    pub state: char,
+    pub ppid: i32,
+    /// Start time in clock ticks since boot: with the pid, identifies a
+    /// process across pid reuse.
+    pub start: u64,
+}
+
+/// Every process (thread-group leader) in /proc.
+pub fn proc_table() -> Vec<ProcEntry> {
+    let mut v = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else { return v };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let (Some(state), Some(ppid), Some(start)) = (
+            f.first().and_then(|s| s.chars().next()),
+            f.get(1).and_then(|s| s.parse().ok()),
+            f.get(19).and_then(|s| s.parse().ok()),
+        ) else {
+            continue;
+        };
+        v.push(ProcEntry { pid, comm, state, ppid, start });
+    }
+    v
+}
+
+/// Pids of harness-spawned runtime processes dropped while still running;
+/// the reaper thread waits for them.
+fn abandoned() -> &'static Mutex<HashSet<i32>> {
+    static A: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
+    A.get_or_init(Default::default)
+}
+
+/// Makes the test process a child subreaper (PR_SET_CHILD_SUBREAPER), once,
+/// and starts the thread that reaps what that brings back.
+///
+/// As a subreaper, every orphaned descendant of the test process (the init
+/// of a detached container once `create`/`run -d` exits, a hook left behind
+/// by a killed runtime, ...) is reparented to the test process instead of
+/// pid 1, so the leak audit's /proc scan finds it and nothing escapes.
+///
+/// The reaper must never steal an exit status a test waits for with its own
+/// `Child` (a test may `Command::spawn` a helper and even move it into a
+/// cgroup). So it only reaps zombies it has seen alive with another parent
+/// than the test process (a grandchild, hence reparented since: never a
+/// `Child` of anyone in this process), matched by pid and start time, plus
+/// children rooted in a bundle or in an env's cgroup (container processes),
+/// plus
+/// harness-spawned runtimes whose [`Spawned`] was dropped unwaited.
+pub fn start_reaper() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER: {}", std::io::Error::last_os_error());
+        std::thread::Builder::new()
+            .name("reaper".into())
+            .spawn(reaper_loop)
+            .expect("spawn the reaper thread");
+    });
+}
+
+fn reaper_loop() {
+    let me = std::process::id() as i32;
+    // pid -> start time of every descendant seen with another parent.
+    let mut grandchildren: HashMap<i32, u64> = HashMap::new();
+    // Every env of this process names its cgroups `/tong-test-<pid>-<n>-...`.
+    let env_cgroup = format!("/tong-test-{me}-");
+    loop {
+        let table = proc_table();
+        let parent: HashMap<i32, i32> = table.iter().map(|e| (e.pid, e.ppid)).collect();
+        for e in &table {
+            if e.ppid != me && descends_from(e.pid, me, &parent) {
+                grandchildren.insert(e.pid, e.start);
+            } else if e.ppid == me && !grandchildren.contains_key(&e.pid) {
+                // A child rooted in a bundle or living in an env's cgroup is
+                // a container process whose runtime exited before it was
+                // seen as a grandchild (no test chroots a helper of its own
+                // into a bundle or moves one into an env's cgroup; runc's
+                // containers read as rooted at `/`).
+                let root = fs::read_link(format!("/proc/{}/root", e.pid)).unwrap_or_default();
+                let cg = fs::read_to_string(format!("/proc/{}/cgroup", e.pid)).unwrap_or_default();
+                if root.to_string_lossy().starts_with("/tmp/tong-test-") || cg.contains(&env_cgroup) {
+                    grandchildren.insert(e.pid, e.start);
+                }
+            }
+        }
+        for e in &table {
+            if e.ppid == me
+                && matches!(e.state, 'Z' | 'X')
+                && grandchildren.get(&e.pid) == Some(&e.start)
+            {
+                let mut st = 0;
+                unsafe { libc::waitpid(e.pid, &mut st, libc::WNOHANG) };
+                grandchildren.remove(&e.pid);
+            }
+        }
+        grandchildren.retain(|p, _| parent.contains_key(p));
+        if let Ok(mut ab) = abandoned().lock() {
+            ab.retain(|&p| {
+                let mut st = 0;
+                unsafe { libc::waitpid(p, &mut st, libc::WNOHANG) == 0 }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn descends_from(pid: i32, ancestor: i32, parent: &HashMap<i32, i32>) -> bool {
+    let mut cur = pid;
+    for _ in 0..64 {
+        match parent.get(&cur) {
+            Some(&p) if p == ancestor => return true,
+            Some(&p) if p > 1 => cur = p,
+            _ => return false,
+        }
+    }
+    false
 }
