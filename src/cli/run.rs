@@ -44,9 +44,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     };
     opts.console_fd = relay.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
     let fg = Foreground::begin()?;
-    let pid = container::create(&g.root, &opts)?;
+    let created = container::create(&g.root, &opts)?;
     let master = match &relay {
-        Some((ours, _)) if terminal_requested(&g.root, &a.id) => match terminal::recv_master(ours.as_raw_fd()) {
+        Some((ours, _)) if created.terminal => match terminal::recv_master(ours.as_raw_fd()) {
             Ok(m) => Some(m),
             Err(e) => {
                 let _ = container::delete(&g.root, &a.id, true);
@@ -61,14 +61,10 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         return Err(e);
     }
     logging::phase("started");
-    let code = fg.wait(pid, master)?;
+    let code = fg.wait(created.pid, master)?;
     logging::phase("exited");
     if !a.keep {
         container::delete(&g.root, &a.id, true)?;
     }
     Ok(code)
-}
-
-fn terminal_requested(root: &std::path::Path, id: &str) -> bool {
-    container::config(root, id).is_ok_and(|s| s.process().as_ref().is_some_and(|p| p.terminal() == Some(true)))
 }

@@ -35,9 +35,16 @@ pub struct CreateOpts {
     pub console_fd: Option<i32>,
 }
 
-/// Creates a container and leaves its init waiting for `start`. Returns the init's pid.
+/// A created container: its init's pid, and whether its process asked for a terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct Created {
+    pub pid: i32,
+    pub terminal: bool,
+}
+
+/// Creates a container and leaves its init waiting for `start`.
 /// On any failure nothing is left behind: no state dir, cgroup, mount or process.
-pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
+pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
     state::validate_id(&opts.id)?;
     let bundle = std::fs::canonicalize(&opts.bundle).at("bundle", &opts.bundle)?;
     // runc works from the bundle directory (hooks inherit it); paths from the command line
@@ -97,7 +104,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<i32> {
         create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter)
     })();
     match r {
-        Ok(pid) => Ok(pid),
+        Ok(pid) => Ok(Created { pid, terminal: process.terminal().unwrap_or(false) }),
         Err(e) => {
             destroy(sd, &st, true);
             Err(e)
@@ -143,7 +150,7 @@ fn create_inner(
         session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
         seccomp: filter,
     };
-    let mut parent = CreateParent { sd, st, filter: lc.seccomp.as_ref() };
+    let mut parent = CreateParent { sd, st, spec: &cfg.spec, filter: lc.seccomp.as_ref() };
     logging::phase("launching");
     let pid = launch::spawn(&lc, &mut parent)?;
     logging::phase("init ready");
@@ -172,6 +179,7 @@ fn container_root_ids(spec: &Spec) -> (u32, u32) {
 struct CreateParent<'a> {
     sd: &'a StateDir,
     st: &'a mut State,
+    spec: &'a Spec,
     filter: Option<&'a crate::linux::seccomp::Compiled>,
 }
 
@@ -182,9 +190,8 @@ impl launch::Parent for CreateParent<'_> {
         self.sd.save(self.st)
     }
     fn create_runtime_hooks(&mut self, _pid: i32) -> Result<String> {
-        let spec = typed_config(self.st)?;
         let json = hook_state(self.st, Status::Creating);
-        let h = spec.hooks().as_ref();
+        let h = self.spec.hooks().as_ref();
         hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &json)?;
         hooks::run_all("createRuntime", h.and_then(|h| h.create_runtime().as_ref()), &json)?;
         Ok(json)
@@ -198,6 +205,11 @@ impl launch::Parent for CreateParent<'_> {
 
 fn typed_config(st: &State) -> Result<Spec> {
     spec::typed(&st.config)
+}
+
+/// Whether the stored config has hooks of `kind`, without typing the whole config.
+fn has_hooks(st: &State, kind: &str) -> bool {
+    st.config.get("hooks").and_then(|h| h.get(kind)).and_then(|l| l.as_array()).is_some_and(|l| !l.is_empty())
 }
 
 fn hook_state(st: &State, status: Status) -> String {
@@ -277,9 +289,11 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     }
     logging::phase("start: init released");
     let _ = std::fs::remove_file(&fifo_path);
-    let spec = typed_config(&st)?;
-    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
-        hooks::run_all_warn("poststart", Some(h), &hook_state(&st, Status::Running));
+    if has_hooks(&st, "poststart") {
+        let spec = typed_config(&st)?;
+        if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+            hooks::run_all_warn("poststart", Some(h), &hook_state(&st, Status::Running));
+        }
     }
     Ok(())
 }
@@ -328,9 +342,13 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
         _ => None,
     };
     let cgroups = exec_cgroups(&st.cgroup_paths, opts.sub_cgroup.as_deref())?;
-    let filter = match typed_config(&st)?.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(crate::linux::seccomp::compile(s, Some(root))?),
-        None => None,
+    let has_seccomp = st.config.get("linux").and_then(|l| l.get("seccomp")).is_some_and(|s| !s.is_null());
+    let filter = match has_seccomp {
+        true => match typed_config(&st)?.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(crate::linux::seccomp::compile(s, Some(root))?),
+            None => None,
+        },
+        false => None,
     };
     // The pidfd pins the init; the lock is not held while the process starts, or a paused
     // container's `resume` would wait on an exec that waits on the resume (runc holds none).
@@ -577,6 +595,7 @@ fn destroy(sd: StateDir, st: &State, failed_create: bool) {
     }
     // A create that failed after its init existed still ends with the poststop hooks.
     if (!failed_create || st.pid > 0)
+        && has_hooks(st, "poststop")
         && let Ok(spec) = typed_config(st)
             && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
                 hooks::run_all_warn("poststop", Some(h), &hook_state(st, Status::Stopped));

@@ -67,8 +67,14 @@ pub fn spawn(cfg: &ExecConfig) -> Result<i32> {
 }
 
 fn drive(cfg: &ExecConfig, child: i32, ch: &sync::Channel, pid: &mut Option<i32>) -> Result<i32> {
-    crate::cgroups::join(cfg.cgroups, child)?;
-    ch.send(&Msg::Go)?;
+    // The child joins the namespaces meanwhile; if that failed, its report explains why
+    // the move or the Go failed.
+    if let Err(e) = crate::cgroups::join(cfg.cgroups, child).and_then(|()| ch.send(&Msg::Go)) {
+        return match ch.recv() {
+            Ok(Msg::Error(m)) => Err(Error::Child(m)),
+            _ => Err(e),
+        };
+    }
     let p = match ch.recv()? {
         Msg::InitPid(p) => p,
         Msg::Error(e) => return Err(Error::Child(e)),
@@ -97,14 +103,16 @@ fn drive(cfg: &ExecConfig, child: i32, ch: &sync::Channel, pid: &mut Option<i32>
 }
 
 fn child_main(cfg: &ExecConfig, ch: &sync::Channel) -> Result<i32> {
-    match ch.recv()? {
-        Msg::Go => {}
-        m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
-    }
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
+    // Joining the namespaces overlaps with the parent's cgroup moves; Go says this process
+    // is in the container's cgroups, so the process forked next is born there.
     if cfg.ns_flags != 0 {
         nix::sched::setns(cfg.init_pidfd.as_fd(), nix::sched::CloneFlags::from_bits_retain(cfg.ns_flags))
             .ctx(|| "joining the container's namespaces".into())?;
+    }
+    match ch.recv()? {
+        Msg::Go => {}
+        m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
     }
     sync::fork_reported(ch, || {
         let r: Result<()> = finalize::prepare(cfg.process, false, cfg.console_fd, None, cfg.seccomp.as_ref()).and_then(|prepared| {
