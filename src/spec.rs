@@ -132,6 +132,37 @@ pub fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
     namespaces(spec).iter().any(|(t, _)| *t == typ)
 }
 
+/// Security modules and resctrl: what the config asks for must exist here, or the container
+/// would run less confined than its author meant (runc's words).
+fn security_modules(spec: &Spec) -> Result<()> {
+    let process = spec.process().as_ref();
+    if let Some(p) = process.and_then(|p| p.apparmor_profile().as_deref()).filter(|p| !p.is_empty())
+        && !crate::linux::apparmor::enabled() {
+        return Err(Error::config(format!("process.apparmorProfile: apparmor profile {p:?} is specified in config, but AppArmor is not enabled on this host")));
+    }
+    if process.and_then(|p| p.selinux_label().as_deref()).is_some_and(|l| !l.is_empty()) {
+        return Err(Error::config("process.selinuxLabel: selinux label is specified in config, but selinux is disabled or not supported"));
+    }
+    let linux = spec.linux().as_ref();
+    if linux.and_then(|l| l.mount_label().as_deref()).is_some_and(|l| !l.is_empty()) {
+        return Err(Error::config("linux.mountLabel: selinux label is specified in config, but selinux is disabled or not supported"));
+    }
+    if let Some(rdt) = linux.and_then(|l| l.intel_rdt().as_ref()) {
+        if rdt.l3_cache_schema().as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::config("intelRdt.l3CacheSchema is specified in config, but Intel RDT/CAT is not enabled"));
+        }
+        if rdt.mem_bw_schema().as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::config("intelRdt.memBwSchema is specified in config, but Intel RDT/MBA is not enabled"));
+        }
+        // A closID alone names a class of service; without resctrl there is none to join,
+        // and runc 1.1 goes on without it too.
+        if rdt.clos_id().is_some() {
+            crate::logging::warn("linux.intelRdt: Intel RDT is not supported here; closID ignored");
+        }
+    }
+    Ok(())
+}
+
 /// Checks everything `create` needs, as runc's validator does.
 pub fn validate(cfg: &Config) -> Result<()> {
     let spec = &cfg.spec;
@@ -148,6 +179,7 @@ pub fn validate(cfg: &Config) -> Result<()> {
     if !process.cwd().is_absolute() {
         return Err(Error::config(format!("process.cwd: {:?} is not an absolute path", process.cwd())));
     }
+    security_modules(spec)?;
     if process.terminal().unwrap_or(false) {
         // checked by the caller against --console-socket
     }

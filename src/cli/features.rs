@@ -38,7 +38,7 @@ pub fn run(_g: &Global, _a: Args) -> Result<i32> {
                 "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG",
                                    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
             },
-            "apparmor": {"enabled": false},
+            "apparmor": {"enabled": true},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": true}}

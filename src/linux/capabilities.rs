@@ -8,11 +8,21 @@ use oci_spec::runtime::LinuxCapabilities;
 use crate::error::{Context, Error, Result};
 use crate::linux::sys;
 
-/// The highest capability the running kernel knows.
+/// The highest capability the running kernel knows: the last one PR_CAPBSET_READ accepts.
+/// Asked of the kernel rather than read from /proc/sys/kernel/cap_last_cap, which in the
+/// container's init is the container's /proc, where a mount could feed it a low number
+/// and leave the bounding set full.
 pub fn last_cap() -> u8 {
     static LAST: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
     *LAST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
+        let mut last = 0u8;
+        for n in 0..64u8 {
+            if sys::prctl(libc::PR_CAPBSET_READ, n as libc::c_ulong).is_err() {
+                break;
+            }
+            last = n;
+        }
+        last
     })
 }
 

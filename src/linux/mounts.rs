@@ -48,6 +48,8 @@ impl MountOptions {
 fn flag(name: &str) -> Option<(bool, MsFlags)> {
     use MsFlags as F;
     Some(match name {
+        "acl" => (false, F::MS_POSIXACL),
+        "noacl" => (true, F::MS_POSIXACL),
         "async" => (true, F::MS_SYNCHRONOUS),
         "atime" => (true, F::MS_NOATIME),
         "bind" => (false, F::MS_BIND),

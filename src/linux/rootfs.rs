@@ -106,9 +106,12 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Mount
         return mount_cgroup(c, root, dest, opts);
     }
     let target = mkdir_in_root(root, dest)?;
+    check_proc_dest(c, typ, &target)?;
     let target = fdpath(&target);
     let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.to_string());
-    let mut flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    // `remount` (with other options) changes the mount already at the destination: the kernel
+    // ignores source and type then, as for runc.
+    let mut flags = opts.flags.difference(MsFlags::MS_BIND | MsFlags::MS_REC);
     if opts.tmpcopyup && typ == "tmpfs" {
         return tmpcopyup(&source, &target, flags, &opts.data());
     }
@@ -124,6 +127,32 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Mount
         }
     }
     finish(root, dest, opts)
+}
+
+/// runc's rule: nothing but procfs itself is mounted inside the container's /proc, wherever
+/// the destination's path (symlinks included) leads, except over the files lxcfs replaces.
+/// A decoy there would feed lies to the container's own setup (cap_last_cap, attr files).
+fn check_proc_dest(c: &RootfsConfig, typ: &str, target: &OwnedFd) -> Result<()> {
+    const LXCFS: [&str; 10] = [
+        "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
+        "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+    ];
+    if typ == "proc" {
+        return Ok(());
+    }
+    let fs = nix::sys::statfs::fstatfs(target).map_err(|e| Error::sys("statfs of a mount destination", e))?;
+    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Ok(());
+    }
+    let host = std::fs::read_link(fdpath(target)).unwrap_or_default();
+    let inside = match host.strip_prefix(c.rootfs) {
+        Ok(rel) => Path::new("/").join(rel),
+        Err(_) => host,
+    };
+    if LXCFS.iter().any(|p| Path::new(p) == inside) {
+        return Ok(());
+    }
+    Err(Error::config(format!("{} cannot be mounted because it is inside /proc", inside.display())))
 }
 
 /// Propagation and recursive attributes, on the mount now at `dest`.
@@ -170,6 +199,7 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Moun
             }
         }
     };
+    check_proc_dest(c, "bind", &handle)?;
     if let Some(fd) = idmapped {
         sys::move_mount_fd(fd.as_fd(), handle.as_fd()).map_err(|e| Error::sys(format!("attaching idmapped mount of {}", src.display()), e))?;
     } else {
@@ -179,7 +209,7 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Moun
             .ctx(|| format!("bind mount {}", src.display()))?;
     }
     drop(handle);
-    let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let extra = opts.flags.difference(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         let h = inroot::resolve(root, dest)?;
         remount_bind(&fdpath(&h), extra)?;
@@ -226,7 +256,7 @@ fn locked_flags(f: nix::sys::statvfs::FsFlags) -> MsFlags {
 fn tmpcopyup(source: &str, target: &str, flags: MsFlags, data: &str) -> Result<()> {
     let tmp = tempdir()?;
     let r = (|| {
-        mount(Some(source), tmp.as_path(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some(data)).ctx(|| "mount tmpfs".into())?;
+        mount(Some(source), tmp.as_path(), Some("tmpfs"), flags.difference(MsFlags::MS_RDONLY), Some(data)).ctx(|| "mount tmpfs".into())?;
         copy_tree(Path::new(target), &tmp).ctx(|| "tmpcopyup".into())?;
         if flags.contains(MsFlags::MS_RDONLY) {
             mount(None::<&str>, tmp.as_path(), None::<&str>, MsFlags::MS_REMOUNT | flags, Some(data)).ctx(|| "remount tmpfs ro".into())?;
@@ -287,7 +317,7 @@ fn copy_dir_entries(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
 fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
     let target = mkdir_in_root(root, dest)?;
     let tpath = fdpath(&target);
-    let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let flags = opts.flags.difference(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     let only_v2 = !c.cgroups.is_empty() && c.cgroups.iter().all(|(h, _)| h.v2);
     if only_v2 {
         return match mount(Some("cgroup2"), tpath.as_str(), Some("cgroup2"), flags, None::<&str>) {
@@ -305,7 +335,7 @@ fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions)
             Err(e) => Err(Error::sys("mount cgroup2", e)),
         };
     }
-    mount(Some("tmpfs"), tpath.as_str(), Some("tmpfs"), flags & !MsFlags::MS_RDONLY, Some("mode=755"))
+    mount(Some("tmpfs"), tpath.as_str(), Some("tmpfs"), flags.difference(MsFlags::MS_RDONLY), Some("mode=755"))
         .ctx(|| "mount tmpfs for cgroups".into())?;
     drop(target);
     for (h, dir) in c.cgroups {
@@ -375,8 +405,10 @@ pub fn finalize(spec: &Spec) -> Result<()> {
     if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
         remount_bind("/", MsFlags::MS_RDONLY).map_err(|e| Error::other(format!("making the root read-only: {e}")))?;
     }
+    // The root itself ends with the configured propagation; mounts below keep what their
+    // own options made them (a `shared` bind stays shared under rslave).
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()).and_then(mounts::propagation_flag) {
-        mount(None::<&str>, "/", None::<&str>, p, None::<&str>).ctx(|| "setting rootfsPropagation".into())?;
+        mount(None::<&str>, "/", None::<&str>, p.difference(MsFlags::MS_REC), None::<&str>).ctx(|| "setting rootfsPropagation".into())?;
     }
     Ok(())
 }
