@@ -242,7 +242,16 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 fn owner_name() -> String {
     let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string())
+    // /etc/passwd read directly (as runc's Go lookup does): no NSS modules in tong's process.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// `start`: releases the init waiting on the exec FIFO.

@@ -91,6 +91,11 @@ fn mkdir_slow(root: &Root, mut path: PathBuf) -> Result<OwnedFd> {
                 for (i, c) in comps.iter().enumerate() {
                     prefix.push(c);
                     if let Ok(target) = root.readlink(&prefix) {
+                        // A procfs link's text (/proc/self/fd/N, /proc/self/cwd) names a
+                        // host path, not one in the rootfs: never recreate it here.
+                        if on_procfs(root, prefix.parent().unwrap_or(Path::new("/"))) {
+                            return Err(Error::other(format!("creating {} in the rootfs: {} is a link in /proc", path.display(), prefix.display())));
+                        }
                         let base = if target.is_absolute() { target } else { prefix.parent().unwrap_or(Path::new("/")).join(target) };
                         let rest: PathBuf = comps[i + 1..].iter().collect();
                         replaced = Some(clean(&base.join(rest)));
@@ -105,6 +110,10 @@ fn mkdir_slow(root: &Root, mut path: PathBuf) -> Result<OwnedFd> {
         }
     }
     Err(Error::other(format!("creating {} in the rootfs: too many levels of symbolic links", path.display())))
+}
+
+fn on_procfs(root: &Root, dir: &Path) -> bool {
+    resolve(root, dir).is_ok_and(|fd| nix::sys::statfs::fstatfs(&fd).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC))
 }
 
 /// The directory that will hold `path` (created in-root if missing) and the last component.
