@@ -20,6 +20,7 @@ COLORS = {"tong": "#e8590c", "crun": "#1c7ed6", "runc": "#2f9e44", "youki": "#9c
 CASES = [
     ("run", "`run` /bin/true"),
     ("run+seccomp", "`run` /bin/true, podman's seccomp profile"),
+    ("run+seccomp-cold", "the same, tong's program cache emptied before each run"),
     ("lifecycle", "`create` + `start` + `delete`"),
     ("exec", "`exec` /bin/true into a running container"),
     ("throughput", "containers `run`, 2 at a time: time for all"),
@@ -196,6 +197,38 @@ for r in runtimes:
     md.append(f"| {b}{r}{b} | {b}{med / 1024:.1f} MiB{b} | {lo / 1024:.1f} MiB | {hi / 1024:.1f} MiB | "
               f"{b}{ratio(med, crun_rss)}{b} | {size / 2**20:.1f} MiB | {libs} |")
 md.append("")
+# The issues' targets, computed from this run (speed issue: run, lifecycle, exec at or
+# below crun and at most a third of runc, peak RSS at or below crun; seccomp issue: run with
+# podman's profile within 1.2x of tong's own run and at most half of crun's).
+def med(case, r):
+    return statistics.median(times[case][r]) if case in times and r in times[case] else None
+
+
+checks = []
+for case in ("run", "lifecycle", "exec"):
+    t, c, rc = med(case, "tong"), med(case, "crun"), med(case, "runc")
+    if t and c:
+        checks.append((f"{case}: tong / crun = {t / c:.2f}", t <= c))
+    if t and rc:
+        checks.append((f"{case}: tong / runc = {t / rc:.2f} (at most 0.33)", t <= rc / 3))
+if "tong" in rss and crun_rss:
+    t = statistics.median(rss["tong"])
+    checks.append((f"peak RSS: tong / crun = {t / crun_rss:.2f}", t <= crun_rss))
+ts, tr, cs = med("run+seccomp", "tong"), med("run", "tong"), med("run+seccomp", "crun")
+if ts and tr:
+    checks.append((f"run+seccomp: tong / tong's run = {ts / tr:.2f} (at most 1.2)", ts <= 1.2 * tr))
+if ts and cs:
+    checks.append((f"run+seccomp: tong / crun = {ts / cs:.2f} (at most 0.5)", ts <= 0.5 * cs))
+if checks:
+    md.append("Targets (from the speed and seccomp-speed issues), in this run:")
+    md.append("")
+    for what, ok in checks:
+        md.append(f"- {'met' if ok else '**not met**'}: {what}")
+    md.append("")
+    print()
+    for what, ok in checks:
+        print(f"{'met    ' if ok else 'NOT MET'} {what}")
+
 st = {r: strace_summary(r) for r in runtimes}
 if any(st.values()):
     md.append("System calls of one `run` (`strace -f -c`, all processes; strace's own overhead "

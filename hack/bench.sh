@@ -21,6 +21,8 @@
 #   run+seccomp  the same with podman's default seccomp profile (437 syscalls), which is
 #                tests/data/podman-seccomp.json: linux.seccomp of the config.json podman 4.3.1
 #                (Debian 12) wrote for `podman create --rootfs ... && podman init`.
+#   run+seccomp-cold  the same with tong's compiled-seccomp cache removed before each run
+#                (hyperfine --prepare, untimed): tong's first start with a new profile.
 #   lifecycle    `R create`, `R start` and `R delete` as separate commands, each timed on its
 #                own: hyperfine's --prepare (untimed) brings the container to the state the
 #                command needs; run i of the case is the sum of run i of the three commands.
@@ -463,6 +465,10 @@ for round in $(seq "$ROUNDS"); do
 		rt="${CMD[$r]} --root $root"
 		hf run "$r" "$round" --warmup "$WARMUP" --runs "$RUNS" -n "$r run" "$rt run -b $b/run $ID-$r-run"
 		hf run+seccomp "$r" "$round" --warmup "$WARMUP" --runs "$RUNS" -n "$r run+seccomp" "$rt run -b $b/sc $ID-$r-sc"
+		# Cold: tong's compiled-program cache (<root>/seccomp@cache) removed before each
+		# run (untimed); the others keep no cache, so for them it is the same case again.
+		hf run+seccomp-cold "$r" "$round" --warmup "$WARMUP" --runs "$RUNS" --prepare "rm -rf $root/seccomp@cache" \
+			-n "$r run+seccomp-cold" "$rt run -b $b/sc $ID-$r-sc"
 		life="sh $W/ctl.sh $root $b/life $ID-$r-life"
 		hf lifecycle "$r" "$round" --warmup "$WARMUP" --runs "$RUNS" \
 			--prepare "$life absent ${CMD[$r]}" -n "$r create" "$rt create -b $b/life $ID-$r-life" \
