@@ -210,7 +210,7 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
 /// A clap error in runc's words where engines or users know them.
 fn usage_message(e: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue, ErrorKind as K};
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let cmd = args.iter().find(|a| <Cli as clap::CommandFactory>::command().find_subcommand(a.as_str()).is_some());
     let invalid = match e.get(ContextKind::InvalidArg).or(e.get(ContextKind::InvalidSubcommand)) {
         Some(ContextValue::String(s)) => s.clone(),
@@ -237,7 +237,7 @@ fn usage_message(e: &clap::Error) -> String {
 
 /// A usage error before the logger is set up: find --log/--log-format by hand.
 fn log_usage_error(msg: &str) {
-    let args: Vec<String> = std::env::args().collect();
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     let mut log = None;
     let mut format = Format::Text;
     let mut i = 0;

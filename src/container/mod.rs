@@ -153,10 +153,6 @@ fn create_inner(
     let mut parent = CreateParent { sd, st, spec: &cfg.spec, filter: lc.seccomp.as_ref() };
     logging::phase("launching");
     let pid = launch::spawn(&lc, &mut parent)?;
-    logging::phase("init ready");
-    let st = parent.st;
-    st.phase = Phase::Created;
-    sd.save(st)?;
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, pid)?;
     }
@@ -195,6 +191,11 @@ impl launch::Parent for CreateParent<'_> {
         hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &json)?;
         hooks::run_all("createRuntime", h.and_then(|h| h.create_runtime().as_ref()), &json)?;
         Ok(json)
+    }
+    fn ready(&mut self, _pid: i32) -> Result<()> {
+        logging::phase("init ready");
+        self.st.phase = Phase::Created;
+        self.sd.save(self.st)
     }
     fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()> {
         let Some(f) = self.filter else { return Ok(()) };

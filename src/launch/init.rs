@@ -119,6 +119,10 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usi
         ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(fd)))?;
     }
     ch.send(&Msg::Ready)?;
+    match ch.recv()? {
+        Msg::Committed => {}
+        m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+    }
     // Wait for `start`: opening the FIFO for writing blocks until it opens the other end.
     let fifo = loop {
         match nix::fcntl::openat(&fd_dir, cfg.fifo_fd.to_string().as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {

@@ -72,6 +72,8 @@ pub trait Parent {
     fn create_runtime_hooks(&mut self, pid: i32) -> Result<String>;
     /// The container's seccomp notify fd, for the profile's listener.
     fn seccomp_fd(&mut self, pid: i32, fd: std::os::fd::OwnedFd) -> Result<()>;
+    /// The init is set up and waits to be told the container is committed (created).
+    fn ready(&mut self, pid: i32) -> Result<()>;
 }
 
 /// Starts the container's init and returns its pid once it waits for `start`.
@@ -193,7 +195,11 @@ fn drive(
                 ch.send(&Msg::HooksDone(json))?;
             }
             (Msg::SeccompFd, Some(fd)) => parent.seccomp_fd(pid, fd)?,
-            (Msg::Ready, _) => return Ok(pid),
+            (Msg::Ready, _) => {
+                parent.ready(pid)?;
+                ch.send(&Msg::Committed)?;
+                return Ok(pid);
+            }
             (Msg::Error(e), _) => return Err(Error::Child(e)),
             (m, _) => return Err(Error::other(format!("unexpected sync message {m:?}"))),
         }

@@ -25,6 +25,9 @@ pub enum Msg {
     HooksDone(String),
     /// init → parent: set up and about to wait for `start`.
     Ready,
+    /// parent → init: the state says created; wait for `start`. (A parent killed before
+    /// this leaves an init that exits instead of a live process no state describes.)
+    Committed,
     /// child → parent: the seccomp notify fd (attached).
     SeccompFd,
     /// child → parent: setup failed.
