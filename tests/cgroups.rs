@@ -1032,6 +1032,29 @@ fn hugetlb_limit_without_a_hugetlb_controller_is_a_clear_error() {
     env.assert_nothing_left(&id);
 }
 
+/// Where a hugetlb controller is usable (the VM's pure v2 host, or a v1 hugetlb hierarchy),
+/// hugepageLimits lands in its file: hugetlb.2MB.max on v2, hugetlb.2MB.limit_in_bytes on v1.
+#[test]
+fn hugetlb_limit_lands_in_its_file() {
+    let v1 = Path::new("/sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes").exists();
+    let v2_ok = v2()
+        && fs::read_to_string("/sys/fs/cgroup/cgroup.subtree_control").is_ok_and(|s| s.split_whitespace().any(|c| c == "hugetlb"));
+    if !(v1 || v2_ok) || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
+        eprintln!("skipped: no usable hugetlb controller here (see the clear-error test)");
+        return;
+    }
+    let env = Env::new();
+    let b = env.bundle_with(&["sleep", "1000"], |c| {
+        c["linux"]["resources"]["hugepageLimits"] = json!([{ "pageSize": "2MB", "limit": 8388608 }]);
+    });
+    let id = env.id("c");
+    run_detached(&env, &b, &id);
+    let file = if v2_ok { "hugetlb.2MB.max" } else { "hugetlb.2MB.limit_in_bytes" };
+    assert_eq!(cg_read(&b, "hugetlb", file), "8388608");
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
 // ---- tong's eBPF device filter, on a cgroup2 directory of our own -----------------------------
 
 /// Our own cgroup2 directory; rmdir'ed (after killing our child, if still there) on drop.

@@ -29,6 +29,12 @@ fn check_entry(c: &Value) {
     assert!(c["created"].as_str().is_some_and(|s| !s.is_empty()), "no created time in {c}");
 }
 
+/// runc 1.1's `list` fails outright ("stat ROOT/ID: no such file or directory") when a
+/// container is deleted while it lists; tong's must not. Tolerated for the reference only.
+fn runc_list_raced_a_delete(out: &Out) -> bool {
+    is_runc() && !out.ok() && out.stderr.contains("no such file or directory")
+}
+
 /// A command racing a lifecycle transition either succeeds or fails with one clear error
 /// line: never a crash, never silence.
 #[track_caller]
@@ -55,6 +61,9 @@ fn lifecycles_in_parallel_with_readers() {
             let mut reads = 0;
             while !done.load(Ordering::SeqCst) {
                 let out = env.rt(&["list", "--format", "json"]);
+                if runc_list_raced_a_delete(&out) {
+                    continue;
+                }
                 assert_eq!(out.code, 0, "{out:#?}");
                 let v: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("list output {e}: {out:#?}"));
                 assert!(v.is_array() || v.is_null(), "list is not an array: {out:#?}");
@@ -207,6 +216,9 @@ fn spawn_readers<'scope, 'env>(
         }));
         v.push(s.spawn(move || {
             let out = env.rt(&["list", "--format", "json"]);
+            if runc_list_raced_a_delete(&out) {
+                return;
+            }
             out.success();
             let v: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("list {e}: {out:#?}"));
             for c in v.as_array().into_iter().flatten() {
