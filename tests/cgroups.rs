@@ -1223,3 +1223,28 @@ fn ebpf_device_filter_explicit_deny_then_defaults() {
         "deny111",
     );
 }
+
+/// rdma limits go to rdma.max; a device the host does not have (none has RDMA hardware
+/// here, nor in the VM) is refused by the kernel, and the error names the field and the
+/// device, leaving nothing behind. On a host without a usable rdma controller (this hybrid
+/// host: rdma is not enabled in the unified root) the error says so.
+#[test]
+fn rdma_limit_for_a_missing_device_is_a_clear_error() {
+    let env = Env::new();
+    let b = env.bundle_with(&["true"], |c| {
+        c["linux"]["resources"]["rdma"] = json!({ "tong_test_hca": { "hcaHandles": 2, "hcaObjects": 2000 } });
+    });
+    let id = env.id("c");
+    let out = env.run(&b, &id);
+    out.failure();
+    if !is_runc() {
+        out.stderr_has("linux.resources.rdma");
+        let rdma_v2 = fs::read_to_string(cg_dir(&b, "rdma").parent().unwrap().join("cgroup.subtree_control"))
+            .is_ok_and(|s| s.split_whitespace().any(|c| c == "rdma"));
+        if rdma_v2 {
+            out.stderr_has("tong_test_hca");
+        }
+    }
+    let _ = env.rt(&["delete", "--force", &id]);
+    env.assert_nothing_left(&id);
+}

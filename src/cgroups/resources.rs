@@ -61,6 +61,20 @@ pub fn apply(d: &Dirs, r: &LinuxResources) -> Result<()> {
             }
         }
     }
+    if let Some(rdma) = r.rdma() {
+        // One line per device in rdma.max (v1 and v2 alike); unset limits stay "max".
+        let dir = d.v1("rdma").or(d.v2_with("rdma")).ok_or_else(|| missing("rdma"))?;
+        let mut devices: Vec<_> = rdma.iter().collect();
+        devices.sort_by(|a, b| a.0.cmp(b.0));
+        for (dev, l) in devices {
+            if dev.is_empty() || dev.contains(char::is_whitespace) {
+                return Err(Error::config(format!("linux.resources.rdma: invalid device name {dev:?}")));
+            }
+            let v = |x: Option<u32>| x.map_or("max".to_string(), |n| n.to_string());
+            let line = format!("{dev} hca_handle={} hca_object={}", v(l.hca_handles()), v(l.hca_objects()));
+            write(dir, "rdma.max", line).map_err(|e| Error::other(format!("linux.resources.rdma[{dev}]: {e}")))?;
+        }
+    }
     if let Some(rules) = r.devices() {
         super::devices::apply(d, rules)?;
     }
