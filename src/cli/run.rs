@@ -30,8 +30,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     super::seal(g)?;
     let mut opts = a.flags.opts(&a.id);
     if a.detach {
-        container::create(&g.root, &opts)?;
-        if let Err(e) = container::start(&g.root, &a.id) {
+        let created = container::create(&g.root, &opts)?;
+        if let Err(e) = container::start_created(&g.root, &a.id, created) {
             let _ = container::delete(&g.root, &a.id, true);
             return Err(e);
         }
@@ -56,12 +56,13 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         _ => None,
     };
     drop(relay);
-    if let Err(e) = container::start(&g.root, &a.id) {
+    let pid = created.pid;
+    if let Err(e) = container::start_created(&g.root, &a.id, created) {
         let _ = container::delete(&g.root, &a.id, true);
         return Err(e);
     }
     logging::phase("started");
-    let code = fg.wait(created.pid, master)?;
+    let code = fg.wait(pid, master)?;
     logging::phase("exited");
     if !a.keep {
         container::delete(&g.root, &a.id, true)?;

@@ -36,10 +36,12 @@ pub struct CreateOpts {
 }
 
 /// A created container: its init's pid, and whether its process asked for a terminal.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Created {
     pub pid: i32,
     pub terminal: bool,
+    /// The state as saved (phase created).
+    pub state: State,
 }
 
 /// Creates a container and leaves its init waiting for `start`.
@@ -104,7 +106,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
         create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter)
     })();
     match r {
-        Ok(pid) => Ok(Created { pid, terminal: process.terminal().unwrap_or(false) }),
+        Ok(pid) => Ok(Created { pid, terminal: process.terminal().unwrap_or(false), state: st }),
         Err(e) => {
             destroy(sd, &st, true);
             Err(e)
@@ -257,14 +259,31 @@ fn owner_name() -> String {
 
 /// `start`: releases the init waiting on the exec FIFO.
 pub fn start(root: &Path, id: &str) -> Result<()> {
+    start_with(root, id, None)
+}
+
+/// `start` right after this process created the container (a foreground `run`): the state
+/// it just wrote is used instead of read back and parsed again; a concurrent delete still
+/// shows (the state dir is gone, or the FIFO with it).
+pub fn start_created(root: &Path, id: &str, created: Created) -> Result<()> {
+    start_with(root, id, Some(created.state))
+}
+
+fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
     let sd = StateDir::open(root, id)?;
-    let st = sd.load()?;
-    match st.status(&sd.dir) {
-        Status::Created => {}
-        Status::Stopped => return Err(Error::other("cannot start a container that has stopped")),
-        Status::Running => return Err(Error::other("cannot start an already running container")),
-        s => return Err(Error::other(format!("cannot start a container in the {s} state"))),
-    }
+    let st = match known {
+        Some(st) => st,
+        None => {
+            let st = sd.load()?;
+            match st.status(&sd.dir) {
+                Status::Created => {}
+                Status::Stopped => return Err(Error::other("cannot start a container that has stopped")),
+                Status::Running => return Err(Error::other("cannot start an already running container")),
+                s => return Err(Error::other(format!("cannot start a container in the {s} state"))),
+            }
+            st
+        }
+    };
     logging::phase("start: state read");
     // The pidfd first: once the FIFO is open the process may run, exit and be reaped at once.
     let pidfd = sys::pidfd_open(st.pid).map_err(|_| Error::other("cannot start a container whose init process has exited"))?;
@@ -626,7 +645,11 @@ fn kill_all(st: &State) {
                 let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
                 pidfds.push(fd);
             }
-    if !st.own_pid_ns || pidfds.is_empty() {
+    // With its own pid namespace, a dead init took every process of the container with it
+    // (the kernel kills the namespace and the init's exit waits for them): nothing to scan.
+    // Without one, or when the init was never recorded (a create killed early), the
+    // cgroup is the list.
+    if !st.own_pid_ns || st.pid <= 0 {
         let pids = cgroups::pids(&st.cgroup_paths);
         for pid in &pids {
             if let Ok(fd) = sys::pidfd_open(*pid) {
@@ -634,7 +657,7 @@ fn kill_all(st: &State) {
             }
         }
         signal_all(st, libc::SIGKILL);
-    } else {
+    } else if !pidfds.is_empty() {
         // A paused container's processes die only once thawed.
         let dirs = cgroups::Dirs::from_paths(&st.cgroup_paths);
         if cgroups::freezer::is_frozen(&dirs) {
