@@ -194,13 +194,13 @@ elif [ -n "$rev" ]; then
 	mkdir -p "$src"
 	git archive "$commit" | tar -x -C "$src"
 	log "bench: building tong at ${commit:0:12} (release)"
-	CARGO_TARGET_DIR=$tools/tong-target cargo build --release --quiet --manifest-path "$src/Cargo.toml"
-	TONG=$tools/tong-target/release/tong
+	(cd "$src" && CARGO_TARGET_DIR=$tools/tong-target cargo build --release --quiet)
+	TONG=$tools/tong-target/x86_64-unknown-linux-gnu/release/tong
 	tong_label="commit ${commit:0:12}"
 else
 	log "bench: building tong (release) from the working tree"
 	cargo build --release --quiet
-	TONG=$here/target/release/tong
+	TONG=$here/target/x86_64-unknown-linux-gnu/release/tong
 	tong_label="commit $(git describe --always --dirty --abbrev=12)"
 fi
 case " $RUNTIMES " in *" tong "*) BIN[tong]=$TONG ;; esac

@@ -19,4 +19,4 @@ if [ $# -eq 0 ]; then
 	set -- sh -c 'echo "hello from $(hostname), pid $$ in its own namespaces"; id; ls /'
 fi
 CGROUPS_PATH=/tong-demo-$$ hack/mkbundle.sh "$bundle" "$@"
-target/release/tong run --bundle "$bundle" "tong-demo-$$"
+target/x86_64-unknown-linux-gnu/release/tong run --bundle "$bundle" "tong-demo-$$"

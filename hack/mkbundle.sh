@@ -8,7 +8,7 @@
 # $CGROUPS_PATH (default: /tong-test-<basename of DIR>).
 #
 # TONG selects the runtime used for `spec`; it defaults to the repo's
-# target/release/tong, then target/debug/tong, then `tong` on PATH.
+# target/x86_64-unknown-linux-gnu/release/tong, then target/x86_64-unknown-linux-gnu/debug/tong, then `tong` on PATH.
 # TONG=/usr/sbin/runc works too. Safe to re-run on an existing DIR.
 set -euo pipefail
 
@@ -21,10 +21,10 @@ shift
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ -z "${TONG:-}" ]; then
-	if [ -x "$here/target/release/tong" ]; then
-		TONG=$here/target/release/tong
-	elif [ -x "$here/target/debug/tong" ]; then
-		TONG=$here/target/debug/tong
+	if [ -x "$here/target/x86_64-unknown-linux-gnu/release/tong" ]; then
+		TONG=$here/target/x86_64-unknown-linux-gnu/release/tong
+	elif [ -x "$here/target/x86_64-unknown-linux-gnu/debug/tong" ]; then
+		TONG=$here/target/x86_64-unknown-linux-gnu/debug/tong
 	elif command -v tong >/dev/null 2>&1; then
 		TONG=$(command -v tong)
 	else

@@ -11,7 +11,7 @@
 #
 # Environment:
 #   RUNTIME=tong|runc       the runtime the engine drives (default tong)
-#   TONG=PATH               tong binary (default: target/release/tong, built
+#   TONG=PATH               tong binary (default: target/x86_64-unknown-linux-gnu/release/tong, built
 #                           with `cargo build --release` when missing)
 #   E2E_KNOWN_FAILURES      empty (default): the first failing step stops the
 #                           script, which exits 1. "1" or "all": every failing
@@ -61,7 +61,7 @@ e2e_runtime_bin() {
 		if [ -n "${TONG:-}" ]; then
 			RUNTIME_BIN=$TONG
 		else
-			RUNTIME_BIN=$E2E_REPO/target/release/tong
+			RUNTIME_BIN=$E2E_REPO/target/x86_64-unknown-linux-gnu/release/tong
 			if [ ! -x "$RUNTIME_BIN" ]; then
 				e2e_log "e2e: building tong (cargo build --release)"
 				e2e_need pkg-config pkg-config
