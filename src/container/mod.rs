@@ -270,6 +270,7 @@ pub fn start_created(root: &Path, id: &str, created: Created) -> Result<()> {
 }
 
 fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
+    logging::phase("start: opening");
     let sd = StateDir::open(root, id)?;
     let st = match known {
         Some(st) => st,

@@ -197,7 +197,9 @@ fn drive(
             (Msg::SeccompFd, Some(fd)) => parent.seccomp_fd(pid, fd)?,
             (Msg::Ready, _) => {
                 parent.ready(pid)?;
+                crate::logging::phase("state saved");
                 ch.send(&Msg::Committed)?;
+                crate::logging::phase("committed");
                 return Ok(pid);
             }
             (Msg::Error(e), _) => return Err(Error::Child(e)),
