@@ -48,7 +48,7 @@ fn ok_or_clean_error(out: &Out) {
 }
 
 fn per_worker() -> usize {
-    std::env::var("TONG_STRESS_CONTAINERS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(40) / WORKERS
+    std::env::var("TONG_STRESS_CONTAINERS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(200) / WORKERS
 }
 
 #[test]

@@ -164,7 +164,10 @@ fn drive(
     // intermediate, or must see its cgroup when it unshares one) the move comes first.
     let join_late = !placed && direct && !plan.has_new(LinuxNamespaceType::Cgroup);
     let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
-    if !placed && !join_late {
+    if placed {
+        // Born in its cgroup (CLONE_INTO_CGROUP): the phase is reached at once.
+        crate::logging::phase("cgroups joined");
+    } else if !join_late {
         crate::cgroups::join(&dirs, child)?;
         crate::logging::phase("cgroups joined");
     }

@@ -47,7 +47,10 @@ pub fn prepare(spec: &Spec, bundle: &Path, userns: &Path) -> Result<Vec<(usize, 
             _ => nix::fcntl::open(userns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).at("cannot open", userns)?,
         };
         let attr = sys::MountAttr { attr_set: sys::MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
-        sys::mount_setattr(fd.as_raw_fd(), "", recursive, &attr).map_err(|e| what(&format!("mount_setattr(MOUNT_ATTR_IDMAP) on {}: {e}", src.display())))?;
+        sys::mount_setattr(fd.as_raw_fd(), "", recursive, &attr).map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => what(&format!("the filesystem of {} does not support idmapped mounts (mount_setattr: {e})", src.display())),
+            _ => what(&format!("mount_setattr(MOUNT_ATTR_IDMAP) on {}: {e}", src.display())),
+        })?;
         out.push((i, fd));
     }
     Ok(out)
