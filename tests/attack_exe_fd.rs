@@ -20,7 +20,6 @@ use common::*;
 use serde_json::json;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -101,27 +100,7 @@ fn spawn_rt(env: &Env, rt: &Rt, args: &[&str], fds: Vec<fs::File>) -> Bg {
         .stdout(fs::File::create(&out).unwrap())
         .stderr(fs::File::create(&err).unwrap())
         .current_dir("/");
-    let raw: Vec<i32> = fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
-    if !raw.is_empty() {
-        unsafe {
-            cmd.pre_exec(move || {
-                let mut tmp = Vec::new();
-                for &fd in &raw {
-                    let t = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
-                    if t < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    tmp.push(t);
-                }
-                for (i, &t) in tmp.iter().enumerate() {
-                    if libc::dup2(t, 3 + i as i32) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-    }
+    pass_fds_from_3(&mut cmd, &fds);
     let what = format!("{} {}", rt.prog.display(), args.join(" "));
     let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
     drop(fds);

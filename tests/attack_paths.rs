@@ -20,9 +20,7 @@ use common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -224,66 +222,6 @@ impl Drop for Flipper {
     }
 }
 
-/// Listens on a console socket; `recv` returns the pty master the runtime
-/// sends, or None when it exits without sending one.
-struct ConsoleSocket {
-    listener: UnixListener,
-    path: PathBuf,
-}
-
-impl ConsoleSocket {
-    fn new(env: &Env) -> ConsoleSocket {
-        let path = env.tempdir("console").join("console.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        ConsoleSocket { listener, path }
-    }
-
-    fn recv(&self, sp: &mut Spawned) -> Option<OwnedFd> {
-        let start = Instant::now();
-        let stream = loop {
-            match self.listener.accept() {
-                Ok((s, _)) => break s,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if sp.try_wait().is_some() {
-                        match self.listener.accept() {
-                            Ok((s, _)) => break s,
-                            Err(_) => return None,
-                        }
-                    }
-                    assert!(
-                        start.elapsed() < CMD_DEADLINE,
-                        "runtime never connected to the console socket"
-                    );
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        };
-        stream.set_nonblocking(false).unwrap();
-        stream.set_read_timeout(Some(CMD_DEADLINE)).unwrap();
-        let mut buf = [0u8; 4096];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-        let msg = match nix::sys::socket::recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(m) => m,
-            Err(_) => return None,
-        };
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().into_iter().flatten() {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
-                fds.extend(v);
-            }
-        }
-        fds.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) })
-    }
-}
-
 /// Creates `id` with a console socket, starts it and waits until it stopped.
 /// Returns Err(create's output) when create fails.
 fn run_with_console(env: &Env, b: &Bundle, id: &str) -> Result<(), Out> {
@@ -296,7 +234,7 @@ fn run_with_console(env: &Env, b: &Bundle, id: &str) -> Result<(), Out> {
         b.path(),
         id,
     ]);
-    let master = cs.recv(&mut sp);
+    let master = cs.receive(&mut sp).and_then(|(_, fds)| fds.into_iter().next());
     let out = sp.wait();
     if !out.ok() {
         return Err(out);

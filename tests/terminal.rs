@@ -5,82 +5,28 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::fs;
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixListener;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 // ---- the console socket -------------------------------------------------------
 
-/// A unix socket listening where `--console-socket` points.
-struct ConsoleSocket {
-    listener: UnixListener,
-    path: PathBuf,
-}
-
-impl ConsoleSocket {
-    fn new(env: &Env) -> ConsoleSocket {
-        let path = env.tempdir("console").join("console.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        ConsoleSocket { listener, path }
-    }
-
-    fn arg(&self) -> &str {
-        self.path.to_str().unwrap()
-    }
-
-    /// Accepts the runtime's connection and receives the pty master;
-    /// panics with the runtime's output if it exits without connecting.
-    fn recv_master(&self, mut sp: Spawned) -> (Pty, Spawned) {
-        let start = Instant::now();
-        let stream = loop {
-            match self.listener.accept() {
-                Ok((s, _)) => break s,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if sp.try_wait().is_some() {
-                        // It may have connected just before exiting.
-                        match self.listener.accept() {
-                            Ok((s, _)) => break s,
-                            Err(_) => panic!("runtime exited without connecting: {:#?}", sp.wait()),
-                        }
-                    }
-                    assert!(start.elapsed() < CMD_DEADLINE, "runtime never connected to the console socket");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        };
-        stream.set_nonblocking(false).unwrap();
-        stream.set_read_timeout(Some(CMD_DEADLINE)).unwrap();
-        let mut buf = [0u8; 4096];
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-        let msg = nix::sys::socket::recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .expect("recvmsg on the console socket");
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().expect("control messages") {
-            if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
-                fds.extend(v);
-            }
-        }
-        assert!(msg.bytes > 0, "the message names the terminal");
-        assert_eq!(fds.len(), 1, "exactly one fd over SCM_RIGHTS: {fds:?}");
-        let master = unsafe { OwnedFd::from_raw_fd(fds[0]) };
-        // It is a pty master: TIOCGPTN answers.
-        let mut n: libc::c_uint = 0;
-        let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
-        assert_eq!(r, 0, "received fd is not a pty master: {}", std::io::Error::last_os_error());
-        (Pty::new(master), sp)
-    }
+/// The pty master a runtime sends over the console socket; panics with the runtime's
+/// output if it exits without sending one.
+fn recv_master(cs: &ConsoleSocket, mut sp: Spawned) -> (Pty, Spawned) {
+    let (bytes, mut fds) = match cs.receive(&mut sp) {
+        Some(m) => m,
+        None => panic!("runtime exited without sending the pty master: {:#?}", sp.wait()),
+    };
+    assert!(bytes > 0, "the message names the terminal");
+    assert_eq!(fds.len(), 1, "exactly one fd over SCM_RIGHTS: {fds:?}");
+    let master = fds.remove(0);
+    // It is a pty master: TIOCGPTN answers.
+    let mut n: libc::c_uint = 0;
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
+    assert_eq!(r, 0, "received fd is not a pty master: {}", std::io::Error::last_os_error());
+    (Pty::new(master), sp)
 }
 
 // ---- a pty master, read with a deadline ---------------------------------------
@@ -335,7 +281,7 @@ fn exec_tty_console_socket_foreground() {
         env.assert_nothing_left(&id);
         return;
     }
-    let (mut pty, sp) = cs.recv_master(env.spawn(&args));
+    let (mut pty, sp) = recv_master(&cs, env.spawn(&args));
     pty.send("echo hi; exit 3\n");
     pty.expect_line("hi");
     pty.read_to_eof();
@@ -351,7 +297,7 @@ fn exec_tty_is_the_controlling_terminal_and_stdio() {
     let env = Env::new();
     let (_b, id) = sleeper(&env);
     let cs = ConsoleSocket::new(&env);
-    let (mut pty, sp) = cs.recv_master(env.spawn(&[
+    let (mut pty, sp) = recv_master(&cs, env.spawn(&[
         "exec",
         "-d",
         "-t",
@@ -387,7 +333,7 @@ fn exec_detached_tty_console_socket() {
     let (_b, id) = sleeper(&env);
     let cs = ConsoleSocket::new(&env);
     let pidfile = env.base.join("exec.pid");
-    let (mut pty, sp) = cs.recv_master(env.spawn(&[
+    let (mut pty, sp) = recv_master(&cs, env.spawn(&[
         "exec",
         "-d",
         "-t",
@@ -416,7 +362,7 @@ fn run_detached_console_socket() {
     let b = tty_bundle(&env, &["sh"], |_| {});
     let id = env.id("c");
     let cs = ConsoleSocket::new(&env);
-    let (mut pty, sp) = cs.recv_master(env.spawn(&["run", "-d", "--console-socket", cs.arg(), "--bundle", b.path(), &id]));
+    let (mut pty, sp) = recv_master(&cs, env.spawn(&["run", "-d", "--console-socket", cs.arg(), "--bundle", b.path(), &id]));
     sp.wait().success();
     env.wait_status(&id, "running");
     pty.send("echo hi; tty; exit 3\n");
@@ -439,7 +385,7 @@ fn create_console_socket_then_start() {
     let b = tty_bundle(&env, &["sh"], |_| {});
     let id = env.id("c");
     let cs = ConsoleSocket::new(&env);
-    let (mut pty, sp) = cs.recv_master(env.spawn(&["create", "--console-socket", cs.arg(), "--bundle", b.path(), &id]));
+    let (mut pty, sp) = recv_master(&cs, env.spawn(&["create", "--console-socket", cs.arg(), "--bundle", b.path(), &id]));
     sp.wait().success();
     assert_eq!(env.status(&id), "created");
     env.rt(&["start", &id]).success();
@@ -459,7 +405,7 @@ fn console_size_is_honoured() {
     });
     let id = env.id("c");
     let cs = ConsoleSocket::new(&env);
-    let (mut pty, sp) = cs.recv_master(env.spawn(&["run", "-d", "--console-socket", cs.arg(), "--bundle", b.path(), &id]));
+    let (mut pty, sp) = recv_master(&cs, env.spawn(&["run", "-d", "--console-socket", cs.arg(), "--bundle", b.path(), &id]));
     sp.wait().success();
     pty.read_to_eof();
     assert!(has_line(&pty.text_from(0), "25 81"), "{:?}", pty.text_from(0));
@@ -484,7 +430,7 @@ fn exec_process_json_console_size() {
     });
     fs::write(&pj, p.to_string()).unwrap();
     let (mut pty, sp) =
-        cs.recv_master(env.spawn(&["exec", "-d", "--process", pj.to_str().unwrap(), "--console-socket", cs.arg(), &id]));
+        recv_master(&cs, env.spawn(&["exec", "-d", "--process", pj.to_str().unwrap(), "--console-socket", cs.arg(), &id]));
     sp.wait().success();
     pty.read_to_eof();
     assert!(has_line(&pty.text_from(0), "31 97"), "{:?}", pty.text_from(0));

@@ -31,6 +31,10 @@ e2e_track_dirs /var/lib/containers
 
 IMG=localhost/tong-e2e/busybox:latest
 RT_NAME=$(basename "$RUNTIME_BIN")
+# The runtime's default state root is shared with the host: the root itself and tong's
+# compiled-seccomp cache in it (podman passes its default profile) go if this run made them.
+[ -e "/run/$RT_NAME/seccomp@cache" ] && SECCOMP_CACHE_OURS= || SECCOMP_CACHE_OURS=1
+e2e_track_dirs "/run/$RT_NAME"
 export CONTAINERS_CONF=$E2E_TMP/containers.conf
 PODMAN_ARGS=(
 	--root "$E2E_TMP/storage" --runroot "$E2E_TMP/runroot" --tmpdir "$E2E_TMP/libpod"
@@ -85,6 +89,8 @@ e2e_engine_leftovers() {
 	done
 	[ "$n" -gt 0 ] || fail "no container ids in podman's events"
 	echo "  ok: none of the $n containers' state is left in /run/$RT_NAME"
+	# tong's seccomp cache is no container's state; it goes with the root this run made.
+	remove_seccomp_cache
 }
 
 # conmon's cgroup (podman puts conmon in <cgroup parent>/conmon with the
@@ -106,6 +112,11 @@ podman_cleanup() {
 	pm rm -a -f -t 0
 	umount_storage
 	remove_blob_cache
+	remove_seccomp_cache
+}
+remove_seccomp_cache() {
+	[ -n "$SECCOMP_CACHE_OURS" ] && [ -z "$(e2e_other_runs)" ] || return 0
+	rm -rf "/run/$RT_NAME/seccomp@cache"
 }
 remove_blob_cache() {
 	[ -z "$VARLIB_OURS" ] || rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb

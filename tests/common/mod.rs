@@ -251,6 +251,36 @@ impl Spawned {
     }
 }
 
+/// Makes `files` the fds 3, 4, ... of the process `cmd` spawns (the parent keeps its own
+/// copies; the caller drops them after the spawn).
+pub fn pass_fds_from_3(cmd: &mut Command, files: &[fs::File]) {
+    let fds: Vec<i32> = files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    if fds.is_empty() {
+        return;
+    }
+    // SAFETY (test harness): only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move the sources out of the way first so dup2 targets do not clobber a source
+            // that sits at a low number.
+            let mut tmp = Vec::new();
+            for &fd in &fds {
+                let t = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+                if t < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                tmp.push(t);
+            }
+            for (i, &t) in tmp.iter().enumerate() {
+                if libc::dup2(t, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 pub fn read_lossy(p: &Path) -> String {
     let mut buf = Vec::new();
     if let Ok(mut f) = fs::File::open(p) {
@@ -826,33 +856,7 @@ fn spawn_cmd_os(prog: &Path, args: &[OsString], opts: Opts, scratch: &Path) -> S
     for (k, v) in &opts.envs {
         cmd.env(k, v);
     }
-    let fds: Vec<i32> = opts
-        .extra_fds
-        .iter()
-        .map(|f| std::os::fd::AsRawFd::as_raw_fd(f))
-        .collect();
-    if !fds.is_empty() {
-        unsafe {
-            cmd.pre_exec(move || {
-                // Move the sources out of the way first so dup2 targets do
-                // not clobber a source that sits at a low number.
-                let mut tmp = Vec::new();
-                for &fd in &fds {
-                    let t = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
-                    if t < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    tmp.push(t);
-                }
-                for (i, &t) in tmp.iter().enumerate() {
-                    if libc::dup2(t, 3 + i as i32) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-    }
+    pass_fds_from_3(&mut cmd, &opts.extra_fds);
     let what = format!(
         "{} {}",
         prog.display(),
@@ -1392,4 +1396,68 @@ fn descends_from(pid: i32, ancestor: i32, parent: &HashMap<i32, i32>) -> bool {
         }
     }
     false
+}
+
+/// A unix socket listening where `--console-socket` points (the terminal tests and the
+/// /dev/console attacks).
+pub struct ConsoleSocket {
+    listener: std::os::unix::net::UnixListener,
+    pub path: PathBuf,
+}
+
+impl ConsoleSocket {
+    pub fn new(env: &Env) -> ConsoleSocket {
+        let path = env.tempdir("console").join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        ConsoleSocket { listener, path }
+    }
+
+    pub fn arg(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    /// Accepts the runtime's connection and receives its message: (bytes, fds passed over
+    /// SCM_RIGHTS). None when the runtime exits without connecting, or the receive fails.
+    pub fn receive(&self, sp: &mut Spawned) -> Option<(usize, Vec<std::os::fd::OwnedFd>)> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+        let start = Instant::now();
+        let stream = loop {
+            match self.listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if sp.try_wait().is_some() {
+                        // It may have connected just before exiting.
+                        match self.listener.accept() {
+                            Ok((s, _)) => break s,
+                            Err(_) => return None,
+                        }
+                    }
+                    assert!(start.elapsed() < CMD_DEADLINE, "runtime never connected to the console socket");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(CMD_DEADLINE)).unwrap();
+        let mut buf = [0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .ok()?;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().into_iter().flatten() {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(v) = c {
+                // SAFETY (test harness): fresh fds from SCM_RIGHTS, owned from here on.
+                fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+        Some((msg.bytes, fds))
+    }
 }
