@@ -56,7 +56,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         _ => None,
     };
     drop(relay);
-    let pid = created.pid;
+    let pid = created.state.pid;
     if let Err(e) = container::start_created(&g.root, &a.id, created) {
         let _ = container::delete(&g.root, &a.id, true);
         return Err(e);

@@ -35,13 +35,12 @@ pub struct CreateOpts {
     pub console_fd: Option<i32>,
 }
 
-/// A created container: its init's pid, and whether its process asked for a terminal.
+/// A created container: its state as saved (phase created, the init's pid), and whether
+/// its process asked for a terminal.
 #[derive(Debug, Clone)]
 pub struct Created {
-    pub pid: i32,
-    pub terminal: bool,
-    /// The state as saved (phase created).
     pub state: State,
+    pub terminal: bool,
 }
 
 /// Creates a container and leaves its init waiting for `start`.
@@ -106,7 +105,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
         create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter)
     })();
     match r {
-        Ok(pid) => Ok(Created { pid, terminal: process.terminal().unwrap_or(false), state: st }),
+        Ok(_) => Ok(Created { state: st, terminal: process.terminal().unwrap_or(false) }),
         Err(e) => {
             destroy(sd, &st, true);
             Err(e)
@@ -210,9 +209,13 @@ fn typed_config(st: &State) -> Result<Spec> {
     spec::typed(&st.config)
 }
 
-/// Whether the stored config has hooks of `kind`, without typing the whole config.
-fn has_hooks(st: &State, kind: &str) -> bool {
-    st.config.get("hooks").and_then(|h| h.get(kind)).and_then(|l| l.as_array()).is_some_and(|l| !l.is_empty())
+/// The stored config, typed, only if it sets `field` (e.g. `["hooks", "poststart"]`) to
+/// something other than null or an empty list: typing a whole config costs more than the
+/// start, delete or exec that would mostly find nothing there.
+fn typed_config_if(st: &State, field: &[&str]) -> Option<Result<Spec>> {
+    let v = field.iter().try_fold(&st.config, |v, k| v.get(*k))?;
+    let set = !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty());
+    set.then(|| typed_config(st))
 }
 
 fn hook_state(st: &State, status: Status) -> String {
@@ -270,7 +273,6 @@ pub fn start_created(root: &Path, id: &str, created: Created) -> Result<()> {
 }
 
 fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
-    logging::phase("start: opening");
     let sd = StateDir::open(root, id)?;
     let st = match known {
         Some(st) => st,
@@ -319,11 +321,9 @@ fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
     }
     logging::phase("start: init released");
     let _ = std::fs::remove_file(&fifo_path);
-    if has_hooks(&st, "poststart") {
-        let spec = typed_config(&st)?;
-        if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
-            hooks::run_all_warn("poststart", Some(h), &hook_state(&st, Status::Running));
-        }
+    if let Some(spec) = typed_config_if(&st, &["hooks", "poststart"]).transpose()?
+        && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+        hooks::run_all_warn("poststart", Some(h), &hook_state(&st, Status::Running));
     }
     Ok(())
 }
@@ -372,13 +372,12 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
         _ => None,
     };
     let cgroups = exec_cgroups(&st.cgroup_paths, opts.sub_cgroup.as_deref())?;
-    let has_seccomp = st.config.get("linux").and_then(|l| l.get("seccomp")).is_some_and(|s| !s.is_null());
-    let filter = match has_seccomp {
-        true => match typed_config(&st)?.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+    let filter = match typed_config_if(&st, &["linux", "seccomp"]).transpose()? {
+        Some(spec) => match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(crate::linux::seccomp::compile(s, Some(root))?),
             None => None,
         },
-        false => None,
+        None => None,
     };
     // The pidfd pins the init; the lock is not held while the process starts, or a paused
     // container's `resume` would wait on an exec that waits on the resume (runc holds none).
@@ -625,8 +624,7 @@ fn destroy(sd: StateDir, st: &State, failed_create: bool) {
     }
     // A create that failed after its init existed still ends with the poststop hooks.
     if (!failed_create || st.pid > 0)
-        && has_hooks(st, "poststop")
-        && let Ok(spec) = typed_config(st)
+        && let Some(Ok(spec)) = typed_config_if(st, &["hooks", "poststop"])
             && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
                 hooks::run_all_warn("poststop", Some(h), &hook_state(st, Status::Stopped));
             }

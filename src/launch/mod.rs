@@ -162,19 +162,22 @@ fn drive(
     // mount work meanwhile: it runs no container code before it reports Ready, which the
     // parent reads only after the move. Otherwise (the init is forked later by an
     // intermediate, or must see its cgroup when it unshares one) the move comes first.
+    // A child born in its cgroup (CLONE_INTO_CGROUP) has nothing to join.
+    let join = || -> Result<()> {
+        if !placed {
+            let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
+            crate::cgroups::join(&dirs, child)?;
+        }
+        crate::logging::phase("cgroups joined");
+        Ok(())
+    };
     let join_late = !placed && direct && !plan.has_new(LinuxNamespaceType::Cgroup);
-    let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
-    if placed {
-        // Born in its cgroup (CLONE_INTO_CGROUP): the phase is reached at once.
-        crate::logging::phase("cgroups joined");
-    } else if !join_late {
-        crate::cgroups::join(&dirs, child)?;
-        crate::logging::phase("cgroups joined");
+    if !join_late {
+        join()?;
     }
     ch.send(&Msg::Go)?;
     if join_late {
-        crate::cgroups::join(&dirs, child)?;
-        crate::logging::phase("cgroups joined");
+        join()?;
     }
 
     let pid = if direct {

@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Msg {
-    /// parent → child: uid/gid maps written and cgroups joined; go on.
+    /// parent → child: uid/gid maps written (and cgroups joined, unless the parent joins
+    /// them while the init mounts: see launch::drive); go on.
     Go,
     /// parent → child, before Go: the detached idmapped mount (attached) for `mounts[i]`.
     IdmapMount(usize),

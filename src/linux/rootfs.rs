@@ -65,7 +65,7 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
     }
     // runc creates a missing working directory.
     if let Some(p) = c.spec.process().as_ref() {
-        mkdir_in_root(&root, p.cwd()).map_err(|e| Error::other(format!("process.cwd: {e}")))?;
+        inroot::mkdir_all(&root, p.cwd()).map_err(|e| Error::other(format!("process.cwd: {e}")))?;
     }
     if !dev_is_bind {
         let extra = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
@@ -73,11 +73,6 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         devices::create_symlinks(&root)?;
     }
     Ok(())
-}
-
-/// `mkdir -p` inside the rootfs (see [`inroot::mkdir_all`]).
-pub fn mkdir_in_root(root: &Root, path: &Path) -> Result<OwnedFd> {
-    inroot::mkdir_all(root, path)
 }
 
 fn make_parent_private(rootfs: &Path) -> Result<()> {
@@ -105,7 +100,7 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Mount
     if typ == "cgroup" {
         return mount_cgroup(c, root, dest, opts);
     }
-    let target = mkdir_in_root(root, dest)?;
+    let target = inroot::mkdir_all(root, dest)?;
     check_proc_dest(c, typ, &target)?;
     let target = fdpath(&target);
     let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.to_string());
@@ -183,7 +178,7 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Moun
     let src = if src.is_absolute() { src.clone() } else { c.bundle.join(src) };
     let meta = std::fs::metadata(&src).at("bind mount source", &src)?;
     let handle = if meta.is_dir() {
-        mkdir_in_root(root, dest)?
+        inroot::mkdir_all(root, dest)?
     } else {
         match inroot::resolve(root, dest) {
             Ok(h) => h,
@@ -315,7 +310,7 @@ fn copy_dir_entries(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
 /// runc builds it: a tmpfs with one mount per hierarchy (the container's own cgroup bound, or
 /// a fresh cgroup mount inside a cgroup namespace).
 fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
-    let target = mkdir_in_root(root, dest)?;
+    let target = inroot::mkdir_all(root, dest)?;
     let tpath = fdpath(&target);
     let flags = opts.flags.difference(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     let only_v2 = !c.cgroups.is_empty() && c.cgroups.iter().all(|(h, _)| h.v2);
@@ -345,7 +340,7 @@ fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions)
             h.controllers.iter().map(|s| s.strip_prefix("name=").unwrap_or(s)).collect::<Vec<_>>().join(",")
         };
         let sub = dest.join(&name);
-        let t = mkdir_in_root(root, &sub)?;
+        let t = inroot::mkdir_all(root, &sub)?;
         let tp = fdpath(&t);
         if c.cgroupns {
             let (fstype, data) = if h.v2 { ("cgroup2", String::new()) } else { ("cgroup", h.controllers.join(",")) };

@@ -66,18 +66,15 @@ fn err(what: &str, e: impl std::fmt::Display) -> Error {
 /// listener fd, which the cache does not represent).
 pub fn compile(s: &LinuxSeccomp, cache_root: Option<&Path>) -> Result<Compiled> {
     let (flags, listener) = flags_and_listener(s)?;
-    let key = match (cache_root, &listener) {
-        (Some(_), None) => cache::key(s),
-        _ => None,
-    };
-    if let (Some(root), Some(k)) = (cache_root, &key)
-        && let Some(bpf) = cache::lookup(root, k) {
+    let cached = cache_root.filter(|_| listener.is_none()).and_then(|root| Some((root, cache::key(s)?)));
+    if let Some((root, key)) = &cached
+        && let Some(bpf) = cache::lookup(root, key) {
         crate::logging::debug("seccomp: program taken from the cache");
         return Ok(Compiled { bpf, flags, listener });
     }
     let bpf = export(s)?;
-    if let (Some(root), Some(k)) = (cache_root, &key) {
-        cache::store(root, k, &bpf);
+    if let Some((root, key)) = &cached {
+        cache::store(root, key, &bpf);
     }
     Ok(Compiled { bpf, flags, listener })
 }
