@@ -51,6 +51,17 @@ fn per_worker() -> usize {
     std::env::var("TONG_STRESS_CONTAINERS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(200) / WORKERS
 }
 
+/// Sets the flag when dropped during a panic.
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 #[test]
 fn lifecycles_in_parallel_with_readers() {
     let env = Env::new();
@@ -86,7 +97,10 @@ fn lifecycles_in_parallel_with_readers() {
         let workers: Vec<_> = (0..WORKERS)
             .map(|w| {
                 let env = &env;
+                let done = &done;
                 s.spawn(move || {
+                    // A failing worker stops the reader too, or the test would hang.
+                    let _stop = StopOnPanic(done);
                     for i in 0..per_worker() {
                         let b = env.bundle(&["sleep", "1000"]);
                         let id = env.id(&format!("w{w}-{i}"));

@@ -215,7 +215,7 @@ pub fn read_state(path: &Path) -> Result<State> {
 impl State {
     /// Whether the recorded init process is still the one we started.
     pub fn init_alive(&self) -> bool {
-        self.pid > 0 && proc::start_time(self.pid).is_some_and(|t| t == self.pid_start_time) && !proc::is_zombie(self.pid)
+        proc::alive_since(self.pid, self.pid_start_time)
     }
 
     /// The OCI status, derived from the record and the live process.

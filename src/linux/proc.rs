@@ -10,8 +10,14 @@ pub fn state_letter(pid: i32) -> Option<char> {
     stat_fields(pid).and_then(|f| f.first().and_then(|s| s.chars().next()))
 }
 
-pub fn is_zombie(pid: i32) -> bool {
-    matches!(state_letter(pid), Some('Z') | Some('X'))
+/// Whether `pid` is a live (not zombie) process that started at `start_time`, from one read
+/// of its stat file: two reads could straddle its reaping and see a start time, then nothing.
+pub fn alive_since(pid: i32, start_time: u64) -> bool {
+    pid > 0
+        && stat_fields(pid).is_some_and(|f| {
+            let live = f.first().and_then(|s| s.chars().next()).is_some_and(|c| c != 'Z' && c != 'X');
+            live && f.get(19).and_then(|s| s.parse::<u64>().ok()) == Some(start_time)
+        })
 }
 
 pub fn alive(pid: i32) -> bool {
@@ -33,5 +39,9 @@ mod tests {
         assert!(super::start_time(me).is_some());
         assert!(super::alive(me));
         assert!(!super::alive(0));
+        let t = super::start_time(me).unwrap();
+        assert!(super::alive_since(me, t));
+        assert!(!super::alive_since(me, t + 1));
+        assert!(!super::alive_since(0, t));
     }
 }
