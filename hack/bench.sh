@@ -137,10 +137,8 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get update -qq >/dev/null
 	apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if ! command -v cargo >/dev/null 2>&1 && [ -f "${HOME:-/root}/.cargo/env" ]; then
-	# shellcheck disable=SC1091
-	. "${HOME:-/root}/.cargo/env"
-fi
+# shellcheck source=hack/env.sh
+. "$here/hack/env.sh" # cargo on PATH; CARGO_BUILD_TARGET, TONG_BIN
 
 declare -A BIN=() CMD=() # BIN: the executable; CMD: how to call it (words)
 for r in $RUNTIMES; do
@@ -150,8 +148,9 @@ for r in $RUNTIMES; do
 	youki)
 		if [ ! -x "$tools/bin/youki" ] || [ "$(cat "$tools/youki.build" 2>/dev/null)" != "$YOUKI_VERSION $YOUKI_FEATURES" ]; then
 			log "bench: building youki $YOUKI_VERSION with cargo install (takes minutes; log: $tools/youki-install.log)"
-			if cargo install youki --locked --force --version "$YOUKI_VERSION" \
-				--features "$YOUKI_FEATURES" --root "$tools" >"$tools/youki-install.log" 2>&1; then
+			# From /, without tong's target: youki is built as its own crate defaults it.
+			if (cd / && env -u CARGO_BUILD_TARGET cargo install youki --locked --force --version "$YOUKI_VERSION" \
+				--features "$YOUKI_FEATURES" --root "$tools") >"$tools/youki-install.log" 2>&1; then
 				echo "$YOUKI_VERSION $YOUKI_FEATURES" >"$tools/youki.build"
 			else
 				skip youki "cargo install youki failed: $(grep -m1 -E '^error' "$tools/youki-install.log" || tail -n1 "$tools/youki-install.log")"
@@ -195,12 +194,12 @@ elif [ -n "$rev" ]; then
 	git archive "$commit" | tar -x -C "$src"
 	log "bench: building tong at ${commit:0:12} (release)"
 	(cd "$src" && CARGO_TARGET_DIR=$tools/tong-target cargo build --release --quiet)
-	TONG=$tools/tong-target/x86_64-unknown-linux-gnu/release/tong
+	TONG=$tools/tong-target/$CARGO_BUILD_TARGET/release/tong
 	tong_label="commit ${commit:0:12}"
 else
 	log "bench: building tong (release) from the working tree"
 	cargo build --release --quiet
-	TONG=$here/target/x86_64-unknown-linux-gnu/release/tong
+	TONG=$TONG_BIN
 	tong_label="commit $(git describe --always --dirty --abbrev=12)"
 fi
 case " $RUNTIMES " in *" tong "*) BIN[tong]=$TONG ;; esac

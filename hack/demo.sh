@@ -12,6 +12,8 @@ command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
 	apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# shellcheck source=hack/env.sh
+. hack/env.sh
 cargo build --release --quiet
 bundle=$(mktemp -d /tmp/tong-demo.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT
@@ -19,4 +21,4 @@ if [ $# -eq 0 ]; then
 	set -- sh -c 'echo "hello from $(hostname), pid $$ in its own namespaces"; id; ls /'
 fi
 CGROUPS_PATH=/tong-demo-$$ hack/mkbundle.sh "$bundle" "$@"
-target/x86_64-unknown-linux-gnu/release/tong run --bundle "$bundle" "tong-demo-$$"
+"$TONG_BIN" run --bundle "$bundle" "tong-demo-$$"

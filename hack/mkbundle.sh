@@ -8,7 +8,8 @@
 # $CGROUPS_PATH (default: /tong-test-<basename of DIR>).
 #
 # TONG selects the runtime used for `spec`; it defaults to the repo's
-# target/x86_64-unknown-linux-gnu/release/tong, then target/x86_64-unknown-linux-gnu/debug/tong, then `tong` on PATH.
+# target/$CARGO_BUILD_TARGET/release/tong (x86_64-unknown-linux-musl by default), then its
+# debug build, then the glibc fallback's release build (hack/env.sh), then `tong` on PATH.
 # TONG=/usr/sbin/runc works too. Safe to re-run on an existing DIR.
 set -euo pipefail
 
@@ -21,10 +22,13 @@ shift
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ -z "${TONG:-}" ]; then
-	if [ -x "$here/target/x86_64-unknown-linux-gnu/release/tong" ]; then
+	t=${CARGO_BUILD_TARGET:-x86_64-unknown-linux-musl}
+	if [ -x "$here/target/$t/release/tong" ]; then
+		TONG=$here/target/$t/release/tong
+	elif [ -x "$here/target/$t/debug/tong" ]; then
+		TONG=$here/target/$t/debug/tong
+	elif [ -x "$here/target/x86_64-unknown-linux-gnu/release/tong" ]; then
 		TONG=$here/target/x86_64-unknown-linux-gnu/release/tong
-	elif [ -x "$here/target/x86_64-unknown-linux-gnu/debug/tong" ]; then
-		TONG=$here/target/x86_64-unknown-linux-gnu/debug/tong
 	elif command -v tong >/dev/null 2>&1; then
 		TONG=$(command -v tong)
 	else

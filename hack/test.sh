@@ -15,8 +15,6 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get update -qq >/dev/null
 	apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if ! command -v cargo >/dev/null 2>&1 && [ -f "${HOME:-/root}/.cargo/env" ]; then
-	# shellcheck disable=SC1091
-	. "${HOME:-/root}/.cargo/env"
-fi
+# shellcheck source=hack/env.sh
+. hack/env.sh
 exec cargo test --release -- --test-threads=2 "$@"

@@ -182,8 +182,10 @@ impl Flipper {
                 if s.load(Ordering::Relaxed) {
                     break;
                 }
+                // The raw syscall: musl's libc has no renameat2 wrapper.
                 let r = unsafe {
-                    libc::renameat2(
+                    libc::syscall(
+                        libc::SYS_renameat2,
                         libc::AT_FDCWD,
                         a.as_ptr(),
                         libc::AT_FDCWD,

@@ -771,11 +771,11 @@ fn answer_one_notification(listener: UnixListener, errno: i32) -> std::thread::J
         const RECV: libc::c_ulong = 0xc050_2100; // _IOWR('!', 0, struct seccomp_notif)
         const SEND: libc::c_ulong = 0xc018_2101; // _IOWR('!', 1, struct seccomp_notif_resp)
         let mut n: Notif = unsafe { std::mem::zeroed() };
-        if unsafe { libc::ioctl(fd, RECV, &mut n as *mut Notif) } != 0 {
+        if unsafe { libc::ioctl(fd, RECV as _, &mut n as *mut Notif) } != 0 {
             return Err(format!("NOTIF_RECV: {}", std::io::Error::last_os_error()));
         }
         let resp = Resp { id: n.id, val: 0, error: -errno, flags: 0 };
-        if unsafe { libc::ioctl(fd, SEND, &resp as *const Resp) } != 0 {
+        if unsafe { libc::ioctl(fd, SEND as _, &resp as *const Resp) } != 0 {
             return Err(format!("NOTIF_SEND: {}", std::io::Error::last_os_error()));
         }
         unsafe { libc::close(fd) };

@@ -11,7 +11,7 @@
 #
 # Environment:
 #   RUNTIME=tong|runc       the runtime the engine drives (default tong)
-#   TONG=PATH               tong binary (default: target/x86_64-unknown-linux-gnu/release/tong, built
+#   TONG=PATH               tong binary (default: target/<target>/release/tong (hack/env.sh), built
 #                           with `cargo build --release` when missing)
 #   E2E_KNOWN_FAILURES      empty (default): the first failing step stops the
 #                           script, which exits 1. "1" or "all": every failing
@@ -61,15 +61,13 @@ e2e_runtime_bin() {
 		if [ -n "${TONG:-}" ]; then
 			RUNTIME_BIN=$TONG
 		else
-			RUNTIME_BIN=$E2E_REPO/target/x86_64-unknown-linux-gnu/release/tong
+			# shellcheck source=hack/env.sh
+			. "$E2E_REPO/hack/env.sh"
+			RUNTIME_BIN=$TONG_BIN
 			if [ ! -x "$RUNTIME_BIN" ]; then
 				e2e_log "e2e: building tong (cargo build --release)"
 				e2e_need pkg-config pkg-config
 				[ -e /usr/include/seccomp.h ] || e2e_need /usr/include/seccomp.h libseccomp-dev
-				if ! command -v cargo >/dev/null 2>&1 && [ -f "${HOME:-/root}/.cargo/env" ]; then
-					# shellcheck disable=SC1091
-					. "${HOME:-/root}/.cargo/env"
-				fi
 				(cd "$E2E_REPO" && cargo build --release --quiet) || e2e_die "cargo build failed"
 			fi
 		fi

@@ -5,7 +5,7 @@
 # podman has no daemon: every command gets --root, --runroot, --tmpdir and
 # --volumepath in a temp dir and the cgroupfs manager, and reads a
 # CONTAINERS_CONF of this script's that registers the runtime by absolute path
-# under its own name ([engine.runtimes] tong = ["/abs/target/x86_64-unknown-linux-gnu/release/tong"])
+# under its own name ([engine.runtimes] tong = ["/abs/target/x86_64-unknown-linux-musl/release/tong"])
 # and lists it in runtime_supports_json, so podman passes
 # `--log-format=json --log <file>` to tong as it does to runc.
 # podman passes no --root to the runtime, and conmon's cleanup command would

@@ -26,10 +26,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-if ! command -v cargo >/dev/null 2>&1 && [ -f "${HOME:-/root}/.cargo/env" ]; then
-	# shellcheck disable=SC1091
-	. "${HOME:-/root}/.cargo/env"
-fi
+# shellcheck source=hack/env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../env.sh"
 
 # The VM runs under TCG here: the concurrency test's 200 lifecycles (issue 9's figure, run on
 # the host) shrink to 40 inside it unless asked for.

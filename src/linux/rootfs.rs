@@ -236,7 +236,8 @@ fn locked_flags(f: nix::sys::statvfs::FsFlags) -> MsFlags {
         (S::ST_NOEXEC, MsFlags::MS_NOEXEC),
         (S::ST_NOATIME, MsFlags::MS_NOATIME),
         (S::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (S::ST_RELATIME, MsFlags::MS_RELATIME),
+        // ST_RELATIME (4096): named by glibc's nix bindings only.
+        (S::from_bits_retain(4096), MsFlags::MS_RELATIME),
         (S::ST_RDONLY, MsFlags::MS_RDONLY),
     ] {
         if f.contains(s) {
@@ -428,10 +429,10 @@ fn mask_path(p: &str) -> Result<()> {
         return mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
             .ctx(|| format!("maskedPaths: tmpfs on {p}"));
     }
-    let null = std::fs::File::options()
-        .read(true)
-        .custom_flags_opath()
-        .open("/dev/null")
+    // nix's open, not std's: std masks O_ACCMODE out of custom flags, and musl counts O_PATH
+    // in O_ACCMODE, so std would open (and block on a FIFO planted as) /dev/null.
+    let null = nix::fcntl::open("/dev/null", OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(std::io::Error::from)
         .at("maskedPaths: cannot open", "/dev/null")?;
     let st = nix::sys::stat::fstat(&null).ctx(|| "fstat /dev/null".into())?;
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
@@ -440,16 +441,6 @@ fn mask_path(p: &str) -> Result<()> {
     match mount(Some(fdpath(&null).as_str()), p, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
         Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
         Err(e) => Err(Error::sys(format!("maskedPaths: bind /dev/null on {p}"), e)),
-    }
-}
-
-trait OpathExt {
-    fn custom_flags_opath(&mut self) -> &mut Self;
-}
-impl OpathExt for std::fs::OpenOptions {
-    fn custom_flags_opath(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
     }
 }
 

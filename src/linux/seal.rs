@@ -18,7 +18,7 @@ const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c7630;
 
 /// Whether /proc/self/exe already lives on a read-only overlay or a sealed memfd.
 pub fn is_sealed() -> bool {
-    let overlay = nix::sys::statfs::statfs("/proc/self/exe").is_ok_and(|s| s.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC);
+    let overlay = nix::sys::statfs::statfs("/proc/self/exe").is_ok_and(|s| s.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC);
     let ro = nix::sys::statvfs::statvfs("/proc/self/exe").is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
     match (overlay, ro) {
         (true, true) => true,

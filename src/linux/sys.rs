@@ -220,9 +220,9 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
     }
     // SAFETY: the ioctls read and write the ifreq we own.
     unsafe {
-        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req))?;
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
+        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req))?;
     }
     Ok(())
 }
@@ -473,4 +473,13 @@ pub fn flock_exclusive(fd: RawFd) -> io::Result<()> {
             r => return r.map(|_| ()),
         }
     }
+}
+
+/// Debian's static libseccomp was compiled against glibc, whose fortified `fprintf` it calls
+/// from its PFC text export, which tong never uses. musl has no `__fprintf_chk`; this stand-in
+/// lets the archive link there and fails like a write error if it is ever reached.
+#[cfg(target_env = "musl")]
+#[unsafe(no_mangle)]
+pub extern "C" fn __fprintf_chk(_stream: *mut libc::c_void, _flag: libc::c_int, _format: *const libc::c_char) -> libc::c_int {
+    -1
 }
