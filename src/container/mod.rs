@@ -94,15 +94,18 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
         config: cfg.json.clone(),
         ..Default::default()
     };
+    // On a pure cgroup v2 host the init is cloned straight into its cgroup, which must exist
+    // first. Elsewhere the cgroups are made after the clone, while the init does its mount
+    // work (launch::Parent::cgroups): mkdir in each v1 hierarchy and the limits cost about a
+    // millisecond. The state records their paths either way, for a delete after a crash.
+    let early = cgroups::clone_target(&cg_plan).is_some();
     let r = (|| {
         sd.save(&st)?;
         logging::phase("state dir written");
-        let made = cgroups::create(&cg_plan)?;
-        logging::phase("cgroups created");
-        if let Some(r) = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            cgroups::resources::apply(&cgroups::Dirs::from_paths(&made), r)?;
+        if early {
+            make_cgroups(&cg_plan, &cfg.spec)?;
         }
-        create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter)
+        create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter, !early)
     })();
     match r {
         Ok(_) => Ok(Created { state: st, terminal: process.terminal().unwrap_or(false) }),
@@ -113,6 +116,16 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
     }
 }
 
+/// Creates the container's cgroups and writes its linux.resources limits.
+fn make_cgroups(plan: &[(cgroups::Hierarchy, PathBuf)], spec: &Spec) -> Result<()> {
+    let made = cgroups::create(plan)?;
+    logging::phase("cgroups created");
+    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroups::resources::apply(&cgroups::Dirs::from_paths(&made), r)?;
+    }
+    Ok(())
+}
+
 fn create_inner(
     sd: &StateDir,
     st: &mut State,
@@ -120,6 +133,7 @@ fn create_inner(
     cg_plan: &[(cgroups::Hierarchy, PathBuf)],
     opts: &CreateOpts,
     filter: Option<crate::linux::seccomp::Compiled>,
+    cgroups_pending: bool,
 ) -> Result<i32> {
     let fifo_path = sd.fifo_path();
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("cannot create exec fifo", &fifo_path)?;
@@ -143,6 +157,7 @@ fn create_inner(
         rootfs: &cfg.rootfs,
         bundle: &cfg.bundle,
         cgroups: cg_plan,
+        cgroups_late: cgroups_pending,
         fifo_fd: fifo.as_raw_fd(),
         console_fd: console.as_ref().map(|c| c.as_raw_fd()).or(opts.console_fd),
         close_in_child: vec![lock_fd],
@@ -151,7 +166,7 @@ fn create_inner(
         session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
         seccomp: filter,
     };
-    let mut parent = CreateParent { sd, st, spec: &cfg.spec, filter: lc.seccomp.as_ref() };
+    let mut parent = CreateParent { sd, st, spec: &cfg.spec, filter: lc.seccomp.as_ref(), cg_plan, cgroups_pending };
     logging::phase("launching");
     let pid = launch::spawn(&lc, &mut parent)?;
     if let Some(pf) = &opts.pid_file {
@@ -178,9 +193,17 @@ struct CreateParent<'a> {
     st: &'a mut State,
     spec: &'a Spec,
     filter: Option<&'a crate::linux::seccomp::Compiled>,
+    cg_plan: &'a [(cgroups::Hierarchy, PathBuf)],
+    cgroups_pending: bool,
 }
 
 impl launch::Parent for CreateParent<'_> {
+    fn cgroups(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.cgroups_pending) {
+            make_cgroups(self.cg_plan, self.spec)?;
+        }
+        Ok(())
+    }
     fn init_pid(&mut self, pid: i32) -> Result<()> {
         self.st.pid = pid;
         self.st.pid_start_time = proc::start_time(pid).unwrap_or(0);

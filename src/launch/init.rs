@@ -52,7 +52,8 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     if plan.has_new(LinuxNamespaceType::Time) {
         namespaces::write_time_offsets(cfg.spec)?;
     }
-    sync::fork_reported(ch, || match init_after_go(cfg, plan, ch, &idmapped) {
+    let gate = CgroupGate { ch, pending: std::cell::Cell::new(false) };
+    sync::fork_reported(ch, || match init_after_go(cfg, plan, ch, &idmapped, &gate) {
         Ok(c) => c,
         Err(e) => {
             let _ = ch.send(&Msg::Error(e.to_string()));
@@ -68,10 +69,31 @@ fn init(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     if plan.has_new(LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
     }
-    init_after_go(cfg, plan, ch, &idmapped)
+    // The parent makes the cgroups after Go only for a direct init without a cgroup
+    // namespace (launch::drive), and then says so once they exist.
+    let gate = CgroupGate { ch, pending: std::cell::Cell::new(cfg.cgroups_late && !plan.has_new(LinuxNamespaceType::Cgroup)) };
+    init_after_go(cfg, plan, ch, &idmapped, &gate)
 }
 
-fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usize, OwnedFd)]) -> Result<i32> {
+/// Waits, once, for the parent's word that the container's cgroups exist.
+struct CgroupGate<'a> {
+    ch: &'a Channel,
+    pending: std::cell::Cell<bool>,
+}
+
+impl CgroupGate<'_> {
+    fn wait(&self) -> Result<()> {
+        if self.pending.replace(false) {
+            match self.ch.recv()? {
+                Msg::CgroupsMade => {}
+                m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usize, OwnedFd)], gate: &CgroupGate) -> Result<i32> {
     let spec = cfg.spec;
     let process = spec.process().as_ref().ok_or_else(|| Error::config("process: missing"))?;
     // Keep other container processes from reading this one's memory or fds via /proc.
@@ -92,10 +114,13 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usi
         cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
         userns: plan.has_new(LinuxNamespaceType::User) || plan.joins(LinuxNamespaceType::User),
         idmapped,
+        cgroups_made: &|| gate.wait(),
     };
     crate::logging::phase("init: namespaces configured");
     rootfs::prepare(&rcfg)?;
     crate::logging::phase("init: mounts done");
+    // Every later message from the parent comes after this one.
+    gate.wait()?;
     let mut hook_state = String::new();
     if cfg.has_create_hooks() {
         ch.send(&Msg::RunCreateRuntimeHooks)?;
@@ -123,6 +148,7 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usi
         Msg::Committed => {}
         m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
     }
+    crate::logging::phase("init: committed");
     // Wait for `start`: opening the FIFO for writing blocks until it opens the other end.
     let fifo = loop {
         match nix::fcntl::openat(&fd_dir, cfg.fifo_fd.to_string().as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
@@ -131,6 +157,7 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usi
             Err(e) => return Err(Error::sys("open exec fifo", e)),
         }
     };
+    crate::logging::phase("init: started");
     let _ = nix::unistd::write(&fifo, b"0");
     drop(fifo);
     drop(fd_dir);

@@ -40,8 +40,11 @@ pub struct LaunchConfig<'a> {
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
-    /// Planned cgroup directories (already created).
+    /// Planned cgroup directories.
     pub cgroups: &'a [(Hierarchy, PathBuf)],
+    /// The cgroups do not exist yet: the parent makes them (Parent::cgroups) before the init
+    /// joins them, which for a direct init is after Go, while it mounts.
+    pub cgroups_late: bool,
     /// O_PATH fd of the exec FIFO.
     pub fifo_fd: RawFd,
     /// Connected `--console-socket`, when `process.terminal`.
@@ -66,6 +69,9 @@ impl LaunchConfig<'_> {
 
 /// What the parent does at its points in the protocol.
 pub trait Parent {
+    /// Make the container's cgroups, unless they exist already. Called before the init
+    /// joins them, which may be after it was told to Go.
+    fn cgroups(&mut self) -> Result<()>;
     /// The init exists (record it for crash recovery).
     fn init_pid(&mut self, pid: i32) -> Result<()>;
     /// Run prestart and createRuntime hooks; return the state JSON for the init's hooks.
@@ -157,13 +163,14 @@ fn drive(
         let p = format!("/proc/{child}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).at("process.oomScoreAdj: cannot write", &p)?;
     }
-    // Moving a process into a v1 cgroup can wait for an RCU grace period (milliseconds).
-    // When the init is the cloned child itself and makes no cgroup namespace, it does its
-    // mount work meanwhile: it runs no container code before it reports Ready, which the
+    // Making the cgroups (when the parent has not yet) and moving a process into a v1 cgroup
+    // take milliseconds (the move can wait for an RCU grace period). When the init is the
+    // cloned child itself and makes no cgroup namespace, it does its mount work meanwhile: it runs no container code before it reports Ready, which the
     // parent reads only after the move. Otherwise (the init is forked later by an
     // intermediate, or must see its cgroup when it unshares one) the move comes first.
     // A child born in its cgroup (CLONE_INTO_CGROUP) has nothing to join.
-    let join = || -> Result<()> {
+    let join = |parent: &mut dyn Parent| -> Result<()> {
+        parent.cgroups()?;
         if !placed {
             let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
             crate::cgroups::join(&dirs, child)?;
@@ -173,11 +180,16 @@ fn drive(
     };
     let join_late = !placed && direct && !plan.has_new(LinuxNamespaceType::Cgroup);
     if !join_late {
-        join()?;
+        join(parent)?;
     }
     ch.send(&Msg::Go)?;
     if join_late {
-        join()?;
+        parent.cgroups()?;
+        if cfg.cgroups_late {
+            // The init may be gone already (its error is queued for the recv below).
+            let _ = ch.send(&Msg::CgroupsMade);
+        }
+        join(parent)?;
     }
 
     let pid = if direct {

@@ -16,6 +16,9 @@ pub enum Msg {
     /// parent → child: uid/gid maps written (and cgroups joined, unless the parent joins
     /// them while the init mounts: see launch::drive); go on.
     Go,
+    /// parent → init, right after Go when the parent makes the cgroups while the init mounts
+    /// (LaunchConfig::cgroups_late): they exist now, and may be bind-mounted.
+    CgroupsMade,
     /// parent → child, before Go: the detached idmapped mount (attached) for `mounts[i]`.
     IdmapMount(usize),
     /// intermediate → parent: the pid of the container's init (host pid namespace).

@@ -26,6 +26,9 @@ pub struct RootfsConfig<'a> {
     pub userns: bool,
     /// Detached idmapped mounts made by the parent, by index in `mounts`.
     pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
+    /// Returns once the container's cgroup directories exist (the parent may still be
+    /// making them while the init mounts).
+    pub cgroups_made: &'a dyn Fn() -> Result<()>,
 }
 
 fn fdpath(fd: &impl AsFd) -> String {
@@ -98,6 +101,7 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Mount
         return bind_mount(c, root, m, dest, opts, idmapped);
     }
     if typ == "cgroup" {
+        (c.cgroups_made)()?;
         return mount_cgroup(c, root, dest, opts);
     }
     let target = inroot::mkdir_all(root, dest)?;
