@@ -97,6 +97,28 @@ pub fn prepare(
     })
 }
 
+/// Every syscall the init makes from its Ready message to execve, error paths included.
+const AFTER_READY: &[&str] = &[
+    "recvmsg", "sendmsg", "openat", "write", "writev", "close", "fcntl", "close_range", "rt_sigprocmask",
+    "rt_sigaction", "execve", "exit_group", "getpid", "gettid", "tgkill", "mmap", "munmap", "mremap", "madvise",
+    "brk", "futex", "clock_gettime",
+];
+
+/// Loads a filter that was to be loaded just before execve (with no_new_privs) now, when
+/// nothing the init still does could be refused by it: no AppArmor profile to switch to, no
+/// startContainer hooks to run, and every syscall in AFTER_READY allowed unconditionally.
+/// Loading a large profile takes the kernel about a millisecond (BPF JIT); the init does it
+/// after Ready, while tong commits the state and `start` comes, instead of after `start`.
+pub fn load_seccomp_early(p: &mut Prepared, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let safe = p.apparmor.is_none()
+        && spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()).is_none_or(|v| v.is_empty())
+        && spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some_and(|s| seccomp::allows_unconditionally(s, AFTER_READY));
+    if safe && let Some(f) = p.seccomp_late.take() {
+        seccomp::load(&f)?;
+    }
+    Ok(())
+}
+
 /// AppArmor, default signal handling, every fd but stdio and the preserved ones closed on
 /// exec, then execve. Returns only on failure.
 pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {

@@ -138,12 +138,13 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usi
     rootfs::finalize(spec)?;
     crate::logging::phase("init: pivoted and finalised");
 
-    let prepared = finalize::prepare(process, true, cfg.console_fd, cfg.session_keyring.as_deref(), cfg.seccomp.as_ref())?;
+    let mut prepared = finalize::prepare(process, true, cfg.console_fd, cfg.session_keyring.as_deref(), cfg.seccomp.as_ref())?;
 
     if let Some(fd) = &prepared.notify_fd {
         ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(fd)))?;
     }
     ch.send(&Msg::Ready)?;
+    finalize::load_seccomp_early(&mut prepared, spec)?;
     match ch.recv()? {
         Msg::Committed => {}
         m => return Err(Error::other(format!("unexpected sync message {m:?}"))),

@@ -173,6 +173,25 @@ pub fn export(s: &LinuxSeccomp) -> Result<Vec<u8>> {
     Ok(bpf)
 }
 
+/// Whether the filter `export` builds from `s` lets each of `names` through on the native
+/// architecture whatever the arguments: no rule names it with another action, or allows it
+/// only under conditions, and it is allowed by the default action or by name (the ENOSYS
+/// stubs cover only syscalls no rule names, and only when the default is not to allow).
+pub fn allows_unconditionally(s: &LinuxSeccomp, names: &[&str]) -> bool {
+    let default_allow = s.default_action() == LinuxSeccompAction::ScmpActAllow;
+    names.iter().all(|n| {
+        let mut by_name = false;
+        for call in s.syscalls().iter().flatten().filter(|c| c.names().iter().any(|x| x == n)) {
+            let conditional = call.args().as_ref().is_some_and(|a| !a.is_empty());
+            if call.action() != LinuxSeccompAction::ScmpActAllow || (conditional && !default_allow) {
+                return false;
+            }
+            by_name = true;
+        }
+        default_allow || by_name
+    })
+}
+
 /// Loads a compiled filter into this process (the caller has no_new_privs or CAP_SYS_ADMIN).
 /// With notify rules, returns the notify fd.
 pub fn load(c: &Compiled) -> Result<Option<std::os::fd::OwnedFd>> {
@@ -207,6 +226,26 @@ mod tests {
 
     fn profile(json: &str) -> LinuxSeccomp {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn unconditional_allows() {
+        let podman: oci_spec::runtime::LinuxSeccomp =
+            serde_json::from_str(include_str!("../../../tests/data/podman-seccomp.json")).unwrap();
+        assert!(allows_unconditionally(&podman, &["write", "openat", "close_range", "execve"]));
+        assert!(!allows_unconditionally(&podman, &["write", "sethostname"]));
+        assert!(!allows_unconditionally(&podman, &["personality"]));
+        let deny = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["write"],"action":"SCMP_ACT_ERRNO"}]}"#);
+        assert!(!allows_unconditionally(&deny, &["write"]));
+        assert!(allows_unconditionally(&deny, &["openat"]));
+        let cond = profile(r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["write"],"action":"SCMP_ACT_ALLOW",
+            "args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]},{"names":["close"],"action":"SCMP_ACT_ALLOW"}]}"#);
+        assert!(!allows_unconditionally(&cond, &["write"]));
+        assert!(allows_unconditionally(&cond, &["close"]));
+        assert!(!allows_unconditionally(&cond, &["openat"]));
+        let cond_allow = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["write"],"action":"SCMP_ACT_ALLOW",
+            "args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#);
+        assert!(allows_unconditionally(&cond_allow, &["write"]));
     }
 
     #[test]
