@@ -2,7 +2,7 @@
 //! settings that need a private namespace.
 mod common;
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
@@ -291,18 +291,20 @@ fn cgroup_without_namespace_shows_the_configured_path() {
     env.assert_nothing_left(&id);
 }
 
+/// A new user namespace whose uids and gids 0-65535 are host ids 100000-165535.
+fn user_ns_root_at_100000(c: &mut Value) {
+    c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "user" }));
+    c["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    c["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+}
+
 #[test]
 fn user_namespace_with_mappings() {
     let env = Env::new();
     let out = env.sh(
         "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox",
         |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({ "type": "user" }));
-            c["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-            c["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+            user_ns_root_at_100000(c);
         },
     );
     let l: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
@@ -326,12 +328,7 @@ fn user_namespace_root_writes_as_the_mapped_host_ids() {
     let b = env.bundle_with(
         &["sh", "-c", "id; stat -c %u:%g /data/host-made; touch /data/made-inside && mkdir /data/dir-inside && echo made"],
         |c| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({ "type": "user" }));
-            c["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-            c["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+            user_ns_root_at_100000(c);
             push_mount(c, json!({ "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "rw"] }));
         },
     );

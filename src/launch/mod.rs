@@ -163,14 +163,14 @@ fn drive(
         let p = format!("/proc/{child}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).at("process.oomScoreAdj: cannot write", &p)?;
     }
-    // Making the cgroups (when the parent has not yet) and moving a process into a v1 cgroup
+    // Making the cgroups (unless made before the clone) and moving a process into a v1 cgroup
     // take milliseconds (the move can wait for an RCU grace period). When the init is the
-    // cloned child itself and makes no cgroup namespace, it does its mount work meanwhile: it runs no container code before it reports Ready, which the
-    // parent reads only after the move. Otherwise (the init is forked later by an
-    // intermediate, or must see its cgroup when it unshares one) the move comes first.
-    // A child born in its cgroup (CLONE_INTO_CGROUP) has nothing to join.
-    let join = |parent: &mut dyn Parent| -> Result<()> {
-        parent.cgroups()?;
+    // cloned child itself and makes no cgroup namespace, both happen after Go, while it
+    // mounts: it runs no container code before it reports Ready, which the parent reads only
+    // after the move, and it bind-mounts its cgroups only after CgroupsMade. Otherwise (the
+    // init is forked later by an intermediate, or must see its cgroup when it unshares one)
+    // both come first. A child born in its cgroup (CLONE_INTO_CGROUP) has nothing to join.
+    let join = || -> Result<()> {
         if !placed {
             let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
             crate::cgroups::join(&dirs, child)?;
@@ -180,7 +180,8 @@ fn drive(
     };
     let join_late = !placed && direct && !plan.has_new(LinuxNamespaceType::Cgroup);
     if !join_late {
-        join(parent)?;
+        parent.cgroups()?;
+        join()?;
     }
     ch.send(&Msg::Go)?;
     if join_late {
@@ -189,7 +190,7 @@ fn drive(
             // The init may be gone already (its error is queued for the recv below).
             let _ = ch.send(&Msg::CgroupsMade);
         }
-        join(parent)?;
+        join()?;
     }
 
     let pid = if direct {

@@ -5,23 +5,20 @@ pub fn start_time(pid: i32) -> Option<u64> {
     stat_fields(pid).and_then(|f| f.get(19).and_then(|s| s.parse().ok()))
 }
 
-/// The process state letter (field 3).
-pub fn state_letter(pid: i32) -> Option<char> {
-    stat_fields(pid).and_then(|f| f.first().and_then(|s| s.chars().next()))
-}
-
 /// Whether `pid` is a live (not zombie) process that started at `start_time`, from one read
 /// of its stat file: two reads could straddle its reaping and see a start time, then nothing.
 pub fn alive_since(pid: i32, start_time: u64) -> bool {
-    pid > 0
-        && stat_fields(pid).is_some_and(|f| {
-            let live = f.first().and_then(|s| s.chars().next()).is_some_and(|c| c != 'Z' && c != 'X');
-            live && f.get(19).and_then(|s| s.parse::<u64>().ok()) == Some(start_time)
-        })
+    pid > 0 && stat_fields(pid).is_some_and(|f| live(&f) && f.get(19).and_then(|s| s.parse::<u64>().ok()) == Some(start_time))
 }
 
+/// Whether `pid` is a live (not zombie) process.
 pub fn alive(pid: i32) -> bool {
-    pid > 0 && state_letter(pid).is_some_and(|c| c != 'Z' && c != 'X')
+    pid > 0 && stat_fields(pid).is_some_and(|f| live(&f))
+}
+
+/// The state letter (field 3) is not Z (zombie) or X (dead).
+fn live(f: &[String]) -> bool {
+    f.first().and_then(|s| s.chars().next()).is_some_and(|c| c != 'Z' && c != 'X')
 }
 
 /// Fields after the command name (which may contain spaces and parentheses): index 0 is field 3.
