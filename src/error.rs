@@ -24,10 +24,17 @@ pub enum Error {
     Usage(String),
     /// An operation on a file or path failed.
     #[error("{context} {path}: {source}")]
-    Path { context: &'static str, path: String, source: std::io::Error },
+    Path {
+        context: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     /// A system call failed.
     #[error("{context}: {source}")]
-    Sys { context: String, source: std::io::Error },
+    Sys {
+        context: String,
+        source: std::io::Error,
+    },
     /// Reported by the container's init over the sync channel.
     #[error("{0}")]
     Child(String),
@@ -39,10 +46,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn path(context: &'static str, path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Path { context, path: path.as_ref().display().to_string(), source }
+        Error::Path {
+            context,
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
     pub fn sys(context: impl Into<String>, source: impl Into<std::io::Error>) -> Self {
-        Error::Sys { context: context.into(), source: source.into() }
+        Error::Sys {
+            context: context.into(),
+            source: source.into(),
+        }
     }
     pub fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
@@ -54,7 +68,10 @@ impl Error {
 
 impl From<nix::Error> for Error {
     fn from(e: nix::Error) -> Self {
-        Error::Sys { context: "system call".into(), source: e.into() }
+        Error::Sys {
+            context: "system call".into(),
+            source: e.into(),
+        }
     }
 }
 
@@ -66,7 +83,10 @@ pub trait Context<T> {
 
 impl<T, E: Into<std::io::Error>> Context<T> for std::result::Result<T, E> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| Error::Sys { context: what(), source: e.into() })
+        self.map_err(|e| Error::Sys {
+            context: what(),
+            source: e.into(),
+        })
     }
     fn at(self, context: &'static str, path: impl AsRef<Path>) -> Result<T> {
         self.map_err(|e| Error::path(context, path, e.into()))

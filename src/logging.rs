@@ -60,7 +60,11 @@ pub fn init(path: Option<&str>, format: Format, debug: bool) {
             }
         }
     });
-    let _ = LOGGER.set(Logger { file, format, debug });
+    let _ = LOGGER.set(Logger {
+        file,
+        format,
+        debug,
+    });
 }
 
 pub fn debug_enabled() -> bool {
@@ -70,7 +74,9 @@ pub fn debug_enabled() -> bool {
 /// Formats one log line (without the trailing newline).
 pub fn format_line(format: Format, level: Level, msg: &str, time: &str) -> String {
     match format {
-        Format::Json => serde_json::json!({"level": level.name(), "msg": msg, "time": time}).to_string(),
+        Format::Json => {
+            serde_json::json!({"level": level.name(), "msg": msg, "time": time}).to_string()
+        }
         Format::Text => format!(
             "time={} level={} msg={}",
             serde_json::Value::from(time),
@@ -116,8 +122,14 @@ pub fn error(msg: &str) {
             log(Level::Error, msg);
             eprintln!("{msg}");
         }
-        Some(l) => eprintln!("{}", format_line(l.format, Level::Error, msg, &now_rfc3339())),
-        None => eprintln!("{}", format_line(Format::Text, Level::Error, msg, &now_rfc3339())),
+        Some(l) => eprintln!(
+            "{}",
+            format_line(l.format, Level::Error, msg, &now_rfc3339())
+        ),
+        None => eprintln!(
+            "{}",
+            format_line(Format::Text, Level::Error, msg, &now_rfc3339())
+        ),
     }
 }
 
@@ -144,13 +156,20 @@ pub fn start_clock() {
 /// itself with SIGKILL there, as an engine's timeout would kill the runtime.
 pub fn phase(name: &str) {
     static FAULT: OnceLock<Option<String>> = OnceLock::new();
-    if FAULT.get_or_init(|| std::env::var("TONG_FAULT").ok()).as_deref() == Some(name) {
+    if FAULT
+        .get_or_init(|| std::env::var("TONG_FAULT").ok())
+        .as_deref()
+        == Some(name)
+    {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         // A pid namespace's init ignores its own SIGKILL: it dies as if killed instead.
         crate::linux::sys::exit_now(137);
     }
     if debug_enabled() {
         let us = START.get().map_or(0, |s| s.elapsed().as_micros());
-        log(Level::Debug, &format!("phase {name} at {us}us (pid {})", std::process::id()));
+        log(
+            Level::Debug,
+            &format!("phase {name} at {us}us (pid {})", std::process::id()),
+        );
     }
 }

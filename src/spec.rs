@@ -31,7 +31,10 @@ pub fn load(bundle: &Path) -> Result<Config> {
     let data = match std::fs::read(&path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::config(format!("JSON specification file {} not found", path.display())));
+            return Err(Error::config(format!(
+                "JSON specification file {} not found",
+                path.display()
+            )));
         }
         Err(e) => return Err(Error::path("cannot read", &path, e)),
     };
@@ -39,7 +42,12 @@ pub fn load(bundle: &Path) -> Result<Config> {
     let spec = typed(&json)?;
     let bundle = bundle.to_path_buf();
     let rootfs = rootfs_path(&spec, &bundle)?;
-    Ok(Config { spec, json, bundle, rootfs })
+    Ok(Config {
+        spec,
+        json,
+        bundle,
+        rootfs,
+    })
 }
 
 /// Parses config.json text: syntax errors carry the line and column.
@@ -81,15 +89,22 @@ fn check_version(json: &serde_json::Value) -> Result<()> {
 
 /// runtime-spec 1.1: a capability the runtime does not know is logged, not fatal.
 fn drop_unknown_capabilities(json: &mut serde_json::Value) {
-    let Some(caps) = json.pointer_mut("/process/capabilities").and_then(|c| c.as_object_mut()) else {
+    let Some(caps) = json
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
         return;
     };
     for (set, list) in caps.iter_mut() {
-        let Some(items) = list.as_array_mut() else { continue };
+        let Some(items) = list.as_array_mut() else {
+            continue;
+        };
         items.retain(|c| {
             let known = c.as_str().is_some_and(crate::linux::capabilities::known);
             if !known {
-                logging::warn(&format!("process.capabilities.{set}: unknown capability {c}, ignored"));
+                logging::warn(&format!(
+                    "process.capabilities.{set}: unknown capability {c}, ignored"
+                ));
             }
             known
         });
@@ -97,12 +112,19 @@ fn drop_unknown_capabilities(json: &mut serde_json::Value) {
 }
 
 fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
-    let root = spec.root().as_ref().ok_or_else(|| Error::config("root: missing"))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::config("root: missing"))?;
     let p = root.path();
     if p.as_os_str().is_empty() {
         return Err(Error::config("root.path: must not be empty"));
     }
-    Ok(if p.is_absolute() { p.clone() } else { bundle.join(p) })
+    Ok(if p.is_absolute() {
+        p.clone()
+    } else {
+        bundle.join(p)
+    })
 }
 
 /// A namespace type as config.json spells it.
@@ -136,23 +158,50 @@ pub fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
 /// would run less confined than its author meant (runc's words).
 fn security_modules(spec: &Spec) -> Result<()> {
     let process = spec.process().as_ref();
-    if let Some(p) = process.and_then(|p| p.apparmor_profile().as_deref()).filter(|p| !p.is_empty())
-        && !crate::linux::apparmor::enabled() {
-        return Err(Error::config(format!("process.apparmorProfile: apparmor profile {p:?} is specified in config, but AppArmor is not enabled on this host")));
+    if let Some(p) = process
+        .and_then(|p| p.apparmor_profile().as_deref())
+        .filter(|p| !p.is_empty())
+        && !crate::linux::apparmor::enabled()
+    {
+        return Err(Error::config(format!(
+            "process.apparmorProfile: apparmor profile {p:?} is specified in config, but AppArmor is not enabled on this host"
+        )));
     }
-    if process.and_then(|p| p.selinux_label().as_deref()).is_some_and(|l| !l.is_empty()) {
-        return Err(Error::config("process.selinuxLabel: selinux label is specified in config, but selinux is disabled or not supported"));
+    if process
+        .and_then(|p| p.selinux_label().as_deref())
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(Error::config(
+            "process.selinuxLabel: selinux label is specified in config, but selinux is disabled or not supported",
+        ));
     }
     let linux = spec.linux().as_ref();
-    if linux.and_then(|l| l.mount_label().as_deref()).is_some_and(|l| !l.is_empty()) {
-        return Err(Error::config("linux.mountLabel: selinux label is specified in config, but selinux is disabled or not supported"));
+    if linux
+        .and_then(|l| l.mount_label().as_deref())
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(Error::config(
+            "linux.mountLabel: selinux label is specified in config, but selinux is disabled or not supported",
+        ));
     }
     if let Some(rdt) = linux.and_then(|l| l.intel_rdt().as_ref()) {
-        if rdt.l3_cache_schema().as_deref().is_some_and(|s| !s.is_empty()) {
-            return Err(Error::config("intelRdt.l3CacheSchema is specified in config, but Intel RDT/CAT is not enabled"));
+        if rdt
+            .l3_cache_schema()
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(Error::config(
+                "intelRdt.l3CacheSchema is specified in config, but Intel RDT/CAT is not enabled",
+            ));
         }
-        if rdt.mem_bw_schema().as_deref().is_some_and(|s| !s.is_empty()) {
-            return Err(Error::config("intelRdt.memBwSchema is specified in config, but Intel RDT/MBA is not enabled"));
+        if rdt
+            .mem_bw_schema()
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(Error::config(
+                "intelRdt.memBwSchema is specified in config, but Intel RDT/MBA is not enabled",
+            ));
         }
         // A closID alone names a class of service; without resctrl there is none to join,
         // and runc 1.1 goes on without it too.
@@ -168,16 +217,32 @@ pub fn validate(cfg: &Config) -> Result<()> {
     let spec = &cfg.spec;
     match std::fs::metadata(&cfg.rootfs) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(Error::config(format!("root.path: rootfs ({}) is not a directory", cfg.rootfs.display()))),
-        Err(_) => return Err(Error::config(format!("root.path: rootfs ({}) does not exist", cfg.rootfs.display()))),
+        Ok(_) => {
+            return Err(Error::config(format!(
+                "root.path: rootfs ({}) is not a directory",
+                cfg.rootfs.display()
+            )));
+        }
+        Err(_) => {
+            return Err(Error::config(format!(
+                "root.path: rootfs ({}) does not exist",
+                cfg.rootfs.display()
+            )));
+        }
     }
-    let process = spec.process().as_ref().ok_or_else(|| Error::config("process: missing"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process: missing"))?;
     match process.args() {
         Some(a) if !a.is_empty() => {}
         _ => return Err(Error::config("process.args: must not be empty")),
     }
     if !process.cwd().is_absolute() {
-        return Err(Error::config(format!("process.cwd: {:?} is not an absolute path", process.cwd())));
+        return Err(Error::config(format!(
+            "process.cwd: {:?} is not an absolute path",
+            process.cwd()
+        )));
     }
     security_modules(spec)?;
     if process.terminal().unwrap_or(false) {
@@ -188,32 +253,52 @@ pub fn validate(cfg: &Config) -> Result<()> {
     let mut seen = HashSet::new();
     for (t, path) in &ns {
         if !seen.insert(*t as u64) {
-            return Err(Error::config(format!("linux.namespaces: duplicate namespace {}", ns_name(*t))));
+            return Err(Error::config(format!(
+                "linux.namespaces: duplicate namespace {}",
+                ns_name(*t)
+            )));
         }
         if let Some(p) = path {
             if !p.is_absolute() {
-                return Err(Error::config(format!("linux.namespaces: {} path {} is not absolute", ns_name(*t), p.display())));
+                return Err(Error::config(format!(
+                    "linux.namespaces: {} path {} is not absolute",
+                    ns_name(*t),
+                    p.display()
+                )));
             }
             if std::fs::metadata(p).is_err() {
-                return Err(Error::config(format!("linux.namespaces: {} path {} does not exist", ns_name(*t), p.display())));
+                return Err(Error::config(format!(
+                    "linux.namespaces: {} path {} does not exist",
+                    ns_name(*t),
+                    p.display()
+                )));
             }
         }
     }
     let has = |t: LinuxNamespaceType| ns.iter().any(|(x, _)| *x == t);
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
-        return Err(Error::config("hostname: unable to set hostname without a private UTS namespace"));
+        return Err(Error::config(
+            "hostname: unable to set hostname without a private UTS namespace",
+        ));
     }
     if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
-        return Err(Error::config("domainname: unable to set domainname without a private UTS namespace"));
+        return Err(Error::config(
+            "domainname: unable to set domainname without a private UTS namespace",
+        ));
     }
     if !has(LinuxNamespaceType::Mount) {
         let restricts = spec.linux().as_ref().is_some_and(|l| {
-            l.masked_paths().as_ref().is_some_and(|v| !v.is_empty()) || l.readonly_paths().as_ref().is_some_and(|v| !v.is_empty())
+            l.masked_paths().as_ref().is_some_and(|v| !v.is_empty())
+                || l.readonly_paths().as_ref().is_some_and(|v| !v.is_empty())
         });
         if restricts {
-            return Err(Error::config("linux.namespaces: unable to restrict sys entries without a private MNT namespace"));
+            return Err(Error::config(
+                "linux.namespaces: unable to restrict sys entries without a private MNT namespace",
+            ));
         }
-        return Err(Error::config("linux.namespaces: a new mount namespace is required to set up the rootfs"));
+        return Err(Error::config(
+            "linux.namespaces: a new mount namespace is required to set up the rootfs",
+        ));
     }
     if let Some(linux) = spec.linux() {
         for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
@@ -222,51 +307,79 @@ pub fn validate(cfg: &Config) -> Result<()> {
         let userns = has(LinuxNamespaceType::User);
         let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
             || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-        let joins_userns = ns.iter().any(|(t, p)| *t == LinuxNamespaceType::User && p.is_some());
+        let joins_userns = ns
+            .iter()
+            .any(|(t, p)| *t == LinuxNamespaceType::User && p.is_some());
         if userns && !joins_userns {
             if linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
-                return Err(Error::config("linux.uidMappings: user namespaces enabled, but no uid mappings found"));
+                return Err(Error::config(
+                    "linux.uidMappings: user namespaces enabled, but no uid mappings found",
+                ));
             }
             if linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
-                return Err(Error::config("linux.gidMappings: user namespaces enabled, but no gid mappings found"));
+                return Err(Error::config(
+                    "linux.gidMappings: user namespaces enabled, but no gid mappings found",
+                ));
             }
         }
         if !userns && maps {
-            return Err(Error::config("linux.uidMappings: user namespaces are not enabled in linux.namespaces"));
+            return Err(Error::config(
+                "linux.uidMappings: user namespaces are not enabled in linux.namespaces",
+            ));
         }
         if linux.time_offsets().is_some() && !has(LinuxNamespaceType::Time) {
-            return Err(Error::config("linux.timeOffsets: time offsets require a new time namespace"));
+            return Err(Error::config(
+                "linux.timeOffsets: time offsets require a new time namespace",
+            ));
         }
         if let Some(p) = linux.rootfs_propagation() {
-            crate::linux::mounts::propagation_flag(p)
-                .ok_or_else(|| Error::config(format!("linux.rootfsPropagation: invalid value {p:?}")))?;
+            crate::linux::mounts::propagation_flag(p).ok_or_else(|| {
+                Error::config(format!("linux.rootfsPropagation: invalid value {p:?}"))
+            })?;
         }
     }
     let mut rl = HashSet::new();
     for r in process.rlimits().iter().flatten() {
         if !rl.insert(r.typ() as u32) {
-            return Err(Error::config(format!("process.rlimits: duplicate rlimit {}", r.typ())));
+            return Err(Error::config(format!(
+                "process.rlimits: duplicate rlimit {}",
+                r.typ()
+            )));
         }
         if r.soft() > r.hard() {
-            return Err(Error::config(format!("process.rlimits: {} soft limit is above the hard limit", r.typ())));
+            return Err(Error::config(format!(
+                "process.rlimits: {} soft limit is above the hard limit",
+                r.typ()
+            )));
         }
     }
     let userns = has_namespace(spec, oci_spec::runtime::LinuxNamespaceType::User);
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.destination().as_os_str().is_empty() {
-            return Err(Error::config(format!("mounts[{i}].destination: must not be empty")));
+            return Err(Error::config(format!(
+                "mounts[{i}].destination: must not be empty"
+            )));
         }
         if crate::linux::idmap::wanted(m).is_some() {
             let bind = m.typ().as_deref() == Some("bind")
-                || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind");
             if !bind {
-                return Err(Error::config(format!("mounts[{i}]: idmapped mounts are only supported for bind mounts")));
+                return Err(Error::config(format!(
+                    "mounts[{i}]: idmapped mounts are only supported for bind mounts"
+                )));
             }
             if !userns {
-                return Err(Error::config(format!("mounts[{i}]: idmapped mounts need a user namespace (linux.namespaces has none)")));
+                return Err(Error::config(format!(
+                    "mounts[{i}]: idmapped mounts need a user namespace (linux.namespaces has none)"
+                )));
             }
             if m.uid_mappings().is_some() != m.gid_mappings().is_some() {
-                return Err(Error::config(format!("mounts[{i}]: uidMappings and gidMappings must be given together")));
+                return Err(Error::config(format!(
+                    "mounts[{i}]: uidMappings and gidMappings must be given together"
+                )));
             }
         }
     }
@@ -282,10 +395,15 @@ pub fn validate(cfg: &Config) -> Result<()> {
         for (name, list) in all {
             for (i, h) in list.iter().flatten().enumerate() {
                 if !h.path().is_absolute() {
-                    return Err(Error::config(format!("hooks.{name}[{i}].path: {} is not absolute", h.path().display())));
+                    return Err(Error::config(format!(
+                        "hooks.{name}[{i}].path: {} is not absolute",
+                        h.path().display()
+                    )));
                 }
                 if h.timeout().is_some_and(|t| t <= 0) {
-                    return Err(Error::config(format!("hooks.{name}[{i}].timeout: must be positive")));
+                    return Err(Error::config(format!(
+                        "hooks.{name}[{i}].timeout: must be positive"
+                    )));
                 }
             }
         }
@@ -294,31 +412,51 @@ pub fn validate(cfg: &Config) -> Result<()> {
 }
 
 fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()> {
-    const IPC: [&str; 7] =
-        ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni"];
-    let ok = if IPC.contains(&key) || key == "kernel.shm_rmid_forced" || key.starts_with("fs.mqueue.") {
+    const IPC: [&str; 7] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+    ];
+    let ok = if IPC.contains(&key)
+        || key == "kernel.shm_rmid_forced"
+        || key.starts_with("fs.mqueue.")
+    {
         if !has(LinuxNamespaceType::Ipc) {
-            return Err(Error::config(format!("linux.sysctl: sysctl {key:?} is not allowed in the hosts ipc namespace")));
+            return Err(Error::config(format!(
+                "linux.sysctl: sysctl {key:?} is not allowed in the hosts ipc namespace"
+            )));
         }
         true
     } else if key.starts_with("net.") {
         if !has(LinuxNamespaceType::Network) {
-            return Err(Error::config(format!("linux.sysctl: sysctl {key:?} not allowed in host network namespace")));
+            return Err(Error::config(format!(
+                "linux.sysctl: sysctl {key:?} not allowed in host network namespace"
+            )));
         }
         true
     } else if key == "kernel.hostname" || key == "kernel.domainname" {
         if !has(LinuxNamespaceType::Uts) {
-            return Err(Error::config(format!("linux.sysctl: sysctl {key:?} is not allowed as it conflicts with the OCI \"hostname\" field")));
+            return Err(Error::config(format!(
+                "linux.sysctl: sysctl {key:?} is not allowed as it conflicts with the OCI \"hostname\" field"
+            )));
         }
         true
     } else {
         false
     };
     if !ok {
-        return Err(Error::config(format!("linux.sysctl: sysctl {key:?} is not in a separate kernel namespace")));
+        return Err(Error::config(format!(
+            "linux.sysctl: sysctl {key:?} is not in a separate kernel namespace"
+        )));
     }
     if key.contains("..") || key.contains('/') {
-        return Err(Error::config(format!("linux.sysctl: invalid sysctl name {key:?}")));
+        return Err(Error::config(format!(
+            "linux.sysctl: invalid sysctl name {key:?}"
+        )));
     }
     Ok(())
 }
@@ -339,11 +477,18 @@ mod tests {
         assert!(has_namespace(&s, LinuxNamespaceType::Pid));
     }
 
-    fn validate_edited(edit: impl FnOnce(&mut serde_json::Value)) -> std::result::Result<(), String> {
+    fn validate_edited(
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> std::result::Result<(), String> {
         let mut v: serde_json::Value = serde_json::from_str(DEFAULT_SPEC).unwrap();
         edit(&mut v);
         let spec = typed(&v).map_err(|e| e.to_string())?;
-        let c = Config { spec, json: v, rootfs: std::env::temp_dir(), bundle: std::env::temp_dir() };
+        let c = Config {
+            spec,
+            json: v,
+            rootfs: std::env::temp_dir(),
+            bundle: std::env::temp_dir(),
+        };
         validate(&c).map_err(|e| e.to_string())
     }
 
@@ -353,11 +498,17 @@ mod tests {
             v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/data", "type": "bind", "source": "/tmp", "options": opts}));
         };
         let userns = |v: &mut serde_json::Value| {
-            v["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
-            v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            v["linux"]["uidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            v["linux"]["gidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         };
-        let e = validate_edited(|v| idmapped(v, serde_json::json!(["rbind", "idmap"]))).unwrap_err();
+        let e =
+            validate_edited(|v| idmapped(v, serde_json::json!(["rbind", "idmap"]))).unwrap_err();
         assert!(e.contains("mounts[") && e.contains("user namespace"), "{e}");
         validate_edited(|v| {
             userns(v);
@@ -373,7 +524,8 @@ mod tests {
         let e = validate_edited(|v| {
             userns(v);
             idmapped(v, serde_json::json!(["bind"]));
-            v["mounts"].as_array_mut().unwrap().last_mut().unwrap()["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1, "size": 1}]);
+            v["mounts"].as_array_mut().unwrap().last_mut().unwrap()["uidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 1, "size": 1}]);
         })
         .unwrap_err();
         assert!(e.contains("gidMappings must be given together"), "{e}");
@@ -387,10 +539,11 @@ mod tests {
 
     #[test]
     fn wrong_type_names_field() {
-        let e = cfg(r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":"zero","gid":0}}}"#)
-            .err()
-            .unwrap()
-            .to_string();
+        let e =
+            cfg(r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":"zero","gid":0}}}"#)
+                .err()
+                .unwrap()
+                .to_string();
         assert!(e.contains("process.user.uid"), "{e}");
     }
 
@@ -406,16 +559,27 @@ mod tests {
 
     #[test]
     fn unknown_capability_is_dropped() {
-        let s = cfg(r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},
-            "capabilities":{"bounding":["CAP_CHOWN","CAP_FOO_BAR"]}}}"#)
+        let s = cfg(
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},
+            "capabilities":{"bounding":["CAP_CHOWN","CAP_FOO_BAR"]}}}"#,
+        )
         .unwrap();
-        let caps = s.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        let caps = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
     }
 
     #[test]
     fn unknown_namespace_is_named() {
-        let e = cfg(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"foo"}]}}"#).err().unwrap().to_string();
+        let e = cfg(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"foo"}]}}"#)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("linux.namespaces"), "{e}");
     }
 

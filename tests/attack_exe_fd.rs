@@ -39,7 +39,11 @@ fn runtime_copy(env: &Env) -> Rt {
     fs::copy(runtime(), &prog).unwrap();
     fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
     let sha = sha256_file(&prog);
-    assert_eq!(sha, sha256_file(&runtime()), "copy differs from the runtime");
+    assert_eq!(
+        sha,
+        sha256_file(&runtime()),
+        "copy differs from the runtime"
+    );
     assert_eq!(sha.len(), 64, "sha256sum failed");
     Rt { prog, sha }
 }
@@ -75,7 +79,12 @@ impl Bg {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        Out { cmd: self.what.clone(), code, stdout: read_lossy(&self.out), stderr: read_lossy(&self.err) }
+        Out {
+            cmd: self.what.clone(),
+            code,
+            stdout: read_lossy(&self.out),
+            stderr: read_lossy(&self.err),
+        }
     }
 }
 
@@ -102,9 +111,16 @@ fn spawn_rt(env: &Env, rt: &Rt, args: &[&str], fds: Vec<fs::File>) -> Bg {
         .current_dir("/");
     pass_fds_from_3(&mut cmd, &fds);
     let what = format!("{} {}", rt.prog.display(), args.join(" "));
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
     drop(fds);
-    Bg { child, out, err, what }
+    Bg {
+        child,
+        out,
+        err,
+        what,
+    }
 }
 
 fn rt_run(env: &Env, rt: &Rt, args: &[&str]) -> Out {
@@ -116,7 +132,10 @@ fn rt_run(env: &Env, rt: &Rt, args: &[&str]) -> Out {
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < STATE_DEADLINE, "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < STATE_DEADLINE,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -132,7 +151,9 @@ fn install_libs(rootfs: &Path, bin: &Path) {
             Some((_, r)) => r.split_whitespace().next(),
             None => l.split_whitespace().next(),
         };
-        let Some(path) = path.filter(|p| p.starts_with('/')) else { continue };
+        let Some(path) = path.filter(|p| p.starts_with('/')) else {
+            continue;
+        };
         let dst = rootfs.join(path.trim_start_matches('/'));
         fs::create_dir_all(dst.parent().unwrap()).unwrap();
         fs::copy(path, &dst).unwrap_or_else(|e| panic!("copy {path}: {e}"));
@@ -141,7 +162,12 @@ fn install_libs(rootfs: &Path, bin: &Path) {
 
 fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0, "mkfifo {}", p.display());
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o666) },
+        0,
+        "mkfifo {}",
+        p.display()
+    );
     fs::set_permissions(p, fs::Permissions::from_mode(0o666)).unwrap();
 }
 
@@ -278,7 +304,11 @@ fn exe_attack(env: &Env, stage: Stage, target: Target) -> ExeAttack {
     bind_rw(&b, &victim_dir, "/victim");
     install_libs(&b.rootfs(), &rt.prog);
     b.put_file("/evil", &format!("#!/proc/self/exe --log={fifo}\n"), 0o755);
-    b.put_file("/watch.sh", &EXE_WATCHER.replace("@FIFO@", &fifo).replace("@PAT@", &pat), 0o755);
+    b.put_file(
+        "/watch.sh",
+        &EXE_WATCHER.replace("@FIFO@", &fifo).replace("@PAT@", &pat),
+        0o755,
+    );
 
     let id = env.id(&format!("{stage:?}{target:?}"));
     let (watcher, target_out) = match stage {
@@ -294,7 +324,8 @@ fn exe_attack(env: &Env, stage: Stage, target: Target) -> ExeAttack {
             // run -d returns once the init has exec'd its program, which then blocks on the
             // FIFO; the watcher comes in with exec.
             let t = rt_run(env, &rt, &["run", "-d", "--bundle", b.path(), &id]);
-            let w = spawn_rt(env, &rt, &["exec", &id, "sh", "/watch.sh"], vec![]).wait(CMD_DEADLINE);
+            let w =
+                spawn_rt(env, &rt, &["exec", &id, "sh", "/watch.sh"], vec![]).wait(CMD_DEADLINE);
             (w, t)
         }
     };
@@ -316,21 +347,43 @@ fn exe_attack(env: &Env, stage: Stage, target: Target) -> ExeAttack {
 fn assert_runtime_binary_held_but_not_written(a: &ExeAttack) {
     let w = &a.watcher.stdout;
     let ctx = format!("watcher: {:#?}\ntarget: {:#?}", a.watcher, a.target);
-    assert!(field(w, "target ").is_some(), "the watcher never found the runtime's process\n{ctx}");
-    assert!(w.contains("\nopened\n"), "the attack got no fd on the runtime's binary\n{ctx}");
-    assert_eq!(field(w, "fd-sha "), Some(a.rt_before.as_str()), "the fd is not the runtime binary\n{ctx}");
+    assert!(
+        field(w, "target ").is_some(),
+        "the watcher never found the runtime's process\n{ctx}"
+    );
+    assert!(
+        w.contains("\nopened\n"),
+        "the attack got no fd on the runtime's binary\n{ctx}"
+    );
+    assert_eq!(
+        field(w, "fd-sha "),
+        Some(a.rt_before.as_str()),
+        "the fd is not the runtime binary\n{ctx}"
+    );
     assert!(w.contains("target-gone"), "{ctx}");
     let exe = field(w, "exe-link ").unwrap_or("");
     assert!(!exe.contains("busybox") && !exe.is_empty(), "{ctx}");
-    assert!(w.contains("write-trunc-failed"), "reopening the runtime binary for writing succeeded\n{ctx}");
-    assert!(w.contains("write-append-failed"), "reopening the runtime binary for appending succeeded\n{ctx}");
+    assert!(
+        w.contains("write-trunc-failed"),
+        "reopening the runtime binary for writing succeeded\n{ctx}"
+    );
+    assert!(
+        w.contains("write-append-failed"),
+        "reopening the runtime binary for appending succeeded\n{ctx}"
+    );
     // ETXTBSY would only mean some process still executes the file (a plain open for
     // writing meets that too); the O_TRUNC reopen must be refused for another reason (a
     // read-only mount: EROFS; a sealed memfd: EPERM).
     let trunc = field(w, "write-trunc-failed ").unwrap_or("");
-    assert!(!trunc.contains("Text file busy"), "only ETXTBSY stopped the write\n{ctx}");
+    assert!(
+        !trunc.contains("Text file busy"),
+        "only ETXTBSY stopped the write\n{ctx}"
+    );
     assert!(w.contains("\ndone\n"), "{ctx}");
-    assert_eq!(a.rt_after, a.rt_before, "the runtime copy was modified\n{ctx}");
+    assert_eq!(
+        a.rt_after, a.rt_before,
+        "the runtime copy was modified\n{ctx}"
+    );
     assert_eq!(a.victim_after, a.victim_before, "{ctx}");
 }
 
@@ -343,7 +396,11 @@ fn assert_victim_overwritten(a: &ExeAttack) {
     assert!(w.contains("\nopened\n"), "{ctx}");
     assert!(w.contains("target-gone"), "{ctx}");
     assert!(w.contains("write-trunc-ok"), "{ctx}");
-    assert!(a.victim_after.starts_with(b"PWNED\n"), "host copy not overwritten: {:?}\n{ctx}", &a.victim_after[..16.min(a.victim_after.len())]);
+    assert!(
+        a.victim_after.starts_with(b"PWNED\n"),
+        "host copy not overwritten: {:?}\n{ctx}",
+        &a.victim_after[..16.min(a.victim_after.len())]
+    );
     assert_ne!(a.victim_after, a.victim_before, "{ctx}");
     assert_eq!(a.rt_after, a.rt_before, "{ctx}");
 }
@@ -511,14 +568,27 @@ fn proc_attack(env: &Env, what: ProcTarget) -> ProcAttack {
         ProcTarget::RuntimeDuringExec => "cat /etc/passwd.orig > /etc/passwd",
         ProcTarget::UnsealedWithPreservedFd => "echo go > /trap.fifo",
     };
-    b.put_file("/watch.sh", &PROC_WATCHER.replace("@MARK@", &mark).replace("@RELEASE@", release), 0o755);
-    fs::copy(b.rootfs().join("etc/passwd"), b.rootfs().join("etc/passwd.orig")).unwrap();
+    b.put_file(
+        "/watch.sh",
+        &PROC_WATCHER
+            .replace("@MARK@", &mark)
+            .replace("@RELEASE@", release),
+        0o755,
+    );
+    fs::copy(
+        b.rootfs().join("etc/passwd"),
+        b.rootfs().join("etc/passwd.orig"),
+    )
+    .unwrap();
     let id = env.id(&format!("{what:?}"));
 
     let (watcher, target) = match what {
         ProcTarget::RuntimeInitCreated => {
-            spawn_rt(env, &rt, &["create", "--bundle", b.path(), &id], hostfd()).wait(CMD_DEADLINE).success();
-            let w = spawn_rt(env, &rt, &["exec", &id, "sh", "/watch.sh", "1"], vec![]).wait(CMD_DEADLINE);
+            spawn_rt(env, &rt, &["create", "--bundle", b.path(), &id], hostfd())
+                .wait(CMD_DEADLINE)
+                .success();
+            let w = spawn_rt(env, &rt, &["exec", &id, "sh", "/watch.sh", "1"], vec![])
+                .wait(CMD_DEADLINE);
             (w, None)
         }
         _ => {
@@ -533,11 +603,23 @@ fn proc_attack(env: &Env, what: ProcTarget) -> ProcAttack {
                 mkfifo(&pw);
             }
             let t = match what {
-                ProcTarget::RuntimeDuringExec => spawn_rt(env, &rt, &["exec", &id, "true"], hostfd()),
+                ProcTarget::RuntimeDuringExec => {
+                    spawn_rt(env, &rt, &["exec", &id, "true"], hostfd())
+                }
                 _ => spawn_rt(
                     env,
                     &rt,
-                    &["exec", "--preserve-fds", "1", "--env", "HOME=/", &id, "/victim/sh", "-c", "read x < /trap.fifo"],
+                    &[
+                        "exec",
+                        "--preserve-fds",
+                        "1",
+                        "--env",
+                        "HOME=/",
+                        &id,
+                        "/victim/sh",
+                        "-c",
+                        "read x < /trap.fifo",
+                    ],
                     hostfd(),
                 ),
             };
@@ -564,10 +646,19 @@ fn proc_attack(env: &Env, what: ProcTarget) -> ProcAttack {
 fn assert_runtime_process_unreachable(a: &ProcAttack) {
     let w = &a.watcher.stdout;
     let ctx = format!("watcher: {:#?}\ntarget: {:#?}", a.watcher, a.target);
-    assert!(field(w, "target ").is_some(), "the watcher never found the runtime's process\n{ctx}");
+    assert!(
+        field(w, "target ").is_some(),
+        "the watcher never found the runtime's process\n{ctx}"
+    );
     let cmdline = field(w, "cmdline ").unwrap_or("");
-    assert!(cmdline.contains("exec") || cmdline.contains("init") || cmdline.contains("create"), "target is not the runtime\n{ctx}");
-    assert!(!w.contains("REACHED-HOST"), "a host directory was reached through the runtime's process\n{ctx}");
+    assert!(
+        cmdline.contains("exec") || cmdline.contains("init") || cmdline.contains("create"),
+        "target is not the runtime\n{ctx}"
+    );
+    assert!(
+        !w.contains("REACHED-HOST"),
+        "a host directory was reached through the runtime's process\n{ctx}"
+    );
     assert!(!w.contains(&a.mark), "{ctx}");
     // Its binary: not openable at all, or (if it were) not writable.
     if let Some(sha) = field(w, "exe-open ok ") {
@@ -575,7 +666,10 @@ fn assert_runtime_process_unreachable(a: &ProcAttack) {
         assert!(w.contains("write-trunc-failed"), "{ctx}");
     }
     assert!(w.contains("\ndone\n"), "{ctx}");
-    assert_eq!(a.rt_after, a.rt_before, "the runtime copy was modified\n{ctx}");
+    assert_eq!(
+        a.rt_after, a.rt_before,
+        "the runtime copy was modified\n{ctx}"
+    );
     assert_eq!(a.victim_after, a.victim_before, "{ctx}");
     if let Some(t) = &a.target {
         t.success();
@@ -611,7 +705,10 @@ fn control_unprotected_process_exposes_binary_and_fds() {
     eprintln!("watcher saw:\n{}", a.watcher.stdout);
     let w = &a.watcher.stdout;
     let ctx = format!("watcher: {:#?}\ntarget: {:#?}", a.watcher, a.target);
-    assert!(field(w, "cmdline ").unwrap_or("").starts_with("/victim/sh"), "{ctx}");
+    assert!(
+        field(w, "cmdline ").unwrap_or("").starts_with("/victim/sh"),
+        "{ctx}"
+    );
     assert!(w.contains("REACHED-HOST fd 3\n"), "{ctx}");
     assert!(w.contains("exe-open ok"), "{ctx}");
     assert!(w.contains("write-trunc-ok"), "{ctx}");
@@ -643,13 +740,18 @@ echo "probe-done"
 
 /// Host dir fds planted at 3..=6 of the runtime (inherited, not asked to be preserved).
 fn planted(dir: &Path) -> Opts<'static> {
-    Opts { extra_fds: (0..4).map(|_| fs::File::open(dir).unwrap()).collect(), ..Default::default() }
+    Opts {
+        extra_fds: (0..4).map(|_| fs::File::open(dir).unwrap()).collect(),
+        ..Default::default()
+    }
 }
 
 /// The shell's fd table from FD_PROBE's `ls -l /proc/$$/fd` (run as a child, so the
 /// listing holds only the shell's own fds): (fd, link) pairs.
 fn probe_fds(out: &str) -> Vec<(u32, String)> {
-    let Some((_, rest)) = out.split_once("fdtable-begin\n") else { return vec![] };
+    let Some((_, rest)) = out.split_once("fdtable-begin\n") else {
+        return vec![];
+    };
     let table = rest.split("fdtable-end").next().unwrap_or("");
     table
         .lines()
@@ -665,12 +767,19 @@ fn probe_fds(out: &str) -> Vec<(u32, String)> {
 fn assert_no_leak(out: &Out, mark: &str, hostdir: &Path) {
     out.success();
     assert!(out.stdout.contains("probe-done"), "{out:#?}");
-    assert!(!out.stdout.contains("REACHED-HOST"), "a leaked fd reached the host: {out:#?}");
+    assert!(
+        !out.stdout.contains("REACHED-HOST"),
+        "a leaked fd reached the host: {out:#?}"
+    );
     assert!(!out.stdout.contains(mark), "{out:#?}");
     let fds = probe_fds(&out.stdout);
     assert!(!fds.is_empty(), "no fd table: {out:#?}");
     let nums: Vec<u32> = fds.iter().map(|(n, _)| *n).collect();
-    assert_eq!(nums, [0, 1, 2], "fds beyond stdio reached the process: {out:#?}");
+    assert_eq!(
+        nums,
+        [0, 1, 2],
+        "fds beyond stdio reached the process: {out:#?}"
+    );
     assert!(!out.stdout.contains(hostdir.to_str().unwrap()), "{out:#?}");
 }
 
@@ -695,11 +804,17 @@ fn cve_2024_21626_no_runtime_fd_reaches_init_or_exec() {
     b.edit_config(|c| c["root"]["readonly"] = json!(false));
     mark_bundle(&b, &mark);
     let id = env.id("created");
-    env.rt_opts(&["create", "--bundle", b.path(), &id], planted(&hostdir)).success();
+    env.rt_opts(&["create", "--bundle", b.path(), &id], planted(&hostdir))
+        .success();
     env.rt_opts(&["start", &id], planted(&hostdir)).success();
     env.wait_status(&id, "stopped");
     let text = fs::read_to_string(b.rootfs().join("probe.out")).unwrap();
-    let out = Out { cmd: "create+start".into(), code: 0, stdout: text, stderr: String::new() };
+    let out = Out {
+        cmd: "create+start".into(),
+        code: 0,
+        stdout: text,
+        stderr: String::new(),
+    };
     assert_no_leak(&out, &mark, &hostdir);
     env.rt(&["delete", &id]).success();
     env.assert_nothing_left(&id);
@@ -708,13 +823,24 @@ fn cve_2024_21626_no_runtime_fd_reaches_init_or_exec() {
     let b = env.bundle(&["sleep", "1000"]);
     mark_bundle(&b, &mark);
     let id = env.id("exec");
-    env.rt_opts(&["run", "-d", "--bundle", b.path(), &id], planted(&hostdir)).success();
+    env.rt_opts(&["run", "-d", "--bundle", b.path(), &id], planted(&hostdir))
+        .success();
     let out = env.rt_opts(&["exec", &id, "sh", "-c", &probe], planted(&hostdir));
     assert_no_leak(&out, &mark, &hostdir);
     // And the init started by run -d holds nothing either.
-    let out = env.rt(&["exec", &id, "sh", "-c", "ls /proc/1/fd; for f in /proc/1/fd/*; do readlink $f; done"]);
+    let out = env.rt(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "ls /proc/1/fd; for f in /proc/1/fd/*; do readlink $f; done",
+    ]);
     out.success();
-    let init_fds: Vec<&str> = out.lines().into_iter().filter(|l| l.chars().all(|c| c.is_ascii_digit())).collect();
+    let init_fds: Vec<&str> = out
+        .lines()
+        .into_iter()
+        .filter(|l| l.chars().all(|c| c.is_ascii_digit()))
+        .collect();
     assert_eq!(init_fds, ["0", "1", "2"], "{out:#?}");
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);
@@ -736,7 +862,10 @@ echo "cwd-done"
 fn check_cwd_attempt(out: &Out, mark: &str, n: u32) -> String {
     if !out.ok() {
         assert!(!out.stdout.contains(mark), "{out:#?}");
-        assert!(!out.stdout.contains("cwd-done"), "failed, yet the process ran: {out:#?}");
+        assert!(
+            !out.stdout.contains("cwd-done"),
+            "failed, yet the process ran: {out:#?}"
+        );
         let e = out.stderr_lines().join(" | ");
         return format!("fd {n}: refused: {e}");
     }
@@ -744,8 +873,17 @@ fn check_cwd_attempt(out: &Out, mark: &str, n: u32) -> String {
     assert!(out.stdout.contains("cwd-done"), "{ctx}");
     assert!(!out.stdout.contains(mark), "{ctx}");
     let link = field(&out.stdout, "cwd-link ").unwrap_or("");
-    assert!(link.starts_with('/') && !link.contains("unreachable"), "{ctx}");
-    for host_only in ["config.json", "state.json", "cgroup.procs", "HOSTMARK", "rootfs"] {
+    assert!(
+        link.starts_with('/') && !link.contains("unreachable"),
+        "{ctx}"
+    );
+    for host_only in [
+        "config.json",
+        "state.json",
+        "cgroup.procs",
+        "HOSTMARK",
+        "rootfs",
+    ] {
         assert!(!out.stdout.contains(host_only), "{ctx}");
     }
     format!("fd {n}: ran with cwd {link}")
@@ -761,16 +899,24 @@ fn cve_2024_21626_cwd_proc_self_fd_stays_inside() {
     let mut seen = Vec::new();
     for n in 3..=12u32 {
         let cwd = format!("/proc/self/fd/{n}");
-        let b = env.bundle_with(&["sh", "-c", CWD_PROBE], |c| c["process"]["cwd"] = json!(cwd));
+        let b = env.bundle_with(&["sh", "-c", CWD_PROBE], |c| {
+            c["process"]["cwd"] = json!(cwd)
+        });
         mark_bundle(&b, &mark);
         let id = env.id(&format!("run{n}"));
         let out = env.rt_opts(&["run", "--bundle", b.path(), &id], planted(&hostdir));
         seen.push(format!("run {}", check_cwd_attempt(&out, &mark, n)));
         // Resolving the cwd never made the runtime create anything on the host.
-        assert!(fs::read_dir(&hostdir).unwrap().count() == 1, "host dir changed");
+        assert!(
+            fs::read_dir(&hostdir).unwrap().count() == 1,
+            "host dir changed"
+        );
         let inside = b.rootfs().join(hostdir.strip_prefix("/").unwrap());
         if inside.exists() {
-            seen.push(format!("  (run {n}: {} was created inside the rootfs)", hostdir.display()));
+            seen.push(format!(
+                "  (run {n}: {} was created inside the rootfs)",
+                hostdir.display()
+            ));
         }
         env.rt(&["delete", "--force", &id]);
         env.assert_nothing_left(&id);
@@ -778,10 +924,14 @@ fn cve_2024_21626_cwd_proc_self_fd_stays_inside() {
     let b = env.bundle(&["sleep", "1000"]);
     mark_bundle(&b, &mark);
     let id = env.id("exec");
-    env.rt_opts(&["run", "-d", "--bundle", b.path(), &id], planted(&hostdir)).success();
+    env.rt_opts(&["run", "-d", "--bundle", b.path(), &id], planted(&hostdir))
+        .success();
     for n in 3..=12u32 {
         let cwd = format!("/proc/self/fd/{n}");
-        let out = env.rt_opts(&["exec", "--cwd", &cwd, &id, "sh", "-c", CWD_PROBE], planted(&hostdir));
+        let out = env.rt_opts(
+            &["exec", "--cwd", &cwd, &id, "sh", "-c", CWD_PROBE],
+            planted(&hostdir),
+        );
         seen.push(format!("exec {}", check_cwd_attempt(&out, &mark, n)));
     }
     // The container is unharmed by the refusals.
@@ -800,11 +950,17 @@ fn cve_2024_21626_control_preserved_host_fd_is_reachable() {
     let env = Env::new();
     let (hostdir, mark) = host_marker_dir(&env);
     let probe = FD_PROBE.replace("@MARK@", &mark);
-    let one = || Opts { extra_fds: vec![fs::File::open(&hostdir).unwrap()], ..Default::default() };
+    let one = || Opts {
+        extra_fds: vec![fs::File::open(&hostdir).unwrap()],
+        ..Default::default()
+    };
 
     let b = env.bundle(&["sh", "-c", &probe]);
     let id = env.id("run");
-    let out = env.rt_opts(&["run", "--preserve-fds", "1", "--bundle", b.path(), &id], one());
+    let out = env.rt_opts(
+        &["run", "--preserve-fds", "1", "--bundle", b.path(), &id],
+        one(),
+    );
     out.success();
     assert!(out.stdout.contains("REACHED-HOST fd 3\n"), "{out:#?}");
     assert!(out.stdout.contains("REACHED-HOST cd 3\n"), "{out:#?}");
@@ -813,13 +969,29 @@ fn cve_2024_21626_control_preserved_host_fd_is_reachable() {
     let b = env.bundle(&["sleep", "1000"]);
     let id = env.id("exec");
     env.rt(&["run", "-d", "--bundle", b.path(), &id]).success();
-    let out = env.rt_opts(&["exec", "--preserve-fds", "1", &id, "sh", "-c", &probe], one());
+    let out = env.rt_opts(
+        &["exec", "--preserve-fds", "1", &id, "sh", "-c", &probe],
+        one(),
+    );
     out.success();
     assert!(out.stdout.contains("REACHED-HOST fd 3\n"), "{out:#?}");
     assert!(out.stdout.contains("REACHED-HOST cd 3\n"), "{out:#?}");
 
     // The cwd variant with the preserved fd.
-    let out = env.rt_opts(&["exec", "--preserve-fds", "1", "--cwd", "/proc/self/fd/3", &id, "sh", "-c", CWD_PROBE], one());
+    let out = env.rt_opts(
+        &[
+            "exec",
+            "--preserve-fds",
+            "1",
+            "--cwd",
+            "/proc/self/fd/3",
+            &id,
+            "sh",
+            "-c",
+            CWD_PROBE,
+        ],
+        one(),
+    );
     eprintln!("exec --preserve-fds 1 --cwd /proc/self/fd/3: {out:#?}");
     if !is_runc() {
         out.failure();
@@ -828,15 +1000,24 @@ fn cve_2024_21626_control_preserved_host_fd_is_reachable() {
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);
 
-    let b = env.bundle_with(&["sh", "-c", CWD_PROBE], |c| c["process"]["cwd"] = json!("/proc/self/fd/3"));
+    let b = env.bundle_with(&["sh", "-c", CWD_PROBE], |c| {
+        c["process"]["cwd"] = json!("/proc/self/fd/3")
+    });
     let id = env.id("runcwd");
-    let out = env.rt_opts(&["run", "--preserve-fds", "1", "--bundle", b.path(), &id], one());
+    let out = env.rt_opts(
+        &["run", "--preserve-fds", "1", "--bundle", b.path(), &id],
+        one(),
+    );
     eprintln!("run --preserve-fds 1, cwd /proc/self/fd/3: {out:#?}");
     if !is_runc() {
         // Refused either when the cwd is made (a /proc link is never recreated in the
         // rootfs) or when it is entered (outside the container).
         out.failure();
-        assert!(out.stderr.contains("outside the container") || out.stderr.contains("is a link in /proc"), "{out:#?}");
+        assert!(
+            out.stderr.contains("outside the container")
+                || out.stderr.contains("is a link in /proc"),
+            "{out:#?}"
+        );
     }
     env.rt(&["delete", "--force", &id]);
     env.assert_nothing_left(&id);

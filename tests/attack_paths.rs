@@ -236,7 +236,9 @@ fn run_with_console(env: &Env, b: &Bundle, id: &str) -> Result<(), Out> {
         b.path(),
         id,
     ]);
-    let master = cs.receive(&mut sp).and_then(|(_, fds)| fds.into_iter().next());
+    let master = cs
+        .receive(&mut sp)
+        .and_then(|(_, fds)| fds.into_iter().next());
     let out = sp.wait();
     if !out.ok() {
         return Err(out);
@@ -318,7 +320,11 @@ fn c2_symlinked_mount_destinations_land_inside_the_rootfs() {
             (&dests[3].1, &src_bc, "srcbc"),
         ] {
             let m = at(dest).unwrap_or_else(|| panic!("no bind at {dest} inside: {ms:#?}"));
-            assert!(same_source(&m.root, src), "{m:?} is not a bind of {}", src.display());
+            assert!(
+                same_source(&m.root, src),
+                "{m:?} is not a bind of {}",
+                src.display()
+            );
             // The marker is visible at the in-root path, through the container's root.
             let mark = fs::read_to_string(format!("/proc/{pid}/root{dest}/MARK")).unwrap();
             assert!(mark.starts_with(&format!("MARK-{tag}")), "{mark}");

@@ -58,7 +58,10 @@ fn truncated_config() {
 #[test]
 fn syntax_error_in_config() {
     let env = Env::new();
-    let (out, id, _) = create_raw(&env, "{\"ociVersion\": \"1.0.2\",\n \"process\": {\n \"args\": [1, }");
+    let (out, id, _) = create_raw(
+        &env,
+        "{\"ociVersion\": \"1.0.2\",\n \"process\": {\n \"args\": [1, }",
+    );
     assert_clean_failure(&env, &out, &id);
     // runc: "invalid character '}' looking for beginning of value".
     if !is_runc() {
@@ -131,7 +134,10 @@ fn missing_root() {
 fn unknown_namespace_type() {
     let env = Env::new();
     let (out, id, _) = create_edited(&env, |c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "foo" }));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "type": "foo" }));
     });
     assert_clean_failure(&env, &out, &id);
     out.stderr_has("foo"); // runc: `namespace {"foo" ""} does not exist`
@@ -141,7 +147,10 @@ fn unknown_namespace_type() {
 fn duplicated_namespace() {
     let env = Env::new();
     let (out, id, _) = create_edited(&env, |c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "network" }));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "type": "network" }));
     });
     assert_clean_failure(&env, &out, &id);
     // runc: `malformed spec file: duplicated ns {"network" ""}`
@@ -273,7 +282,9 @@ fn json_log_lines(path: &std::path::Path) -> Vec<Value> {
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))
+        })
         .collect()
 }
 
@@ -282,7 +293,14 @@ fn json_log_file_gets_one_error_line() {
     let env = Env::new();
     let log = env.base.join("log.json");
     let id = env.id("nope");
-    let out = env.rt(&["--log", log.to_str().unwrap(), "--log-format", "json", "state", &id]);
+    let out = env.rt(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        &id,
+    ]);
     assert_eq!(out.code, 1, "{out:#?}");
     let lines = json_log_lines(&log);
     assert_eq!(lines.len(), 1, "{lines:#?}");
@@ -290,7 +308,11 @@ fn json_log_file_gets_one_error_line() {
     assert_eq!(l["level"], "error", "{l}");
     assert!(l["msg"].as_str().unwrap().contains("does not exist"), "{l}");
     assert!(l["time"].is_string(), "{l}");
-    assert_eq!(l.as_object().unwrap().len(), 3, "exactly level/msg/time: {l}");
+    assert_eq!(
+        l.as_object().unwrap().len(),
+        3,
+        "exactly level/msg/time: {l}"
+    );
 
     // A create failure is logged the same way.
     let log2 = env.base.join("log2.json");
@@ -310,7 +332,10 @@ fn json_log_file_gets_one_error_line() {
     let lines = json_log_lines(&log2);
     let errors: Vec<_> = lines.iter().filter(|l| l["level"] == "error").collect();
     assert_eq!(errors.len(), 1, "{lines:#?}");
-    assert!(errors[0]["msg"].as_str().unwrap().contains("args"), "{lines:#?}");
+    assert!(
+        errors[0]["msg"].as_str().unwrap().contains("args"),
+        "{lines:#?}"
+    );
     env.assert_nothing_left(&id);
 }
 
@@ -328,7 +353,10 @@ fn text_log_file() {
     assert!(lines[0].contains(" level=error msg=\""), "{text}");
     assert!(lines[0].contains("does not exist"), "{text}");
     if is_runc() {
-        assert!(lines[0].ends_with("msg=\"container does not exist\""), "{text}");
+        assert!(
+            lines[0].ends_with("msg=\"container does not exist\""),
+            "{text}"
+        );
     } else {
         // tong names the container.
         assert!(lines[0].contains(&id), "{text}");

@@ -1038,18 +1038,24 @@ fn hugetlb_limit_without_a_hugetlb_controller_is_a_clear_error() {
 fn hugetlb_limit_lands_in_its_file() {
     let v1 = Path::new("/sys/fs/cgroup/hugetlb/hugetlb.2MB.limit_in_bytes").exists();
     let v2_ok = v2()
-        && fs::read_to_string("/sys/fs/cgroup/cgroup.subtree_control").is_ok_and(|s| s.split_whitespace().any(|c| c == "hugetlb"));
+        && fs::read_to_string("/sys/fs/cgroup/cgroup.subtree_control")
+            .is_ok_and(|s| s.split_whitespace().any(|c| c == "hugetlb"));
     if !(v1 || v2_ok) || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
         eprintln!("skipped: no usable hugetlb controller here (see the clear-error test)");
         return;
     }
     let env = Env::new();
     let b = env.bundle_with(&["sleep", "1000"], |c| {
-        c["linux"]["resources"]["hugepageLimits"] = json!([{ "pageSize": "2MB", "limit": 8388608 }]);
+        c["linux"]["resources"]["hugepageLimits"] =
+            json!([{ "pageSize": "2MB", "limit": 8388608 }]);
     });
     let id = env.id("c");
     run_detached(&env, &b, &id);
-    let file = if v2_ok { "hugetlb.2MB.max" } else { "hugetlb.2MB.limit_in_bytes" };
+    let file = if v2_ok {
+        "hugetlb.2MB.max"
+    } else {
+        "hugetlb.2MB.limit_in_bytes"
+    };
     assert_eq!(cg_read(&b, "hugetlb", file), "8388608");
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);
@@ -1232,15 +1238,21 @@ fn ebpf_device_filter_explicit_deny_then_defaults() {
 fn rdma_limit_for_a_missing_device_is_a_clear_error() {
     let env = Env::new();
     let b = env.bundle_with(&["true"], |c| {
-        c["linux"]["resources"]["rdma"] = json!({ "tong_test_hca": { "hcaHandles": 2, "hcaObjects": 2000 } });
+        c["linux"]["resources"]["rdma"] =
+            json!({ "tong_test_hca": { "hcaHandles": 2, "hcaObjects": 2000 } });
     });
     let id = env.id("c");
     let out = env.run(&b, &id);
     out.failure();
     if !is_runc() {
         out.stderr_has("linux.resources.rdma");
-        let rdma_v2 = fs::read_to_string(cg_dir(&b, "rdma").parent().unwrap().join("cgroup.subtree_control"))
-            .is_ok_and(|s| s.split_whitespace().any(|c| c == "rdma"));
+        let rdma_v2 = fs::read_to_string(
+            cg_dir(&b, "rdma")
+                .parent()
+                .unwrap()
+                .join("cgroup.subtree_control"),
+        )
+        .is_ok_and(|s| s.split_whitespace().any(|c| c == "rdma"));
         if rdma_v2 {
             out.stderr_has("tong_test_hca");
         }

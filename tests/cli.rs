@@ -28,7 +28,9 @@ fn help_succeeds() {
     let env = Env::new();
     let out = env.rt(&["--help"]);
     out.success();
-    for cmd in ["create", "start", "state", "kill", "delete", "run", "list", "spec"] {
+    for cmd in [
+        "create", "start", "state", "kill", "delete", "run", "list", "spec",
+    ] {
         assert!(out.stdout.contains(cmd), "help lists {cmd}: {out:#?}");
     }
 }
@@ -75,7 +77,8 @@ fn wrong_argument_count() {
 fn spec_matches_runc_default_except_hostname() {
     let env = Env::new();
     let dir = env.tempdir("spec");
-    env.rt(&["spec", "--bundle", dir.to_str().unwrap()]).success();
+    env.rt(&["spec", "--bundle", dir.to_str().unwrap()])
+        .success();
     let text = fs::read_to_string(dir.join("config.json")).expect("spec writes config.json");
     let mut got: Value = serde_json::from_str(&text).unwrap();
     let mut want = default_spec();
@@ -119,14 +122,21 @@ fn mkbundle_script() {
     let mk = || {
         let mut cmd = std::process::Command::new(&script);
         cmd.arg(&dir)
-            .args(["sh", "-c", "echo mk-ok; id -un; ls /home; grep extra /etc/group"])
+            .args([
+                "sh",
+                "-c",
+                "echo mk-ok; id -un; ls /home; grep extra /etc/group",
+            ])
             .env("TONG", &rt)
             .env("CGROUPS_PATH", &cg);
         cmd.output().unwrap()
     };
     let out = mk();
     assert!(out.status.success(), "{out:?}");
-    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "silent on success: {out:?}");
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "silent on success: {out:?}"
+    );
     // Idempotent.
     let out = mk();
     assert!(out.status.success(), "{out:?}");
@@ -142,7 +152,10 @@ fn mkbundle_script() {
     let id = env.id("mk");
     let out = env.rt(&["run", "--bundle", dir.to_str().unwrap(), &id]);
     out.success();
-    assert_eq!(out.lines(), ["mk-ok", "root", "tester", "extra:x:2000:tester"]);
+    assert_eq!(
+        out.lines(),
+        ["mk-ok", "root", "tester", "extra:x:2000:tester"]
+    );
     env.assert_nothing_left(&id);
 }
 

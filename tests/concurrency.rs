@@ -19,14 +19,25 @@ const STATUSES: [&str; 5] = ["creating", "created", "running", "stopped", "pause
 fn check_entry(c: &Value) {
     let st = c["status"].as_str().unwrap_or("");
     assert!(STATUSES.contains(&st), "bad status {st:?} in {c}");
-    assert!(c["id"].as_str().is_some_and(|s| !s.is_empty()), "no id in {c}");
-    let pid = c["pid"].as_i64().unwrap_or_else(|| panic!("pid is not an integer in {c}"));
+    assert!(
+        c["id"].as_str().is_some_and(|s| !s.is_empty()),
+        "no id in {c}"
+    );
+    let pid = c["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("pid is not an integer in {c}"));
     assert!(pid >= 0, "{c}");
     if ["created", "running", "paused"].contains(&st) {
         assert!(pid > 0, "{st} without a pid: {c}");
     }
-    assert!(c["bundle"].as_str().is_some_and(|s| s.starts_with('/')), "no bundle in {c}");
-    assert!(c["created"].as_str().is_some_and(|s| !s.is_empty()), "no created time in {c}");
+    assert!(
+        c["bundle"].as_str().is_some_and(|s| s.starts_with('/')),
+        "no bundle in {c}"
+    );
+    assert!(
+        c["created"].as_str().is_some_and(|s| !s.is_empty()),
+        "no created time in {c}"
+    );
 }
 
 /// runc 1.1's `list` fails outright ("stat ROOT/ID: no such file or directory") when a
@@ -48,7 +59,11 @@ fn ok_or_clean_error(out: &Out) {
 }
 
 fn per_worker() -> usize {
-    std::env::var("TONG_STRESS_CONTAINERS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(200) / WORKERS
+    std::env::var("TONG_STRESS_CONTAINERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(200)
+        / WORKERS
 }
 
 /// Sets the flag when dropped during a panic.
@@ -76,15 +91,20 @@ fn lifecycles_in_parallel_with_readers() {
                     continue;
                 }
                 assert_eq!(out.code, 0, "{out:#?}");
-                let v: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("list output {e}: {out:#?}"));
-                assert!(v.is_array() || v.is_null(), "list is not an array: {out:#?}");
+                let v: Value = serde_json::from_str(out.stdout.trim())
+                    .unwrap_or_else(|e| panic!("list output {e}: {out:#?}"));
+                assert!(
+                    v.is_array() || v.is_null(),
+                    "list is not an array: {out:#?}"
+                );
                 for c in v.as_array().into_iter().flatten() {
                     check_entry(c);
                     let id = c["id"].as_str().unwrap();
                     let one = env.rt(&["state", id]);
                     // It may have been deleted in between; otherwise it parses.
                     if one.code == 0 {
-                        let sv: Value = serde_json::from_str(&one.stdout).unwrap_or_else(|e| panic!("state {e}: {one:#?}"));
+                        let sv: Value = serde_json::from_str(&one.stdout)
+                            .unwrap_or_else(|e| panic!("state {e}: {one:#?}"));
                         check_entry(&sv);
                     } else {
                         one.stderr_has("does not exist");
@@ -134,14 +154,21 @@ fn concurrent_commands_on_one_container() {
     env.rt(&["create", "--bundle", b.path(), &id]).success();
     std::thread::scope(|s| {
         let start = s.spawn(|| env.rt(&["start", &id]));
-        let states: Vec<_> = (0..4).map(|_| s.spawn(|| env.rt(&["state", &id]))).collect();
-        let kills: Vec<_> = (0..2).map(|_| s.spawn(|| env.rt(&["kill", &id, "CONT"]))).collect();
+        let states: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| env.rt(&["state", &id])))
+            .collect();
+        let kills: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| env.rt(&["kill", &id, "CONT"])))
+            .collect();
         start.join().unwrap().success();
         for t in states {
             let out = t.join().unwrap();
             out.success();
             let v: Value = serde_json::from_str(&out.stdout).unwrap();
-            assert!(["created", "running"].contains(&v["status"].as_str().unwrap()), "{v}");
+            assert!(
+                ["created", "running"].contains(&v["status"].as_str().unwrap()),
+                "{v}"
+            );
         }
         for k in kills {
             k.join().unwrap().success();
@@ -173,7 +200,9 @@ fn state_list_kill_race_one_container_starting_and_stopping() {
         std::thread::scope(|s| {
             let start = s.spawn(|| env.rt(&["start", &id]));
             let rd = spawn_readers(s, &env, &id);
-            let kills: Vec<_> = (0..2).map(|_| s.spawn(|| env.rt(&["kill", &id, "CONT"]))).collect();
+            let kills: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| env.rt(&["kill", &id, "CONT"])))
+                .collect();
             start.join().unwrap().success();
             for t in rd {
                 t.join().unwrap();
@@ -186,7 +215,9 @@ fn state_list_kill_race_one_container_starting_and_stopping() {
         assert_eq!(env.status(&id), "running");
         // While it is killed, stops and is deleted.
         std::thread::scope(|s| {
-            let kills: Vec<_> = (0..3).map(|_| s.spawn(|| env.rt(&["kill", &id, "KILL"]))).collect();
+            let kills: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| env.rt(&["kill", &id, "KILL"])))
+                .collect();
             let rd = spawn_readers(s, &env, &id);
             let del = s.spawn(|| {
                 env.wait_status(&id, "stopped");
@@ -222,7 +253,10 @@ fn spawn_readers<'scope, 'env>(
         v.push(s.spawn(move || {
             let out = env.rt(&["state", id]);
             if out.ok() {
-                check_entry(&serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("state {e}: {out:#?}")));
+                check_entry(
+                    &serde_json::from_str(&out.stdout)
+                        .unwrap_or_else(|e| panic!("state {e}: {out:#?}")),
+                );
             } else {
                 ok_or_clean_error(&out);
                 out.stderr_has("does not exist");
@@ -234,7 +268,8 @@ fn spawn_readers<'scope, 'env>(
                 return;
             }
             out.success();
-            let v: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("list {e}: {out:#?}"));
+            let v: Value = serde_json::from_str(out.stdout.trim())
+                .unwrap_or_else(|e| panic!("list {e}: {out:#?}"));
             for c in v.as_array().into_iter().flatten() {
                 check_entry(c);
             }

@@ -68,7 +68,11 @@ fn ns_of(pid: &str, kind: &str) -> String {
 fn wait_file(p: &Path) {
     let start = Instant::now();
     while !p.exists() {
-        assert!(start.elapsed() < STATE_DEADLINE, "{} never appeared", p.display());
+        assert!(
+            start.elapsed() < STATE_DEADLINE,
+            "{} never appeared",
+            p.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -91,7 +95,11 @@ fn exec_sees_the_containers_hostname_and_namespaces() {
         &env,
         &[],
         &s.id,
-        &["sh", "-c", "for n in mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done"],
+        &[
+            "sh",
+            "-c",
+            "for n in mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done",
+        ],
     );
     out.success();
     let got = out.lines();
@@ -99,11 +107,19 @@ fn exec_sees_the_containers_hostname_and_namespaces() {
     assert_eq!(got.len(), kinds.len(), "{out:#?}");
     let init = s.pid.to_string();
     for (k, line) in kinds.iter().zip(&got) {
-        assert_eq!(*line, ns_of(&init, k), "exec'd process is not in the init's {k} namespace");
+        assert_eq!(
+            *line,
+            ns_of(&init, k),
+            "exec'd process is not in the init's {k} namespace"
+        );
     }
     // The comparison means something: the container has its own namespaces.
     for k in ["mnt", "pid", "net", "ipc", "uts"] {
-        assert_ne!(ns_of(&init, k), ns_of("self", k), "container shares the host's {k} ns");
+        assert_ne!(
+            ns_of(&init, k),
+            ns_of("self", k),
+            "container shares the host's {k} ns"
+        );
     }
     finish(&env, &s);
 }
@@ -118,18 +134,35 @@ fn exec_sees_the_containers_pids() {
         .iter()
         .map(|l| {
             let mut f = l.split_whitespace();
-            (f.next().unwrap().parse().unwrap(), f.next().unwrap_or("").to_string())
+            (
+                f.next().unwrap().parse().unwrap(),
+                f.next().unwrap_or("").to_string(),
+            )
         })
         .collect();
-    assert!(rows.contains(&(1, "sleep".to_string())), "pid 1 must be the init: {out:#?}");
+    assert!(
+        rows.contains(&(1, "sleep".to_string())),
+        "pid 1 must be the init: {out:#?}"
+    );
     assert!(rows.iter().any(|(_, c)| c == "ps"), "{out:#?}");
-    assert!(rows.len() <= 3, "only the container's few processes are visible: {out:#?}");
+    assert!(
+        rows.len() <= 3,
+        "only the container's few processes are visible: {out:#?}"
+    );
 
-    let out = exec(&env, &[], &s.id, &["sh", "-c", "echo $$; cat /proc/1/cmdline | tr '\\0' ' '"]);
+    let out = exec(
+        &env,
+        &[],
+        &s.id,
+        &["sh", "-c", "echo $$; cat /proc/1/cmdline | tr '\\0' ' '"],
+    );
     out.success();
     let l = out.lines();
     let mypid: u32 = l[0].parse().unwrap();
-    assert!(mypid > 1 && mypid < 100, "a pid of the container's namespace, not the host's: {out:#?}");
+    assert!(
+        mypid > 1 && mypid < 100,
+        "a pid of the container's namespace, not the host's: {out:#?}"
+    );
     assert_eq!(l[1], "sleep 1000", "{out:#?}");
     finish(&env, &s);
 }
@@ -142,12 +175,24 @@ fn exec_sees_the_containers_root_and_mounts() {
     let host_cwd = env.tempdir("hostcwd");
     fs::write(host_cwd.join("host-only-file"), "x").unwrap();
     let out = env.rt_opts(
-        &["exec", &s.id, "sh", "-c", "pwd; ls /; cat /proc/self/mountinfo"],
-        Opts { cwd: Some(&host_cwd), ..Default::default() },
+        &[
+            "exec",
+            &s.id,
+            "sh",
+            "-c",
+            "pwd; ls /; cat /proc/self/mountinfo",
+        ],
+        Opts {
+            cwd: Some(&host_cwd),
+            ..Default::default()
+        },
     );
     out.success();
     let l = out.lines();
-    assert_eq!(l[0], "/", "cwd is the container's (process.cwd), not the runtime's: {out:#?}");
+    assert_eq!(
+        l[0], "/",
+        "cwd is the container's (process.cwd), not the runtime's: {out:#?}"
+    );
     assert!(!out.stdout.contains("host-only-file"), "{out:#?}");
     let ms = parse_mountinfo(&out.stdout);
     let root = find_mount(&ms, "/");
@@ -155,7 +200,10 @@ fn exec_sees_the_containers_root_and_mounts() {
     let b_dir = s.b.dir.file_name().unwrap().to_string_lossy().into_owned();
     let base_dir = env.base.file_name().unwrap().to_string_lossy().into_owned();
     let want = format!("/{base_dir}/{b_dir}/rootfs");
-    assert!(root.root.ends_with(&want), "/ is not the container's rootfs: {root:#?} (want ..{want})");
+    assert!(
+        root.root.ends_with(&want),
+        "/ is not the container's rootfs: {root:#?} (want ..{want})"
+    );
     let proc_ = find_mount(&ms, "/proc");
     assert_eq!(proc_.fstype, "proc");
     assert!(ms.iter().any(|m| m.mount_point == "/dev/shm"), "{ms:#?}");
@@ -165,7 +213,11 @@ fn exec_sees_the_containers_root_and_mounts() {
     // Same mount table as the init.
     let init_mi = fs::read_to_string(format!("/proc/{}/mountinfo", s.pid)).unwrap();
     let mp = |v: &[MountInfo]| v.iter().map(|m| m.mount_point.clone()).collect::<Vec<_>>();
-    assert_eq!(mp(&ms), mp(&parse_mountinfo(&init_mi)), "exec sees the init's mounts");
+    assert_eq!(
+        mp(&ms),
+        mp(&parse_mountinfo(&init_mi)),
+        "exec sees the init's mounts"
+    );
     finish(&env, &s);
 }
 
@@ -177,7 +229,11 @@ fn exec_joins_the_containers_cgroup() {
     out.success();
     let mut got: Vec<&str> = out.lines();
     let init_cg = fs::read_to_string(format!("/proc/{}/cgroup", s.pid)).unwrap();
-    let mut want: Vec<&str> = init_cg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut want: Vec<&str> = init_cg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     got.sort();
     want.sort();
     assert_eq!(got, want, "exec'd process is not in the init's cgroups");
@@ -192,14 +248,25 @@ fn exec_joins_the_containers_cgroup() {
         let mp = if ctl.is_empty() && v2 {
             "/sys/fs/cgroup".to_string()
         } else {
-            let dir = if ctl.is_empty() { "unified" } else { ctl.trim_start_matches("name=") };
+            let dir = if ctl.is_empty() {
+                "unified"
+            } else {
+                ctl.trim_start_matches("name=")
+            };
             format!("/sys/fs/cgroup/{dir}")
         };
-        if !host.iter().any(|m| m.mount_point == mp && m.fstype.starts_with("cgroup")) {
+        if !host
+            .iter()
+            .any(|m| m.mount_point == mp && m.fstype.starts_with("cgroup"))
+        {
             continue; // a hierarchy not mounted here (neither runtime can join it)
         }
         checked += 1;
-        assert!(l.ends_with(&format!(":{}", s.b.cgroup)), "{l} is not the cgroupsPath {}: {out:#?}", s.b.cgroup);
+        assert!(
+            l.ends_with(&format!(":{}", s.b.cgroup)),
+            "{l} is not the cgroupsPath {}: {out:#?}",
+            s.b.cgroup
+        );
     }
     if v2 {
         assert_eq!(checked, 1, "{out:#?}");
@@ -216,18 +283,45 @@ fn exec_inherits_the_containers_process_settings() {
     // no_new_privs, env, user come from config.json unless overridden.
     let env = Env::new();
     let s = sleeper(&env);
-    let out = exec(&env, &[], &s.id, &["sh", "-c", "cat /proc/self/status; ulimit -n; env"]);
+    let out = exec(
+        &env,
+        &[],
+        &s.id,
+        &["sh", "-c", "cat /proc/self/status; ulimit -n; env"],
+    );
     out.success();
     let init = fs::read_to_string(format!("/proc/{}/status", s.pid)).unwrap();
-    for k in ["CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb", "NoNewPrivs", "Uid", "Gid", "Groups"] {
-        assert_eq!(status_field(&out.stdout, k), status_field(&init, k), "{k} differs from the init's");
+    for k in [
+        "CapEff",
+        "CapPrm",
+        "CapBnd",
+        "CapInh",
+        "CapAmb",
+        "NoNewPrivs",
+        "Uid",
+        "Gid",
+        "Groups",
+    ] {
+        assert_eq!(
+            status_field(&out.stdout, k),
+            status_field(&init, k),
+            "{k} differs from the init's"
+        );
     }
     assert_eq!(cap_mask(&out.stdout, "CapEff"), DEFAULT_CAPS);
     assert_eq!(status_field(&out.stdout, "NoNewPrivs"), Some("1"));
-    assert!(out.lines().contains(&"1024"), "RLIMIT_NOFILE from the config: {out:#?}");
-    assert!(out.lines().contains(&"TERM=xterm"), "the container's env: {out:#?}");
     assert!(
-        out.lines().iter().any(|l| l.starts_with("PATH=/usr/local/sbin:")),
+        out.lines().contains(&"1024"),
+        "RLIMIT_NOFILE from the config: {out:#?}"
+    );
+    assert!(
+        out.lines().contains(&"TERM=xterm"),
+        "the container's env: {out:#?}"
+    );
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.starts_with("PATH=/usr/local/sbin:")),
         "{out:#?}"
     );
     finish(&env, &s);
@@ -275,7 +369,10 @@ fn exec_foreground_forwards_signals() {
     wait_file(Path::new(&format!("/proc/{}/root/dev/shm/ready", s.pid)));
     unsafe { libc::kill(sp.pid() as i32, libc::SIGTERM) };
     let out = sp.wait();
-    assert_eq!(out.code, 42, "SIGTERM to the runtime must reach the process: {out:#?}");
+    assert_eq!(
+        out.code, 42,
+        "SIGTERM to the runtime must reach the process: {out:#?}"
+    );
     finish(&env, &s);
 }
 
@@ -289,14 +386,23 @@ fn exec_env_flag() {
         &env,
         &["-e", "FOO=bar", "-e", "BAZ=qux quux", "-e", "TERM=dumb"],
         &s.id,
-        &["sh", "-c", "echo \"$FOO|$BAZ|$TERM\"; env | grep -c '^TERM='"],
+        &[
+            "sh",
+            "-c",
+            "echo \"$FOO|$BAZ|$TERM\"; env | grep -c '^TERM='",
+        ],
     );
     out.success();
     let l = out.lines();
     assert_eq!(l[0], "bar|qux quux|dumb", "{out:#?}");
     assert_eq!(l[1], "1", "an overridden variable appears once: {out:#?}");
     // The long form (runc's flag parser refuses mixing -e and --env).
-    let out = exec(&env, &["--env", "FOO=long"], &s.id, &["sh", "-c", "echo \"$FOO|$TERM\""]);
+    let out = exec(
+        &env,
+        &["--env", "FOO=long"],
+        &s.id,
+        &["sh", "-c", "echo \"$FOO|$TERM\""],
+    );
     out.success();
     assert_eq!(out.stdout.trim(), "long|xterm", "{out:#?}");
     finish(&env, &s);
@@ -322,11 +428,18 @@ fn exec_user_and_additional_gids() {
     let l = out.lines();
     assert_eq!(l[0], "1000", "{out:#?}");
     assert_eq!(l[1], "1000", "{out:#?}");
-    assert_eq!(l[2].split_whitespace().collect::<Vec<_>>(), ["Groups:"], "no supplementary groups: {out:#?}");
+    assert_eq!(
+        l[2].split_whitespace().collect::<Vec<_>>(),
+        ["Groups:"],
+        "no supplementary groups: {out:#?}"
+    );
     assert_eq!(l[3], "home=/home/tester", "HOME from /etc/passwd: {out:#?}");
     let out = exec(&env, &["-u", "1000:1000"], &s.id, &["id"]);
     out.success();
-    assert!(out.stdout.starts_with("uid=1000(tester) gid=1000(tester)"), "{out:#?}");
+    assert!(
+        out.stdout.starts_with("uid=1000(tester) gid=1000(tester)"),
+        "{out:#?}"
+    );
 
     let out = exec(
         &env,
@@ -337,7 +450,11 @@ fn exec_user_and_additional_gids() {
     out.success();
     let l = out.lines();
     assert_eq!(&l[..2], ["1000", "1000"], "{out:#?}");
-    assert_eq!(l[2].split_whitespace().collect::<Vec<_>>(), ["Groups:", "2000"], "{out:#?}");
+    assert_eq!(
+        l[2].split_whitespace().collect::<Vec<_>>(),
+        ["Groups:", "2000"],
+        "{out:#?}"
+    );
     // uid only: gid stays the container's (0).
     let out = exec(&env, &["-u", "1000"], &s.id, &["sh", "-c", "id -u; id -g"]);
     out.success();
@@ -351,28 +468,68 @@ fn exec_cap_flag_adds_a_capability() {
     let s = sleeper(&env);
     let out = exec(&env, &[], &s.id, &["cat", "/proc/self/status"]);
     out.success();
-    assert_eq!(cap_mask(&out.stdout, "CapEff") & CAP_SYS_ADMIN, 0, "not there without --cap");
-    let out = exec(&env, &["--cap", "CAP_SYS_ADMIN"], &s.id, &["cat", "/proc/self/status"]);
+    assert_eq!(
+        cap_mask(&out.stdout, "CapEff") & CAP_SYS_ADMIN,
+        0,
+        "not there without --cap"
+    );
+    let out = exec(
+        &env,
+        &["--cap", "CAP_SYS_ADMIN"],
+        &s.id,
+        &["cat", "/proc/self/status"],
+    );
     out.success();
     for k in ["CapEff", "CapPrm", "CapBnd"] {
-        assert_eq!(cap_mask(&out.stdout, k), DEFAULT_CAPS | CAP_SYS_ADMIN, "{k}: {}", out.stdout);
+        assert_eq!(
+            cap_mask(&out.stdout, k),
+            DEFAULT_CAPS | CAP_SYS_ADMIN,
+            "{k}: {}",
+            out.stdout
+        );
     }
     // And it is usable: mounting needs CAP_SYS_ADMIN.
     exec(&env, &[], &s.id, &["mount", "-t", "tmpfs", "t", "/tmp"]).failure();
-    exec(&env, &["-c", "CAP_SYS_ADMIN"], &s.id, &["mount", "-t", "tmpfs", "t", "/tmp"]).success();
+    exec(
+        &env,
+        &["-c", "CAP_SYS_ADMIN"],
+        &s.id,
+        &["mount", "-t", "tmpfs", "t", "/tmp"],
+    )
+    .success();
     finish(&env, &s);
 }
 
 #[test]
 fn exec_no_new_privs_flag() {
     let env = Env::new();
-    let s = sleeper_with(&env, "c", |c| c["process"]["noNewPrivileges"] = json!(false));
-    let out = exec(&env, &[], &s.id, &["grep", "NoNewPrivs", "/proc/self/status"]);
+    let s = sleeper_with(&env, "c", |c| {
+        c["process"]["noNewPrivileges"] = json!(false)
+    });
+    let out = exec(
+        &env,
+        &[],
+        &s.id,
+        &["grep", "NoNewPrivs", "/proc/self/status"],
+    );
     out.success();
-    assert_eq!(status_field(&out.stdout, "NoNewPrivs"), Some("0"), "{out:#?}");
-    let out = exec(&env, &["--no-new-privs"], &s.id, &["grep", "NoNewPrivs", "/proc/self/status"]);
+    assert_eq!(
+        status_field(&out.stdout, "NoNewPrivs"),
+        Some("0"),
+        "{out:#?}"
+    );
+    let out = exec(
+        &env,
+        &["--no-new-privs"],
+        &s.id,
+        &["grep", "NoNewPrivs", "/proc/self/status"],
+    );
     out.success();
-    assert_eq!(status_field(&out.stdout, "NoNewPrivs"), Some("1"), "{out:#?}");
+    assert_eq!(
+        status_field(&out.stdout, "NoNewPrivs"),
+        Some("1"),
+        "{out:#?}"
+    );
     finish(&env, &s);
 }
 
@@ -382,17 +539,40 @@ fn arguments_after_the_id_belong_to_the_process() {
     let s = sleeper(&env);
     let out = exec(&env, &[], &s.id, &["ls", "-la", "/"]);
     out.success();
-    assert!(out.lines().iter().any(|l| l.starts_with('d') && l.ends_with(" bin")), "{out:#?}");
-    assert!(out.lines().iter().any(|l| l.ends_with(" .")), "-a lists `.`: {out:#?}");
+    assert!(
+        out.lines()
+            .iter()
+            .any(|l| l.starts_with('d') && l.ends_with(" bin")),
+        "{out:#?}"
+    );
+    assert!(
+        out.lines().iter().any(|l| l.ends_with(" .")),
+        "-a lists `.`: {out:#?}"
+    );
     // Even words that are the runtime's own flags.
     let out = exec(
         &env,
         &[],
         &s.id,
-        &["sh", "-c", "echo \"$*\"", "sh", "--cwd", "/nonexistent", "-e", "X=1", "-d", "--help"],
+        &[
+            "sh",
+            "-c",
+            "echo \"$*\"",
+            "sh",
+            "--cwd",
+            "/nonexistent",
+            "-e",
+            "X=1",
+            "-d",
+            "--help",
+        ],
     );
     out.success();
-    assert_eq!(out.stdout.trim(), "--cwd /nonexistent -e X=1 -d --help", "{out:#?}");
+    assert_eq!(
+        out.stdout.trim(),
+        "--cwd /nonexistent -e X=1 -d --help",
+        "{out:#?}"
+    );
     finish(&env, &s);
 }
 
@@ -433,7 +613,9 @@ fn process_json(args: &[&str]) -> Value {
 #[test]
 fn exec_process_json() {
     let env = Env::new();
-    let s = sleeper_with(&env, "c", |c| c["process"]["noNewPrivileges"] = json!(false));
+    let s = sleeper_with(&env, "c", |c| {
+        c["process"]["noNewPrivileges"] = json!(false)
+    });
     let pj = env.base.join("process.json");
     let p = process_json(&[
         "sh",
@@ -447,8 +629,16 @@ fn exec_process_json() {
     // The process replaces the config's: TERM=xterm is not merged in.
     assert_eq!(l[0], "from-process-json|unset", "{out:#?}");
     assert_eq!(&l[1..5], ["/tmp", "1000", "1000", "512"], "{out:#?}");
-    assert_eq!(status_field(&out.stdout, "Groups"), Some("2000"), "{out:#?}");
-    assert_eq!(status_field(&out.stdout, "NoNewPrivs"), Some("1"), "{out:#?}");
+    assert_eq!(
+        status_field(&out.stdout, "Groups"),
+        Some("2000"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        status_field(&out.stdout, "NoNewPrivs"),
+        Some("1"),
+        "{out:#?}"
+    );
     assert_eq!(cap_mask(&out.stdout, "CapBnd"), (1 << 5) | 1, "{out:#?}");
     // A non-root user without ambient caps loses the effective set at execve.
     assert_eq!(cap_mask(&out.stdout, "CapEff"), 0, "{out:#?}");
@@ -465,27 +655,56 @@ fn exec_process_json_detached_like_containerd() {
     let env = Env::new();
     let s = sleeper(&env);
     let pj = env.base.join("process.json");
-    let p = process_json(&["sh", "-c", "echo \"$FOO $(id -u) $(pwd)\" > /dev/shm/out; exec sleep 1000"]);
+    let p = process_json(&[
+        "sh",
+        "-c",
+        "echo \"$FOO $(id -u) $(pwd)\" > /dev/shm/out; exec sleep 1000",
+    ]);
     fs::write(&pj, serde_json::to_string(&p).unwrap()).unwrap();
     let pidfile = env.base.join("exec.pid");
     exec(
         &env,
-        &["--process", pj.to_str().unwrap(), "--detach", "--pid-file", pidfile.to_str().unwrap()],
+        &[
+            "--process",
+            pj.to_str().unwrap(),
+            "--detach",
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+        ],
         &s.id,
         &[],
     )
     .success();
-    let pid: i64 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i64 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(pid_alive(pid));
     let out = Path::new(&format!("/proc/{}/root/dev/shm/out", s.pid)).to_path_buf();
     let start = Instant::now();
-    while fs::read_to_string(&out).map(|s| !s.ends_with('\n')).unwrap_or(true) {
-        assert!(start.elapsed() < STATE_DEADLINE, "process never wrote its output");
+    while fs::read_to_string(&out)
+        .map(|s| !s.ends_with('\n'))
+        .unwrap_or(true)
+    {
+        assert!(
+            start.elapsed() < STATE_DEADLINE,
+            "process never wrote its output"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(fs::read_to_string(&out).unwrap(), "from-process-json 1000 /tmp\n");
+    assert_eq!(
+        fs::read_to_string(&out).unwrap(),
+        "from-process-json 1000 /tmp\n"
+    );
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert_eq!(status_field(&status, "Uid").unwrap().split_whitespace().next(), Some("1000"));
+    assert_eq!(
+        status_field(&status, "Uid")
+            .unwrap()
+            .split_whitespace()
+            .next(),
+        Some("1000")
+    );
     finish(&env, &s);
 }
 
@@ -506,7 +725,10 @@ fn exec_detach_writes_a_pid_file_of_a_live_process_in_the_container() {
     );
     out.success();
     let text = fs::read_to_string(&pidfile).expect("pid file written");
-    let pid: i64 = text.trim().parse().unwrap_or_else(|_| panic!("pid file holds {text:?}"));
+    let pid: i64 = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("pid file holds {text:?}"));
     assert!(pid_alive(pid), "exec'd pid {pid} is not alive");
     assert_ne!(pid, s.pid, "a new process, not the init");
     assert_eq!(
@@ -527,7 +749,10 @@ fn exec_detach_writes_a_pid_file_of_a_live_process_in_the_container() {
         (rootfs.dev(), rootfs.ino()),
         "the process's root is not the bundle's rootfs"
     );
-    assert!(theirs.ino() != fs::metadata("/").unwrap().ino() || theirs.dev() != fs::metadata("/").unwrap().dev());
+    assert!(
+        theirs.ino() != fs::metadata("/").unwrap().ino()
+            || theirs.dev() != fs::metadata("/").unwrap().dev()
+    );
     let p = pid.to_string();
     let init = s.pid.to_string();
     for k in ["pid", "mnt", "net", "ipc", "uts"] {
@@ -535,12 +760,25 @@ fn exec_detach_writes_a_pid_file_of_a_live_process_in_the_container() {
     }
     // -d is the short form; the container keeps running meanwhile.
     let pidfile2 = env.base.join("exec2.pid");
-    exec(&env, &["-d", "--pid-file", pidfile2.to_str().unwrap()], &s.id, &["sleep", "1000"]).success();
-    let pid2: i64 = fs::read_to_string(&pidfile2).unwrap().trim().parse().unwrap();
+    exec(
+        &env,
+        &["-d", "--pid-file", pidfile2.to_str().unwrap()],
+        &s.id,
+        &["sleep", "1000"],
+    )
+    .success();
+    let pid2: i64 = fs::read_to_string(&pidfile2)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(pid_alive(pid2) && pid2 != pid);
     assert_eq!(env.status(&s.id), "running");
     finish(&env, &s);
-    assert!(!pid_alive(pid) && !pid_alive(pid2), "delete --force kills exec'd processes too");
+    assert!(
+        !pid_alive(pid) && !pid_alive(pid2),
+        "delete --force kills exec'd processes too"
+    );
 }
 
 // ---- fds ----------------------------------------------------------------------
@@ -595,16 +833,37 @@ fn preserve_fds_passes_fd_3() {
         extra_fds: vec![fs::File::open(&a).unwrap(), fs::File::open(&b).unwrap()],
         ..Default::default()
     };
-    let out = env.rt_opts(&["exec", "--preserve-fds", "1", &s.id, "sh", "-c", "cat <&3"], fds());
+    let out = env.rt_opts(
+        &["exec", "--preserve-fds", "1", &s.id, "sh", "-c", "cat <&3"],
+        fds(),
+    );
     out.success();
     assert_eq!(out.stdout, "preserved-content\n", "{out:#?}");
-    let out = env.rt_opts(&["exec", "--preserve-fds", "1", &s.id, "ls", "-l", "/proc/self/fd"], fds());
+    let out = env.rt_opts(
+        &[
+            "exec",
+            "--preserve-fds",
+            "1",
+            &s.id,
+            "ls",
+            "-l",
+            "/proc/self/fd",
+        ],
+        fds(),
+    );
     out.success();
     let t = fd_table(&out);
     let fdn: Vec<u32> = t.iter().map(|(f, _)| *f).collect();
-    assert_eq!(fdn, [0, 1, 2, 3, 4], "fd 3 preserved, 4 is ls's own: {out:#?}");
+    assert_eq!(
+        fdn,
+        [0, 1, 2, 3, 4],
+        "fd 3 preserved, 4 is ls's own: {out:#?}"
+    );
     assert!(t[3].1.ends_with("keep-a"), "{out:#?}");
-    assert!(!out.stdout.contains("drop-b"), "only one fd preserved: {out:#?}");
+    assert!(
+        !out.stdout.contains("drop-b"),
+        "only one fd preserved: {out:#?}"
+    );
     finish(&env, &s);
 }
 
@@ -682,9 +941,15 @@ fn exec_ignore_paused_runs_once_resumed() {
     let mut sp = env.spawn(&["exec", "--ignore-paused", &s.id, "echo", "ran-after-resume"]);
     // Let the exec get as far as the frozen cgroup (best effort, no assertion).
     let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let procs = format!("/sys/fs/cgroup{}{}/cgroup.procs", if v2 { "" } else { "/freezer" }, s.b.cgroup);
+    let procs = format!(
+        "/sys/fs/cgroup{}{}/cgroup.procs",
+        if v2 { "" } else { "/freezer" },
+        s.b.cgroup
+    );
     let start = Instant::now();
-    while fs::read_to_string(&procs).map(|p| p.lines().count() < 2).unwrap_or(false)
+    while fs::read_to_string(&procs)
+        .map(|p| p.lines().count() < 2)
+        .unwrap_or(false)
         && start.elapsed() < Duration::from_secs(5)
     {
         std::thread::sleep(Duration::from_millis(20));
@@ -697,7 +962,9 @@ fn exec_ignore_paused_runs_once_resumed() {
             unsafe { libc::kill(sp.pid() as i32, libc::SIGKILL) };
             let r = resume.wait();
             let _ = sp.try_wait();
-            panic!("`resume` blocked while an `exec --ignore-paused` was pending (finished only after killing the exec: {r:#?})");
+            panic!(
+                "`resume` blocked while an `exec --ignore-paused` was pending (finished only after killing the exec: {r:#?})"
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -35,14 +35,22 @@ fn strings(v: &Value, what: &str) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("features: {what} is not an array: {v}"))
         .iter()
-        .map(|s| s.as_str().unwrap_or_else(|| panic!("{what}: {s} is not a string")).to_string())
+        .map(|s| {
+            s.as_str()
+                .unwrap_or_else(|| panic!("{what}: {s} is not a string"))
+                .to_string()
+        })
         .collect()
 }
 
 /// Like [`strings`], but an absent or null property (the spec's "unknown")
 /// is an empty list.
 fn strings_or_empty(v: &Value, what: &str) -> Vec<String> {
-    if v.is_null() { Vec::new() } else { strings(v, what) }
+    if v.is_null() {
+        Vec::new()
+    } else {
+        strings(v, what)
+    }
 }
 
 /// Panics listing every failure collected by a per-entry loop.
@@ -57,7 +65,13 @@ fn no_failures(what: &str, failures: Vec<String>) {
 }
 
 /// mount(2) as the test process (host namespace); panics on error.
-fn host_mount(src: &str, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) {
+fn host_mount(
+    src: &str,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) {
     let c = |s: &str| std::ffi::CString::new(s).unwrap();
     let src = c(src);
     let tgt = c(target.to_str().unwrap());
@@ -69,10 +83,17 @@ fn host_mount(src: &str, target: &Path, fstype: Option<&str>, flags: libc::c_ulo
             tgt.as_ptr(),
             fst.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
             flags,
-            dat.as_ref().map_or(std::ptr::null(), |d| d.as_ptr() as *const libc::c_void),
+            dat.as_ref()
+                .map_or(std::ptr::null(), |d| d.as_ptr() as *const libc::c_void),
         )
     };
-    assert_eq!(r, 0, "mount on {}: {}", target.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "mount on {}: {}",
+        target.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Host mounts made by a test, lazily unmounted (deepest first) on drop.
@@ -114,7 +135,9 @@ impl RawMount {
         self.super_opts.iter().any(|x| x == o)
     }
     fn tagged(&self, tag: &str) -> bool {
-        self.optional.iter().any(|x| x == tag || x.starts_with(&format!("{tag}:")))
+        self.optional
+            .iter()
+            .any(|x| x == tag || x.starts_with(&format!("{tag}:")))
     }
 }
 
@@ -129,7 +152,10 @@ fn parse_raw(text: &str) -> Vec<RawMount> {
                 opts: lf.get(5)?.split(',').map(String::from).collect(),
                 optional: lf[6..].iter().map(|s| s.to_string()).collect(),
                 fstype: rf.first()?.to_string(),
-                super_opts: rf.get(2).map(|s| s.split(',').map(String::from).collect()).unwrap_or_default(),
+                super_opts: rf
+                    .get(2)
+                    .map(|s| s.split(',').map(String::from).collect())
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -175,7 +201,11 @@ fn check(m: &RawMount, e: Expect) -> Result<(), String> {
         Expect::Tagged(t) => format!("propagation field {t}"),
         Expect::Untagged(t) => format!("no propagation field {t}"),
     };
-    if ok { Ok(()) } else { Err(format!("{} should be: {what}; it is {m:?}", m.mount_point)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{} should be: {what}; it is {m:?}", m.mount_point))
+    }
 }
 
 /// How an option is exercised.
@@ -184,9 +214,18 @@ enum Case {
     Tmpfs(&'static [&'static str], &'static [Expect]),
     /// A bind of the host tree (see `mount_option_claims`) at /data with
     /// `options`; expectations on /data, /data/plain, /data/flagged.
-    Bind(&'static [&'static str], &'static [Expect], &'static [Expect], &'static [Expect]),
+    Bind(
+        &'static [&'static str],
+        &'static [Expect],
+        &'static [Expect],
+        &'static [Expect],
+    ),
     /// A bind of the host's shared tree at /data; expectations on /data and /data/sub.
-    Propagation(&'static [&'static str], &'static [Expect], &'static [Expect]),
+    Propagation(
+        &'static [&'static str],
+        &'static [Expect],
+        &'static [Expect],
+    ),
     /// Checked by its own scenario below.
     Special,
 }
@@ -225,7 +264,10 @@ fn case_for(opt: &str) -> Option<Case> {
         "mand" | "nomand" | "iversion" | "noiversion" | "acl" | "noacl" | "silent" | "loud" => {
             Case::Tmpfs(&["__OPT__"], &[])
         }
-        "defaults" => Case::Tmpfs(&["defaults"], &[Has("rw"), Lacks("nosuid"), Lacks("noexec")]),
+        "defaults" => Case::Tmpfs(
+            &["defaults"],
+            &[Has("rw"), Lacks("nosuid"), Lacks("noexec")],
+        ),
         // Bind-only options. /data/plain is a host tmpfs with default
         // flags, /data/flagged one with every flag set (ro, nosuid, ...).
         "bind" => Case::Special,
@@ -234,22 +276,48 @@ fn case_for(opt: &str) -> Option<Case> {
         "tmpcopyup" => Case::Special,
         "idmap" | "ridmap" => Case::Special,
         "rro" => Case::Bind(&["rbind", "rro"], &[Has("ro")], &[Has("ro")], &[]),
-        "rrw" => Case::Bind(&["rbind", "rrw"], &[Has("rw")], &[], &[Has("rw"), Lacks("ro")]),
-        "rnosuid" => Case::Bind(&["rbind", "rnosuid"], &[Has("nosuid")], &[Has("nosuid")], &[]),
+        "rrw" => Case::Bind(
+            &["rbind", "rrw"],
+            &[Has("rw")],
+            &[],
+            &[Has("rw"), Lacks("ro")],
+        ),
+        "rnosuid" => Case::Bind(
+            &["rbind", "rnosuid"],
+            &[Has("nosuid")],
+            &[Has("nosuid")],
+            &[],
+        ),
         "rsuid" => Case::Bind(&["rbind", "rsuid"], &[], &[], &[Lacks("nosuid")]),
         "rnodev" => Case::Bind(&["rbind", "rnodev"], &[Has("nodev")], &[Has("nodev")], &[]),
         "rdev" => Case::Bind(&["rbind", "rdev"], &[], &[], &[Lacks("nodev")]),
-        "rnoexec" => Case::Bind(&["rbind", "rnoexec"], &[Has("noexec")], &[Has("noexec")], &[]),
+        "rnoexec" => Case::Bind(
+            &["rbind", "rnoexec"],
+            &[Has("noexec")],
+            &[Has("noexec")],
+            &[],
+        ),
         "rexec" => Case::Bind(&["rbind", "rexec"], &[], &[], &[Lacks("noexec")]),
-        "rnosymfollow" => {
-            Case::Bind(&["rbind", "rnosymfollow"], &[Has("nosymfollow")], &[Has("nosymfollow")], &[])
-        }
+        "rnosymfollow" => Case::Bind(
+            &["rbind", "rnosymfollow"],
+            &[Has("nosymfollow")],
+            &[Has("nosymfollow")],
+            &[],
+        ),
         "rsymfollow" => Case::Bind(&["rbind", "rsymfollow"], &[], &[], &[Lacks("nosymfollow")]),
-        "rnoatime" => Case::Bind(&["rbind", "rnoatime"], &[Has("noatime")], &[Has("noatime")], &[]),
+        "rnoatime" => Case::Bind(
+            &["rbind", "rnoatime"],
+            &[Has("noatime")],
+            &[Has("noatime")],
+            &[],
+        ),
         "ratime" => Case::Bind(&["rbind", "ratime"], &[], &[], &[Lacks("noatime")]),
-        "rrelatime" => {
-            Case::Bind(&["rbind", "rrelatime"], &[], &[Has("relatime")], &[Has("relatime"), Lacks("noatime")])
-        }
+        "rrelatime" => Case::Bind(
+            &["rbind", "rrelatime"],
+            &[],
+            &[Has("relatime")],
+            &[Has("relatime"), Lacks("noatime")],
+        ),
         "rstrictatime" => Case::Bind(
             &["rbind", "rstrictatime"],
             &[Lacks("relatime"), Lacks("noatime")],
@@ -257,14 +325,25 @@ fn case_for(opt: &str) -> Option<Case> {
             &[Lacks("relatime"), Lacks("noatime")],
         ),
         "rnorelatime" | "rnostrictatime" => Case::Bind(&["rbind", "__OPT__"], &[], &[], &[]),
-        "rnodiratime" => {
-            Case::Bind(&["rbind", "rnodiratime"], &[Has("nodiratime")], &[Has("nodiratime")], &[])
-        }
+        "rnodiratime" => Case::Bind(
+            &["rbind", "rnodiratime"],
+            &[Has("nodiratime")],
+            &[Has("nodiratime")],
+            &[],
+        ),
         "rdiratime" => Case::Bind(&["rbind", "rdiratime"], &[], &[], &[Lacks("nodiratime")]),
         // Propagation, on a bind of a host tree that is shared: the
         // container's copy (default rootfsPropagation: rslave) is its slave.
-        "shared" => Case::Propagation(&["rbind", "shared"], &[Tagged("shared")], &[Untagged("shared")]),
-        "rshared" => Case::Propagation(&["rbind", "rshared"], &[Tagged("shared")], &[Tagged("shared")]),
+        "shared" => Case::Propagation(
+            &["rbind", "shared"],
+            &[Tagged("shared")],
+            &[Untagged("shared")],
+        ),
+        "rshared" => Case::Propagation(
+            &["rbind", "rshared"],
+            &[Tagged("shared")],
+            &[Tagged("shared")],
+        ),
         "slave" => Case::Propagation(
             &["rbind", "slave"],
             &[Tagged("master"), Untagged("shared")],
@@ -277,7 +356,11 @@ fn case_for(opt: &str) -> Option<Case> {
         ),
         "private" => Case::Propagation(
             &["rbind", "private"],
-            &[Untagged("master"), Untagged("shared"), Untagged("unbindable")],
+            &[
+                Untagged("master"),
+                Untagged("shared"),
+                Untagged("unbindable"),
+            ],
             &[Tagged("master")],
         ),
         "rprivate" => Case::Propagation(
@@ -285,18 +368,26 @@ fn case_for(opt: &str) -> Option<Case> {
             &[Untagged("master"), Untagged("shared")],
             &[Untagged("master"), Untagged("shared")],
         ),
-        "unbindable" => {
-            Case::Propagation(&["rbind", "unbindable"], &[Tagged("unbindable")], &[Untagged("unbindable")])
-        }
-        "runbindable" => {
-            Case::Propagation(&["rbind", "runbindable"], &[Tagged("unbindable")], &[Tagged("unbindable")])
-        }
+        "unbindable" => Case::Propagation(
+            &["rbind", "unbindable"],
+            &[Tagged("unbindable")],
+            &[Untagged("unbindable")],
+        ),
+        "runbindable" => Case::Propagation(
+            &["rbind", "runbindable"],
+            &[Tagged("unbindable")],
+            &[Tagged("unbindable")],
+        ),
         _ => return None,
     })
 }
 
 fn opts_json(opts: &[&str], opt: &str) -> Value {
-    json!(opts.iter().map(|o| if *o == "__OPT__" { opt } else { o }).collect::<Vec<_>>())
+    json!(
+        opts.iter()
+            .map(|o| if *o == "__OPT__" { opt } else { o })
+            .collect::<Vec<_>>()
+    )
 }
 
 /// Runs `cat /proc/self/mountinfo` with `edit`; Err carries the output.
@@ -330,14 +421,32 @@ fn mount_option_claims() {
     let flagged = tree.join("flagged");
     hm.tmpfs(&plain, 0);
     fs::write(plain.join("marker"), "plain\n").unwrap();
-    let all = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NOATIME | libc::MS_NODIRATIME
+    let all = libc::MS_NOSUID
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC
+        | libc::MS_NOATIME
+        | libc::MS_NODIRATIME
         | libc::MS_NOSYMFOLLOW;
     hm.tmpfs(&flagged, all);
-    host_mount("none", &flagged, None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | all, None);
+    host_mount(
+        "none",
+        &flagged,
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | all,
+        None,
+    );
     // Sanity: the host sees the flags we rely on.
     let hostinfo = parse_raw(&fs::read_to_string("/proc/self/mountinfo").unwrap());
     let fl = last_at(&hostinfo, flagged.to_str().unwrap()).unwrap();
-    for o in ["ro", "nosuid", "nodev", "noexec", "noatime", "nodiratime", "nosymfollow"] {
+    for o in [
+        "ro",
+        "nosuid",
+        "nodev",
+        "noexec",
+        "noatime",
+        "nodiratime",
+        "nosymfollow",
+    ] {
         assert!(fl.has(o), "host setup: {o} missing on {fl:?}");
     }
 
@@ -347,7 +456,11 @@ fn mount_option_claims() {
     host_mount("none", &shared, None, libc::MS_SHARED, None);
     hm.tmpfs(&shared.join("sub"), 0);
     let hostinfo = parse_raw(&fs::read_to_string("/proc/self/mountinfo").unwrap());
-    assert!(last_at(&hostinfo, shared.join("sub").to_str().unwrap()).unwrap().tagged("shared"));
+    assert!(
+        last_at(&hostinfo, shared.join("sub").to_str().unwrap())
+            .unwrap()
+            .tagged("shared")
+    );
 
     let tree_s = tree.to_str().unwrap().to_string();
     let shared_s = shared.to_str().unwrap().to_string();
@@ -360,7 +473,9 @@ fn mount_option_claims() {
             continue;
         }
         let Some(case) = case_for(opt) else {
-            failures.push(format!("{opt}: `features` lists it but this test has no check for it (add one)"));
+            failures.push(format!(
+                "{opt}: `features` lists it but this test has no check for it (add one)"
+            ));
             continue;
         };
         let r = match case {
@@ -421,7 +536,11 @@ fn special_option(env: &Env, f: &Value, opt: &str, tree: &str) -> Result<(), Str
             if !out.ok() {
                 return Err(format!("container failed: {out:#?}"));
             }
-            let want: &[&str] = if opt == "bind" { &["none", "1"] } else { &["plain", "3"] };
+            let want: &[&str] = if opt == "bind" {
+                &["none", "1"]
+            } else {
+                &["plain", "3"]
+            };
             if out.lines() != want {
                 return Err(format!("expected {want:?}: {out:#?}"));
             }
@@ -431,9 +550,15 @@ fn special_option(env: &Env, f: &Value, opt: &str, tree: &str) -> Result<(), Str
         // first mount instead of stacking a new one.
         "remount" => {
             let ms = mountinfo_with(env, |c| {
-                push_mount(c, json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}));
-                push_mount(c, json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs",
-                                     "options": ["remount", "ro", "size=2m"]}));
+                push_mount(
+                    c,
+                    json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
+                );
+                push_mount(
+                    c,
+                    json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs",
+                                     "options": ["remount", "ro", "size=2m"]}),
+                );
             })?;
             let at: Vec<&RawMount> = ms.iter().filter(|m| m.mount_point == "/m").collect();
             if at.len() != 1 {
@@ -444,12 +569,24 @@ fn special_option(env: &Env, f: &Value, opt: &str, tree: &str) -> Result<(), Str
         }
         // tmpcopyup: the tmpfs starts with the rootfs content it covers.
         "tmpcopyup" => {
-            let out = env.run_with(&["sh", "-c", "cat /etc/group; grep ' /etc ' /proc/self/mountinfo"], |c| {
-                push_mount(c, json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
-                                     "options": ["tmpcopyup", "size=1m"]}));
-            });
+            let out = env.run_with(
+                &[
+                    "sh",
+                    "-c",
+                    "cat /etc/group; grep ' /etc ' /proc/self/mountinfo",
+                ],
+                |c| {
+                    push_mount(
+                        c,
+                        json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                                     "options": ["tmpcopyup", "size=1m"]}),
+                    );
+                },
+            );
             if !out.ok() || !out.stdout.starts_with(GROUP) || !out.stdout.contains(" - tmpfs ") {
-                return Err(format!("/etc should be a tmpfs holding the rootfs's /etc/group: {out:#?}"));
+                return Err(format!(
+                    "/etc should be a tmpfs holding the rootfs's /etc/group: {out:#?}"
+                ));
             }
             Ok(())
         }
@@ -463,11 +600,18 @@ fn special_option(env: &Env, f: &Value, opt: &str, tree: &str) -> Result<(), Str
 const MAP: [(u32, u32, u32); 1] = [(0, 100000, 65536)];
 
 fn mapping_json() -> Value {
-    json!(MAP.iter().map(|(c, h, s)| json!({"containerID": c, "hostID": h, "size": s})).collect::<Vec<_>>())
+    json!(
+        MAP.iter()
+            .map(|(c, h, s)| json!({"containerID": c, "hostID": h, "size": s}))
+            .collect::<Vec<_>>()
+    )
 }
 
 fn add_userns(c: &mut Value) {
-    c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
     c["linux"]["uidMappings"] = mapping_json();
     c["linux"]["gidMappings"] = mapping_json();
 }
@@ -490,15 +634,22 @@ fn idmap_scenario(env: &Env, f: &Value, opt: &str) -> Result<(), String> {
     let src = dir.to_str().unwrap().to_string();
     let script = "stat -c %u:%g /m/root-owned /m/one-owned; touch /m/made-inside && echo made";
     let out = run_userns_with_m(env, script, |c| {
-        push_mount(c, json!({"destination": "/m", "type": "bind", "source": src,
-                             "options": ["rbind", opt], "uidMappings": mapping_json(), "gidMappings": mapping_json()}));
+        push_mount(
+            c,
+            json!({"destination": "/m", "type": "bind", "source": src,
+                             "options": ["rbind", opt], "uidMappings": mapping_json(), "gidMappings": mapping_json()}),
+        );
     });
     if !enabled {
         if out.ok() {
-            return Err(format!("idmap is claimed disabled but an {opt} mount was accepted: {out:#?}"));
+            return Err(format!(
+                "idmap is claimed disabled but an {opt} mount was accepted: {out:#?}"
+            ));
         }
         if !out.stderr.contains("idmap") {
-            return Err(format!("refusal of an {opt} mount should name idmap: {out:#?}"));
+            return Err(format!(
+                "refusal of an {opt} mount should name idmap: {out:#?}"
+            ));
         }
         return Ok(());
     }
@@ -506,16 +657,24 @@ fn idmap_scenario(env: &Env, f: &Value, opt: &str) -> Result<(), String> {
     // 6.1): a filesystem that cannot be idmapped must be named as such, and the claim is then
     // checked no further here.
     if !is_runc() && !out.ok() && out.stderr.contains("does not support idmapped mounts") {
-        eprintln!("skipped: {src} is on a filesystem without idmapped mounts: {}", out.stderr.trim());
+        eprintln!(
+            "skipped: {src} is on a filesystem without idmapped mounts: {}",
+            out.stderr.trim()
+        );
         return Ok(());
     }
     if !out.ok() || out.lines() != ["0:0", "1:1", "made"] {
-        return Err(format!("expected on-disk ids 0:0 and 1:1 inside and a file made: {out:#?}"));
+        return Err(format!(
+            "expected on-disk ids 0:0 and 1:1 inside and a file made: {out:#?}"
+        ));
     }
     let md = fs::metadata(dir.join("made-inside")).map_err(|e| e.to_string())?;
     if (md.uid(), md.gid()) != (0, 0) {
-        return Err(format!("a file made by the container's root through an idmapped mount is owned by {}:{} on disk, not 0:0",
-            md.uid(), md.gid()));
+        return Err(format!(
+            "a file made by the container's root through an idmapped mount is owned by {}:{} on disk, not 0:0",
+            md.uid(),
+            md.gid()
+        ));
     }
     Ok(())
 }
@@ -529,7 +688,10 @@ fn run_userns_with_m(env: &Env, script: &str, edit: impl FnOnce(&mut Value)) -> 
         edit(c);
     });
     fs::create_dir(b.rootfs().join("m")).unwrap();
-    let id = env.id(&format!("u{}", b.dir.file_name().unwrap().to_string_lossy()));
+    let id = env.id(&format!(
+        "u{}",
+        b.dir.file_name().unwrap().to_string_lossy()
+    ));
     env.run(&b, &id)
 }
 
@@ -548,7 +710,10 @@ fn mount_extension_idmap_claim() {
     fs::write(dir.join("root-owned"), "r\n").unwrap();
     let src = dir.to_str().unwrap().to_string();
     let out = run_userns_with_m(&env, "stat -c %u /m/root-owned", |c| {
-        push_mount(c, json!({"destination": "/m", "type": "bind", "source": src, "options": ["rbind"]}));
+        push_mount(
+            c,
+            json!({"destination": "/m", "type": "bind", "source": src, "options": ["rbind"]}),
+        );
     });
     out.success();
     assert_eq!(out.stdout.trim(), "65534");
@@ -567,11 +732,15 @@ fn ns_file(kind: &str) -> &'static str {
         "time" => "time",
         "user" => "user",
         "uts" => "uts",
-        other => panic!("`features` lists namespace {other:?}: this test does not know its /proc/PID/ns file"),
+        other => panic!(
+            "`features` lists namespace {other:?}: this test does not know its /proc/PID/ns file"
+        ),
     }
 }
 
-const ALL_NS: [&str; 8] = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"];
+const ALL_NS: [&str; 8] = [
+    "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
+];
 
 #[test]
 fn namespace_claims() {
@@ -594,7 +763,11 @@ fn namespace_claims() {
         } else {
             vec!["mount", kind.as_str()]
         };
-        let script = ALL_NS.iter().map(|k| format!("readlink /proc/$$/ns/{}", ns_file(k))).collect::<Vec<_>>().join("; ");
+        let script = ALL_NS
+            .iter()
+            .map(|k| format!("readlink /proc/$$/ns/{}", ns_file(k)))
+            .collect::<Vec<_>>()
+            .join("; ");
         let out = env.run_with(&["sh", "-c", &script], |c| {
             set_namespaces(c, &set);
             if !set.contains(&"uts") {
@@ -618,7 +791,9 @@ fn namespace_claims() {
             let host = host_ns(k);
             let host = host.to_str().unwrap();
             if *k == kind.as_str() && inside == host {
-                failures.push(format!("namespace {kind}: the container's {file} namespace is the host's ({inside})"));
+                failures.push(format!(
+                    "namespace {kind}: the container's {file} namespace is the host's ({inside})"
+                ));
             }
             if !set.contains(k) && inside != host {
                 failures.push(format!("namespace {kind}: {k} was not asked for but differs from the host's ({inside} vs {host})"));
@@ -633,13 +808,46 @@ fn namespace_claims() {
 /// Bit numbers from linux/capability.h.
 fn cap_bit(name: &str) -> Option<u32> {
     const CAPS: [&str; 41] = [
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-        "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-        "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
-        "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
         "CAP_CHECKPOINT_RESTORE",
     ];
     CAPS.iter().position(|c| *c == name).map(|p| p as u32)
@@ -649,7 +857,11 @@ fn cap_bit(name: &str) -> Option<u32> {
 fn capability_claims() {
     let f = features();
     let caps = strings(&f["linux"]["capabilities"], "linux.capabilities");
-    let last_cap: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap").unwrap().trim().parse().unwrap();
+    let last_cap: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     // This test's own bounding set: a capability outside it cannot be
     // granted by any runtime (the sandbox may lack e.g. CAP_SYS_RESOURCE);
     // asking for it must then fail cleanly.
@@ -663,21 +875,35 @@ fn capability_claims() {
     let mut bits = Vec::new();
     for cap in &caps {
         let Some(bit) = cap_bit(cap) else {
-            failures.push(format!("{cap}: not a capability this test knows (linux/capability.h)"));
+            failures.push(format!(
+                "{cap}: not a capability this test knows (linux/capability.h)"
+            ));
             continue;
         };
         bits.push(bit);
         if bit > last_cap {
-            failures.push(format!("{cap} (bit {bit}) is claimed but this kernel's last capability is {last_cap}"));
+            failures.push(format!(
+                "{cap} (bit {bit}) is claimed but this kernel's last capability is {last_cap}"
+            ));
             continue;
         }
-        let out = env.run_with(&["sh", "-c", "grep -E '^Cap(Eff|Prm|Bnd|Inh|Amb):' /proc/$$/status"], |c| {
-            c["process"]["capabilities"] = json!({"bounding": [cap], "effective": [cap], "permitted": [cap]});
-        });
+        let out = env.run_with(
+            &[
+                "sh",
+                "-c",
+                "grep -E '^Cap(Eff|Prm|Bnd|Inh|Amb):' /proc/$$/status",
+            ],
+            |c| {
+                c["process"]["capabilities"] =
+                    json!({"bounding": [cap], "effective": [cap], "permitted": [cap]});
+            },
+        );
         if own_bnd & (1 << bit) == 0 {
             eprintln!("{cap} is not in this test's bounding set: only checking that it is refused");
             if out.ok() {
-                failures.push(format!("{cap}: granted although the caller does not have it?! {out:#?}"));
+                failures.push(format!(
+                    "{cap}: granted although the caller does not have it?! {out:#?}"
+                ));
             }
             continue;
         }
@@ -686,9 +912,13 @@ fn capability_claims() {
             continue;
         }
         let want = format!("{:016x}", 1u64 << bit);
-        for (key, v) in [("CapEff", &want[..]), ("CapPrm", &want), ("CapBnd", &want), ("CapInh", "0000000000000000"),
-            ("CapAmb", "0000000000000000")]
-        {
+        for (key, v) in [
+            ("CapEff", &want[..]),
+            ("CapPrm", &want),
+            ("CapBnd", &want),
+            ("CapInh", "0000000000000000"),
+            ("CapAmb", "0000000000000000"),
+        ] {
             let got = status_field(&out.stdout, key).unwrap_or("missing");
             if got != v {
                 failures.push(format!("{cap}: {key} is {got}, want {v}"));
@@ -701,7 +931,11 @@ fn capability_claims() {
     bits.dedup();
     assert_eq!(bits.len(), n, "a capability is listed twice: {caps:?}");
     if !is_runc() {
-        assert_eq!(bits, (0..=last_cap).collect::<Vec<_>>(), "claimed capabilities vs the kernel's 0..={last_cap}");
+        assert_eq!(
+            bits,
+            (0..=last_cap).collect::<Vec<_>>(),
+            "claimed capabilities vs the kernel's 0..={last_cap}"
+        );
     }
     no_failures("capabilities", failures);
 }
@@ -729,7 +963,10 @@ fn mkdir_profile(rule: Value) -> Value {
 
 /// Answers one seccomp notification on the listener socket with `errno`,
 /// returning the syscall number it saw.
-fn answer_one_notification(listener: UnixListener, errno: i32) -> std::thread::JoinHandle<Result<i32, String>> {
+fn answer_one_notification(
+    listener: UnixListener,
+    errno: i32,
+) -> std::thread::JoinHandle<Result<i32, String>> {
     std::thread::spawn(move || -> Result<i32, String> {
         let (s, _) = listener.accept().map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; 65536];
@@ -774,7 +1011,12 @@ fn answer_one_notification(listener: UnixListener, errno: i32) -> std::thread::J
         if unsafe { libc::ioctl(fd, RECV as _, &mut n as *mut Notif) } != 0 {
             return Err(format!("NOTIF_RECV: {}", std::io::Error::last_os_error()));
         }
-        let resp = Resp { id: n.id, val: 0, error: -errno, flags: 0 };
+        let resp = Resp {
+            id: n.id,
+            val: 0,
+            error: -errno,
+            flags: 0,
+        };
         if unsafe { libc::ioctl(fd, SEND as _, &resp as *const Resp) } != 0 {
             return Err(format!("NOTIF_SEND: {}", std::io::Error::last_os_error()));
         }
@@ -801,21 +1043,33 @@ fn seccomp_action_claims() {
                 "rc=1",
                 "Invalid cross-device link",
             ),
-            "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" | "SCMP_ACT_KILL_PROCESS" | "SCMP_ACT_TRAP" => {
-                (mkdir_profile(json!({"action": action})), "rc=159", "")
-            }
-            "SCMP_ACT_TRACE" => (mkdir_profile(json!({"action": action})), "rc=1", "Function not implemented"),
+            "SCMP_ACT_KILL"
+            | "SCMP_ACT_KILL_THREAD"
+            | "SCMP_ACT_KILL_PROCESS"
+            | "SCMP_ACT_TRAP" => (mkdir_profile(json!({"action": action})), "rc=159", ""),
+            "SCMP_ACT_TRACE" => (
+                mkdir_profile(json!({"action": action})),
+                "rc=1",
+                "Function not implemented",
+            ),
             "SCMP_ACT_LOG" => (mkdir_profile(json!({"action": action})), "rc=0", ""),
             // ALLOW as a rule in a deny-by-default profile: mkdir passes,
             // while rmdir (not listed) is refused with the default errno.
             "SCMP_ACT_ALLOW" => {
-                let mut p: Value =
-                    serde_json::from_str(&fs::read_to_string(repo_dir().join("tests/data/docker-seccomp.json")).unwrap())
-                        .unwrap();
+                let mut p: Value = serde_json::from_str(
+                    &fs::read_to_string(repo_dir().join("tests/data/docker-seccomp.json")).unwrap(),
+                )
+                .unwrap();
                 for r in p["syscalls"].as_array_mut().unwrap() {
-                    r["names"].as_array_mut().unwrap().retain(|n| !["mkdir", "mkdirat", "rmdir"].contains(&n.as_str().unwrap()));
+                    r["names"]
+                        .as_array_mut()
+                        .unwrap()
+                        .retain(|n| !["mkdir", "mkdirat", "rmdir"].contains(&n.as_str().unwrap()));
                 }
-                p["syscalls"].as_array_mut().unwrap().push(json!({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ALLOW"}));
+                p["syscalls"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ALLOW"}));
                 (p, "rc=0 rmdir=1", "")
             }
             "SCMP_ACT_NOTIFY" => {
@@ -827,7 +1081,9 @@ fn seccomp_action_claims() {
                 (p, "rc=1", "Invalid cross-device link")
             }
             other => {
-                failures.push(format!("{other}: `features` lists it but this test has no check for it (add one)"));
+                failures.push(format!(
+                    "{other}: `features` lists it but this test has no check for it (add one)"
+                ));
                 continue;
             }
         };
@@ -840,12 +1096,16 @@ fn seccomp_action_claims() {
         if let Some(h) = listener {
             match h.join().unwrap() {
                 Ok(nr) if nr == libc::SYS_mkdir as i32 || nr == libc::SYS_mkdirat as i32 => {}
-                Ok(nr) => failures.push(format!("{action}: the listener saw syscall {nr}, not mkdir")),
+                Ok(nr) => failures.push(format!(
+                    "{action}: the listener saw syscall {nr}, not mkdir"
+                )),
                 Err(e) => failures.push(format!("{action}: listener: {e}")),
             }
         }
         if !out.ok() || out.lines().join(" ") != want || !out.stderr.contains(msg) {
-            failures.push(format!("{action}: expected {want:?} and stderr with {msg:?}: {out:#?}"));
+            failures.push(format!(
+                "{action}: expected {want:?} and stderr with {msg:?}: {out:#?}"
+            ));
         }
     }
     no_failures("seccomp actions", failures);
@@ -854,7 +1114,10 @@ fn seccomp_action_claims() {
 #[test]
 fn seccomp_operator_claims() {
     let f = features();
-    let ops = strings(&f["linux"]["seccomp"]["operators"], "linux.seccomp.operators");
+    let ops = strings(
+        &f["linux"]["seccomp"]["operators"],
+        "linux.seccomp.operators",
+    );
     let env = Env::new();
     // chmod(path, mode): busybox `chmod 750 f` passes the mode as arg 1.
     // Each rule compares it with 0755; the modes tried are 700 750 755 777.
@@ -863,15 +1126,32 @@ fn seccomp_operator_claims() {
     for op in &ops {
         let (arg, denied): (Value, &[u64]) = match op.as_str() {
             "SCMP_CMP_EQ" => (json!({"index": 1, "value": 0o755, "op": op}), &[0o755]),
-            "SCMP_CMP_NE" => (json!({"index": 1, "value": 0o755, "op": op}), &[0o700, 0o750, 0o777]),
-            "SCMP_CMP_LT" => (json!({"index": 1, "value": 0o755, "op": op}), &[0o700, 0o750]),
-            "SCMP_CMP_LE" => (json!({"index": 1, "value": 0o755, "op": op}), &[0o700, 0o750, 0o755]),
+            "SCMP_CMP_NE" => (
+                json!({"index": 1, "value": 0o755, "op": op}),
+                &[0o700, 0o750, 0o777],
+            ),
+            "SCMP_CMP_LT" => (
+                json!({"index": 1, "value": 0o755, "op": op}),
+                &[0o700, 0o750],
+            ),
+            "SCMP_CMP_LE" => (
+                json!({"index": 1, "value": 0o755, "op": op}),
+                &[0o700, 0o750, 0o755],
+            ),
             "SCMP_CMP_GT" => (json!({"index": 1, "value": 0o755, "op": op}), &[0o777]),
-            "SCMP_CMP_GE" => (json!({"index": 1, "value": 0o755, "op": op}), &[0o755, 0o777]),
+            "SCMP_CMP_GE" => (
+                json!({"index": 1, "value": 0o755, "op": op}),
+                &[0o755, 0o777],
+            ),
             // group bits == 5
-            "SCMP_CMP_MASKED_EQ" => (json!({"index": 1, "value": 0o070, "valueTwo": 0o050, "op": op}), &[0o750, 0o755]),
+            "SCMP_CMP_MASKED_EQ" => (
+                json!({"index": 1, "value": 0o070, "valueTwo": 0o050, "op": op}),
+                &[0o750, 0o755],
+            ),
             other => {
-                failures.push(format!("{other}: `features` lists it but this test has no check for it (add one)"));
+                failures.push(format!(
+                    "{other}: `features` lists it but this test has no check for it (add one)"
+                ));
                 continue;
             }
         };
@@ -895,16 +1175,27 @@ fn seccomp_operator_claims() {
 
 /// Architectures whose byte order differs from x86/arm/riscv hosts'.
 const BIG_ENDIAN: [&str; 7] = [
-    "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
-    "SCMP_ARCH_S390", "SCMP_ARCH_S390X",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
 ];
 
 #[test]
 fn seccomp_arch_claims() {
-    assert!(cfg!(target_endian = "little"), "BIG_ENDIAN below assumes a little-endian host");
+    assert!(
+        cfg!(target_endian = "little"),
+        "BIG_ENDIAN below assumes a little-endian host"
+    );
     let f = features();
     let archs = strings(&f["linux"]["seccomp"]["archs"], "linux.seccomp.archs");
-    assert!(archs.iter().any(|a| a == native_arch()), "the host's own arch is not claimed: {archs:?}");
+    assert!(
+        archs.iter().any(|a| a == native_arch()),
+        "the host's own arch is not claimed: {archs:?}"
+    );
     let env = Env::new();
     let mut failures = Vec::new();
     for arch in &archs {
@@ -921,13 +1212,20 @@ fn seccomp_arch_claims() {
             if out.ok() {
                 failures.push(format!("{arch}: a mixed-endian filter loaded?! {out:#?}"));
             } else if !is_runc() && !out.stderr.contains(arch.as_str()) {
-                failures.push(format!("{arch}: the refusal should name the architecture: {out:#?}"));
+                failures.push(format!(
+                    "{arch}: the refusal should name the architecture: {out:#?}"
+                ));
             }
             if env.state_dir(&id).exists() {
                 failures.push(format!("{arch}: state left behind after the refusal"));
             }
-        } else if !out.ok() || out.lines() != ["rc=1"] || !out.stderr.contains("Operation not permitted") {
-            failures.push(format!("{arch}: the profile should load and deny mkdir: {out:#?}"));
+        } else if !out.ok()
+            || out.lines() != ["rc=1"]
+            || !out.stderr.contains("Operation not permitted")
+        {
+            failures.push(format!(
+                "{arch}: the profile should load and deny mkdir: {out:#?}"
+            ));
         }
     }
     no_failures("seccomp architectures", failures);
@@ -940,7 +1238,10 @@ fn seccomp_flag_claims() {
     let known = strings_or_empty(&sc["knownFlags"], "linux.seccomp.knownFlags");
     let flags = strings_or_empty(&sc["supportedFlags"], "linux.seccomp.supportedFlags");
     for fl in &flags {
-        assert!(known.contains(fl), "supported flag {fl} is not in knownFlags");
+        assert!(
+            known.contains(fl),
+            "supported flag {fl} is not in knownFlags"
+        );
     }
     let env = Env::new();
     let mut failures = Vec::new();
@@ -986,8 +1287,15 @@ fn hook_claims() {
         let mut m = serde_json::Map::new();
         for h in &hooks {
             // startContainer runs inside the container: its log is there.
-            let target = if h == "startContainer" { "/tmp/hooks.log".to_string() } else { log.display().to_string() };
-            m.insert(h.clone(), json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("echo {h} >> {target}")]}]));
+            let target = if h == "startContainer" {
+                "/tmp/hooks.log".to_string()
+            } else {
+                log.display().to_string()
+            };
+            m.insert(
+                h.clone(),
+                json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("echo {h} >> {target}")]}]),
+            );
         }
         c["hooks"] = Value::Object(m);
     });
@@ -996,8 +1304,17 @@ fn hook_claims() {
     env.rt(&["start", &id]).success();
     env.wait_status(&id, "stopped");
     env.rt(&["delete", &id]).success();
-    let mut ran: Vec<String> = fs::read_to_string(&log).unwrap_or_default().lines().map(String::from).collect();
-    ran.extend(fs::read_to_string(b.rootfs().join("tmp/hooks.log")).unwrap_or_default().lines().map(String::from));
+    let mut ran: Vec<String> = fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
+    ran.extend(
+        fs::read_to_string(b.rootfs().join("tmp/hooks.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from),
+    );
     for h in &hooks {
         let n = ran.iter().filter(|r| *r == h).count();
         if n != 1 {
@@ -1013,8 +1330,13 @@ fn hook_claims() {
 /// (the host has cgroup v1 hierarchies, the host's cgroup2 mount point)
 fn host_cgroups() -> (bool, Option<String>) {
     let ms = parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap());
-    let v1 = ms.iter().any(|m| m.fstype == "cgroup" && m.mount_point.starts_with("/sys/fs/cgroup/"));
-    let v2 = ms.iter().find(|m| m.fstype == "cgroup2" && m.mount_point.starts_with("/sys/fs/cgroup")).map(|m| m.mount_point.clone());
+    let v1 = ms
+        .iter()
+        .any(|m| m.fstype == "cgroup" && m.mount_point.starts_with("/sys/fs/cgroup/"));
+    let v2 = ms
+        .iter()
+        .find(|m| m.fstype == "cgroup2" && m.mount_point.starts_with("/sys/fs/cgroup"))
+        .map(|m| m.mount_point.clone());
     (v1, v2)
 }
 
@@ -1033,14 +1355,35 @@ fn cgroup_claims_match_the_host() {
     let out = env.run(&b, &id);
     out.success();
     if v1 {
-        assert_eq!(cg["v1"], json!(true), "this host has cgroup v1 hierarchies: {cg}");
-        let line = out.lines().into_iter().find(|l| l.split(':').nth(1) == Some("pids")).map(String::from);
-        assert_eq!(line.as_deref().map(|l| l.ends_with(&format!(":pids:{}", b.cgroup))), Some(true), "{out:#?}");
+        assert_eq!(
+            cg["v1"],
+            json!(true),
+            "this host has cgroup v1 hierarchies: {cg}"
+        );
+        let line = out
+            .lines()
+            .into_iter()
+            .find(|l| l.split(':').nth(1) == Some("pids"))
+            .map(String::from);
+        assert_eq!(
+            line.as_deref()
+                .map(|l| l.ends_with(&format!(":pids:{}", b.cgroup))),
+            Some(true),
+            "{out:#?}"
+        );
     }
     if let Some(mp) = &v2 {
         assert_eq!(cg["v2"], json!(true), "this host has cgroup2 at {mp}: {cg}");
-        let line = out.lines().into_iter().find(|l| l.starts_with("0::")).map(String::from);
-        assert_eq!(line, Some(format!("0::{}", b.cgroup)), "joined the cgroup2 hierarchy too: {out:#?}");
+        let line = out
+            .lines()
+            .into_iter()
+            .find(|l| l.starts_with("0::"))
+            .map(String::from);
+        assert_eq!(
+            line,
+            Some(format!("0::{}", b.cgroup)),
+            "joined the cgroup2 hierarchy too: {out:#?}"
+        );
     }
     env.assert_nothing_left(&id);
     // The limit itself, while the container lives.
@@ -1054,7 +1397,12 @@ fn cgroup_claims_match_the_host() {
     } else {
         PathBuf::from(format!("{}{}", v2.clone().unwrap(), b.cgroup))
     };
-    assert_eq!(fs::read_to_string(dir.join("pids.max")).unwrap().trim(), "42", "{}", dir.display());
+    assert_eq!(
+        fs::read_to_string(dir.join("pids.max")).unwrap().trim(),
+        "42",
+        "{}",
+        dir.display()
+    );
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);
 }
@@ -1067,14 +1415,21 @@ fn systemd_cgroup_claim() {
     if cg["systemd"] == json!(true) {
         return; // runc: a systemd driver exists (it needs systemd running to test)
     }
-    assert_eq!(cg["systemdUser"], json!(false), "systemdUser without systemd: {cg}");
+    assert_eq!(
+        cg["systemdUser"],
+        json!(false),
+        "systemdUser without systemd: {cg}"
+    );
     let env = Env::new();
     let b = env.bundle(&["true"]);
     let id = env.id("c");
     for cmd in ["run", "create"] {
         let out = env.rt(&["--systemd-cgroup", cmd, "--bundle", b.path(), &id]);
         out.failure().stderr_has("--systemd-cgroup");
-        assert!(out.stderr.contains("cgroupfs"), "the error should point to the cgroupfs driver: {out:#?}");
+        assert!(
+            out.stderr.contains("cgroupfs"),
+            "the error should point to the cgroupfs driver: {out:#?}"
+        );
         assert_eq!(out.stderr_lines().len(), 1, "one clear line: {out:#?}");
         env.assert_nothing_left(&id);
     }
@@ -1089,11 +1444,18 @@ fn security_modules_claimed_disabled() {
         if is_runc() && f["linux"][k].is_null() {
             continue; // runc 1.1 has no intelRdt property
         }
-        assert!(f["linux"][k]["enabled"].is_boolean(), "linux.{k}.enabled: {f}");
+        assert!(
+            f["linux"][k]["enabled"].is_boolean(),
+            "linux.{k}.enabled: {f}"
+        );
     }
     if !is_runc() {
         for k in ["selinux", "intelRdt"] {
-            assert_eq!(f["linux"][k]["enabled"], json!(false), "tong has no {k} support: {f}");
+            assert_eq!(
+                f["linux"][k]["enabled"],
+                json!(false),
+                "tong has no {k} support: {f}"
+            );
         }
     }
 }
@@ -1104,16 +1466,20 @@ fn security_modules_claimed_disabled() {
 /// writing /proc/self/attr/exec; tong refuses at create, naming the field).
 #[test]
 fn apparmor_profile_on_a_host_without_apparmor() {
-    let aa_on = fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'));
+    let aa_on = fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'));
     if aa_on {
         return; // this test is about hosts without AppArmor
     }
     let env = Env::new();
-    let out = env.run_with(&["echo", "ran"], |c| c["process"]["apparmorProfile"] = json!("tong-test-profile"));
+    let out = env.run_with(&["echo", "ran"], |c| {
+        c["process"]["apparmorProfile"] = json!("tong-test-profile")
+    });
     out.failure();
     assert!(!out.stdout.contains("ran"), "{out:#?}");
     if !is_runc() {
-        out.stderr_has("process.apparmorProfile").stderr_has("AppArmor is not enabled");
+        out.stderr_has("process.apparmorProfile")
+            .stderr_has("AppArmor is not enabled");
     }
 }
 
@@ -1125,14 +1491,22 @@ fn apparmor_profile_on_a_host_without_apparmor() {
 #[test]
 fn selinux_labels_are_refused_without_selinux() {
     let f = features();
-    if f["linux"]["selinux"]["enabled"] == json!(true) && std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+    if f["linux"]["selinux"]["enabled"] == json!(true)
+        && std::path::Path::new("/sys/fs/selinux/enforce").exists()
+    {
         return;
     }
     let env = Env::new();
     let mut failures = Vec::new();
     for (what, edit) in [
-        ("process.selinuxLabel", json!({"process": {"selinuxLabel": "system_u:system_r:container_t:s0"}})),
-        ("linux.mountLabel", json!({"linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}})),
+        (
+            "process.selinuxLabel",
+            json!({"process": {"selinuxLabel": "system_u:system_r:container_t:s0"}}),
+        ),
+        (
+            "linux.mountLabel",
+            json!({"linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}}),
+        ),
     ] {
         let b = env.bundle_with(&["echo", "ran"], |c| {
             for (k, v) in edit.as_object().unwrap() {
@@ -1144,8 +1518,13 @@ fn selinux_labels_are_refused_without_selinux() {
         let id = env.id(&format!("se{}", failures.len()));
         let out = env.run(&b, &id);
         if out.ok() {
-            failures.push(format!("{what} on a host without SELinux ran the container unlabelled: {out:#?}"));
-        } else if !is_runc() && !out.stderr.to_lowercase().contains("selinux") && !out.stderr.contains(what) {
+            failures.push(format!(
+                "{what} on a host without SELinux ran the container unlabelled: {out:#?}"
+            ));
+        } else if !is_runc()
+            && !out.stderr.to_lowercase().contains("selinux")
+            && !out.stderr.contains(what)
+        {
             failures.push(format!("{what}: the refusal should say why: {out:#?}"));
         }
         if env.state_dir(&id).exists() {
@@ -1161,24 +1540,34 @@ fn selinux_labels_are_refused_without_selinux() {
 /// config, but Intel RDT/CAT is not enabled"). An empty intelRdt is fine.
 #[test]
 fn intel_rdt_schemas_are_refused_without_rdt() {
-    let resctrl = fs::read_to_string("/proc/self/mountinfo").unwrap().contains(" - resctrl ");
+    let resctrl = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(" - resctrl ");
     if resctrl {
         return;
     }
     let env = Env::new();
-    env.run_with(&["true"], |c| c["linux"]["intelRdt"] = json!({})).success();
+    env.run_with(&["true"], |c| c["linux"]["intelRdt"] = json!({}))
+        .success();
     let mut failures = Vec::new();
     for (k, rdt) in [
-        ("l3CacheSchema", json!({"closID": "tong-test", "l3CacheSchema": "L3:0=f"})),
+        (
+            "l3CacheSchema",
+            json!({"closID": "tong-test", "l3CacheSchema": "L3:0=f"}),
+        ),
         ("memBwSchema", json!({"memBwSchema": "MB:0=50"})),
     ] {
         let b = env.bundle_with(&["echo", "ran"], |c| c["linux"]["intelRdt"] = rdt);
         let id = env.id(&format!("rdt{k}"));
         let out = env.run(&b, &id);
         if out.ok() {
-            failures.push(format!("intelRdt.{k} without RDT support ran the container without it: {out:#?}"));
+            failures.push(format!(
+                "intelRdt.{k} without RDT support ran the container without it: {out:#?}"
+            ));
         } else if !is_runc() && !out.stderr.contains("intelRdt") {
-            failures.push(format!("intelRdt.{k}: the refusal should name intelRdt: {out:#?}"));
+            failures.push(format!(
+                "intelRdt.{k}: the refusal should name intelRdt: {out:#?}"
+            ));
         }
         if env.state_dir(&id).exists() {
             failures.push(format!("intelRdt.{k}: state left behind"));
@@ -1192,16 +1581,30 @@ fn intel_rdt_schemas_are_refused_without_rdt() {
 #[test]
 fn oci_version_bounds() {
     let f = features();
-    let min = f["ociVersionMin"].as_str().expect("ociVersionMin").to_string();
-    let max = f["ociVersionMax"].as_str().expect("ociVersionMax").to_string();
+    let min = f["ociVersionMin"]
+        .as_str()
+        .expect("ociVersionMin")
+        .to_string();
+    let max = f["ociVersionMax"]
+        .as_str()
+        .expect("ociVersionMax")
+        .to_string();
     let parse = |v: &str| -> Vec<u64> {
-        v.split(['-', '+']).next().unwrap().split('.').map(|p| p.parse().unwrap()).collect()
+        v.split(['-', '+'])
+            .next()
+            .unwrap()
+            .split('.')
+            .map(|p| p.parse().unwrap())
+            .collect()
     };
     assert!(parse(&min) <= parse(&max), "{min} > {max}");
     let env = Env::new();
     for v in [&min, &max] {
         let out = env.run_with(&["echo", "ran"], |c| c["ociVersion"] = json!(v));
-        assert!(out.ok() && out.stdout.contains("ran"), "ociVersion {v} (a claimed bound) must be accepted: {out:#?}");
+        assert!(
+            out.ok() && out.stdout.contains("ran"),
+            "ociVersion {v} (a claimed bound) must be accepted: {out:#?}"
+        );
     }
     if is_runc() {
         return; // runc 1.1 accepts any ociVersion
@@ -1237,6 +1640,9 @@ fn shared_mount_survives_rootfs_propagation_rslave() {
         })
         .unwrap();
         let m = last_at(&ms, "/data").expect("/data");
-        assert!(m.tagged("shared"), "rootfsPropagation {rp}: /data lost its \"shared\" option: {m:?}");
+        assert!(
+            m.tagged("shared"),
+            "rootfsPropagation {rp}: /data lost its \"shared\" option: {m:?}"
+        );
     }
 }

@@ -19,8 +19,23 @@ impl Rng {
 }
 
 const TOKENS: &[&[u8]] = &[
-    b"null", b"true", b"-1", b"0", b"18446744073709551616", b"\"\"", b"[]", b"{}", b"\"../../..\"", b"1e999",
-    b"\"\\u0000\"", b"\"CAP_FOO\"", b"\"RLIMIT_BOGUS\"", b"\"time\"", b"-9223372036854775809", b"\"/\"", b"\"a\"",
+    b"null",
+    b"true",
+    b"-1",
+    b"0",
+    b"18446744073709551616",
+    b"\"\"",
+    b"[]",
+    b"{}",
+    b"\"../../..\"",
+    b"1e999",
+    b"\"\\u0000\"",
+    b"\"CAP_FOO\"",
+    b"\"RLIMIT_BOGUS\"",
+    b"\"time\"",
+    b"-9223372036854775809",
+    b"\"/\"",
+    b"\"a\"",
 ];
 
 /// One mutation: flip a byte, delete a span, duplicate a span, or splice in a JSON token.
@@ -50,7 +65,10 @@ fn mutate(r: &mut Rng, input: &[u8]) -> Vec<u8> {
             _ => {
                 let i = r.below(len).min(v.len());
                 // Replace a JSON value-ish run (up to the next , or }) with a token.
-                let end = v[i..].iter().position(|b| *b == b',' || *b == b'}').map_or(v.len(), |p| i + p);
+                let end = v[i..]
+                    .iter()
+                    .position(|b| *b == b',' || *b == b'}')
+                    .map_or(v.len(), |p| i + p);
                 let t = TOKENS[r.below(TOKENS.len())];
                 v.splice(i..end, t.iter().copied());
             }
@@ -60,7 +78,10 @@ fn mutate(r: &mut Rng, input: &[u8]) -> Vec<u8> {
 }
 
 fn iterations() -> usize {
-    std::env::var("TONG_FUZZ_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(30_000)
+    std::env::var("TONG_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30_000)
 }
 
 #[test]
@@ -76,7 +97,12 @@ fn config_parsing_and_typing_never_panic() {
             let json = spec::parse(&input)?;
             let typed = spec::typed(&json)?;
             // Validation reads the disk only to stat the rootfs and namespace paths.
-            let cfg = spec::Config { spec: typed, json, bundle: bundle.clone(), rootfs: bundle.join("rootfs") };
+            let cfg = spec::Config {
+                spec: typed,
+                json,
+                bundle: bundle.clone(),
+                rootfs: bundle.join("rootfs"),
+            };
             spec::validate(&cfg)
         });
         match outcome {
@@ -85,27 +111,43 @@ fn config_parsing_and_typing_never_panic() {
                 assert!(!e.to_string().is_empty(), "iteration {i}: empty error");
                 refused += 1
             }
-            Err(_) => panic!("iteration {i} panicked on input {:?}", String::from_utf8_lossy(&input)),
+            Err(_) => panic!(
+                "iteration {i} panicked on input {:?}",
+                String::from_utf8_lossy(&input)
+            ),
         }
     }
     std::fs::remove_dir_all(&bundle).unwrap();
     // Both outcomes must really occur, or the fuzzer is not exercising anything.
-    assert!(accepted > 100 && refused > 100, "accepted {accepted}, refused {refused}");
+    assert!(
+        accepted > 100 && refused > 100,
+        "accepted {accepted}, refused {refused}"
+    );
 }
 
 #[test]
 fn state_reader_never_panics() {
-    let st = State { id: "x".into(), config: serde_json::from_str(spec::DEFAULT_SPEC).unwrap(), ..Default::default() };
+    let st = State {
+        id: "x".into(),
+        config: serde_json::from_str(spec::DEFAULT_SPEC).unwrap(),
+        ..Default::default()
+    };
     let seed = serde_json::to_vec(&st).unwrap();
     let mut r = Rng(0x5eed_9876_0000_0002);
     let mut refused = 0;
     for i in 0..iterations() {
         let input = mutate(&mut r, &seed);
-        let outcome = std::panic::catch_unwind(|| serde_json::from_slice::<State>(&input).map(|s| s.oci_state(tong::container::Status::Stopped)));
+        let outcome = std::panic::catch_unwind(|| {
+            serde_json::from_slice::<State>(&input)
+                .map(|s| s.oci_state(tong::container::Status::Stopped))
+        });
         match outcome {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => refused += 1,
-            Err(_) => panic!("iteration {i} panicked on input {:?}", String::from_utf8_lossy(&input)),
+            Err(_) => panic!(
+                "iteration {i} panicked on input {:?}",
+                String::from_utf8_lossy(&input)
+            ),
         }
     }
     assert!(refused > 100);

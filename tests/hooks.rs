@@ -97,7 +97,11 @@ fn all_hooks_run_in_order_with_state_on_stdin() {
     }
     for e in &es[..2] {
         assert_eq!(e.state["pid"], init_pid, "{}", e.name);
-        assert_eq!(e.mnt, host_mnt, "{} runs in the runtime's namespace", e.name);
+        assert_eq!(
+            e.mnt, host_mnt,
+            "{} runs in the runtime's namespace",
+            e.name
+        );
         assert_eq!(e.cwd, b.path(), "{} runs in the bundle dir", e.name);
     }
     assert_ne!(
@@ -116,14 +120,21 @@ fn all_hooks_run_in_order_with_state_on_stdin() {
     assert_eq!(il[1], "main", "startContainer runs before the process");
 
     let es = read_log(&log);
-    assert_eq!(names(&es), ["prestart", "createRuntime", "createContainer", "poststart"]);
+    assert_eq!(
+        names(&es),
+        ["prestart", "createRuntime", "createContainer", "poststart"]
+    );
     let ps = &es[3];
     assert_eq!(ps.state["id"], id.as_str());
     assert_eq!(ps.mnt, host_mnt);
     // runc 1.1 reports "created" to poststart; the spec's state would be
     // "running" (or "stopped" if the process already exited).
     let st = ps.state["status"].as_str().unwrap();
-    assert!(["created", "running", "stopped"].contains(&st), "{}", ps.state);
+    assert!(
+        ["created", "running", "stopped"].contains(&st),
+        "{}",
+        ps.state
+    );
 
     env.rt(&["delete", &id]).success();
     let es = read_log(&log);
@@ -168,7 +179,9 @@ fn failing_create_hooks_fail_create_and_leave_nothing() {
         // stdout: , stderr: hook-says-no"
         out.stderr_has("hook #0");
         out.stderr_has("hook-says-no");
-        env.rt(&["state", &id]).failure().stderr_has("does not exist");
+        env.rt(&["state", &id])
+            .failure()
+            .stderr_has("does not exist");
         env.assert_nothing_left(&id);
     }
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`
 fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
     if b.len() < 20
         || !digits(0..4)
         || b[4] != b'-'
@@ -79,12 +80,21 @@ fn create_start_kill_delete() {
     assert_eq!(st["id"], id.as_str());
     let pid = st["pid"].as_i64().expect("pid is a number");
     assert!(pid > 0, "{st:#}");
-    assert!(pid_alive(pid), "init pid {pid} of a created container is not alive");
     assert!(
-        st["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")),
+        pid_alive(pid),
+        "init pid {pid} of a created container is not alive"
+    );
+    assert!(
+        st["ociVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
         "{st:#}"
     );
-    assert_eq!(st["bundle"], b.path(), "bundle must be the absolute bundle path");
+    assert_eq!(
+        st["bundle"],
+        b.path(),
+        "bundle must be the absolute bundle path"
+    );
     assert_eq!(
         st["rootfs"].as_str().unwrap(),
         b.rootfs().to_str().unwrap(),
@@ -97,11 +107,18 @@ fn create_start_kill_delete() {
     assert!(st["owner"].is_string(), "owner missing: {st:#}");
     let pf = fs::read_to_string(&pidfile).expect("pid file written");
     assert_eq!(pf.trim(), pid.to_string(), "pid file content");
-    assert!(env.state_dir(&id).is_dir(), "state dir exists while created");
+    assert!(
+        env.state_dir(&id).is_dir(),
+        "state dir exists while created"
+    );
 
     env.rt(&["start", &id]).success();
     let st = env.wait_status(&id, "running");
-    assert_eq!(st["pid"].as_i64(), Some(pid), "pid stays the same after start");
+    assert_eq!(
+        st["pid"].as_i64(),
+        Some(pid),
+        "pid stays the same after start"
+    );
     let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "sleep", "the container process runs `sleep`");
 
@@ -169,11 +186,19 @@ fn list_formats() {
     assert!(is_rfc3339(f[4]), "{row}");
     assert_eq!(f[5], "root");
     assert!(
-        lines.iter().any(|l| l.starts_with(&id2) && l.contains("running")),
+        lines
+            .iter()
+            .any(|l| l.starts_with(&id2) && l.contains("running")),
         "{out:#?}"
     );
 
-    let mut q = env.rt(&["list", "-q"]).success().lines().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut q = env
+        .rt(&["list", "-q"])
+        .success()
+        .lines()
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
     q.sort();
     let mut want = vec![id1.clone(), id2.clone()];
     want.sort();
@@ -184,11 +209,17 @@ fn list_formats() {
     let v: Value = serde_json::from_str(&out.stdout).expect("list --format json is JSON");
     let arr = v.as_array().expect("an array");
     assert_eq!(arr.len(), 2, "{v:#}");
-    let e1 = arr.iter().find(|e| e["id"] == id1.as_str()).expect("id1 in json");
+    let e1 = arr
+        .iter()
+        .find(|e| e["id"] == id1.as_str())
+        .expect("id1 in json");
     assert_eq!(e1["status"], "created");
     assert_eq!(e1["bundle"], b.path());
     assert!(e1["pid"].as_i64().unwrap() > 0);
-    let e2 = arr.iter().find(|e| e["id"] == id2.as_str()).expect("id2 in json");
+    let e2 = arr
+        .iter()
+        .find(|e| e["id"] == id2.as_str())
+        .expect("id2 in json");
     assert_eq!(e2["status"], "running");
 
     env.rt(&["delete", "--force", &id1]).success();
@@ -216,13 +247,19 @@ fn list_on_missing_root_is_empty() {
 #[test]
 fn run_foreground_output_and_exit_code() {
     let env = Env::new();
-    let b = env.bundle(&["sh", "-c", "echo hello from inside; echo to-stderr >&2; exit 3"]);
+    let b = env.bundle(&[
+        "sh",
+        "-c",
+        "echo hello from inside; echo to-stderr >&2; exit 3",
+    ]);
     let id = env.id("c");
     let out = env.run(&b, &id);
     assert_eq!(out.code, 3, "exit code passes through: {out:#?}");
     assert_eq!(out.stdout, "hello from inside\n");
     assert!(out.stderr.contains("to-stderr"), "{out:#?}");
-    env.rt(&["state", &id]).failure().stderr_has("does not exist");
+    env.rt(&["state", &id])
+        .failure()
+        .stderr_has("does not exist");
     env.assert_nothing_left(&id);
 
     let out = env.run_with(&["true"], |_| {});
@@ -261,7 +298,8 @@ fn run_keep_leaves_a_stopped_container() {
     let env = Env::new();
     let b = env.bundle(&["sh", "-c", "exit 0"]);
     let id = env.id("c");
-    env.rt(&["run", "--keep", "--bundle", b.path(), &id]).success();
+    env.rt(&["run", "--keep", "--bundle", b.path(), &id])
+        .success();
     let st = env.state(&id);
     assert_eq!(st["status"], "stopped", "{st:#}");
     env.rt(&["delete", &id]).success();
@@ -346,8 +384,15 @@ fn kill_invalid_signal_fails() {
     env.create(&b, &id);
     let out = env.rt(&["kill", &id, "SIGNOPE"]);
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(out.stderr.contains("SIGNOPE") || out.stderr.contains("signal"), "{out:#?}");
-    assert_eq!(env.status(&id), "created", "a bad signal leaves the container alone");
+    assert!(
+        out.stderr.contains("SIGNOPE") || out.stderr.contains("signal"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        env.status(&id),
+        "created",
+        "a bad signal leaves the container alone"
+    );
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);
 }
@@ -369,7 +414,8 @@ fn kill_stopped_container_fails() {
     let env = Env::new();
     let b = env.bundle(&["true"]);
     let id = env.id("c");
-    env.rt(&["run", "--keep", "--bundle", b.path(), &id]).success();
+    env.rt(&["run", "--keep", "--bundle", b.path(), &id])
+        .success();
     assert_eq!(env.status(&id), "stopped");
     let out = env.rt(&["kill", &id, "KILL"]);
     assert_eq!(out.code, 1);
@@ -388,7 +434,11 @@ fn delete_running_needs_force() {
     let out = env.rt(&["delete", &id]);
     assert_eq!(out.code, 1, "{out:#?}");
     assert!(out.stderr.contains("running"), "{out:#?}");
-    assert_eq!(env.status(&id), "running", "failed delete leaves it running");
+    assert_eq!(
+        env.status(&id),
+        "running",
+        "failed delete leaves it running"
+    );
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);
 }
@@ -431,7 +481,9 @@ fn config_is_read_once_at_create() {
     env.rt(&["start", &id]).success();
     let st = env.wait_status(&id, "running");
     assert_eq!(
-        fs::read_to_string(format!("/proc/{}/comm", st["pid"])).unwrap().trim(),
+        fs::read_to_string(format!("/proc/{}/comm", st["pid"]))
+            .unwrap()
+            .trim(),
         "sleep"
     );
     env.rt(&["delete", "--force", &id]).success();

@@ -26,8 +26,14 @@ fn no_pid_namespace(c: &mut Value) {
 /// The cgroup.procs of a bundle's cgroup: the pids hierarchy on v1, the unified one on a
 /// pure v2 host.
 fn pids_procs(b: &Bundle) -> std::path::PathBuf {
-    let base = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/pids" };
-    Path::new(base).join(b.cgroup.trim_start_matches('/')).join("cgroup.procs")
+    let base = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/pids"
+    };
+    Path::new(base)
+        .join(b.cgroup.trim_start_matches('/'))
+        .join("cgroup.procs")
 }
 
 fn procs_of(b: &Bundle) -> Vec<i32> {
@@ -107,7 +113,11 @@ fn with_console_socket(env: &Env, sock: &Path, args: &[&str]) -> (Out, OwnedFd) 
             }
         }
     }
-    assert_eq!(fds.len(), 1, "expected exactly one fd over SCM_RIGHTS: {fds:?}");
+    assert_eq!(
+        fds.len(),
+        1,
+        "expected exactly one fd over SCM_RIGHTS: {fds:?}"
+    );
     let master = unsafe { OwnedFd::from_raw_fd(fds[0]) };
     let out = sp.wait();
     (out, master)
@@ -160,7 +170,9 @@ fn read_master(master: &OwnedFd, until: impl Fn(&str) -> bool) -> String {
 
 /// Lines of pty output with the `\r` of the terminal's `\r\n` removed.
 fn tty_lines(s: &str) -> Vec<String> {
-    s.split('\n').map(|l| l.trim_end_matches('\r').trim().to_string()).collect()
+    s.split('\n')
+        .map(|l| l.trim_end_matches('\r').trim().to_string())
+        .collect()
 }
 
 /// Types into an interactive `sh` through the master; the shell's output
@@ -192,7 +204,15 @@ fn run_detached_with_console_socket() {
     let (out, master) = with_console_socket(
         &env,
         &sock,
-        &["run", "-d", "--console-socket", sock.to_str().unwrap(), "--bundle", b.path(), &id],
+        &[
+            "run",
+            "-d",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            b.path(),
+            &id,
+        ],
     );
     out.success();
     drive_interactive_shell(&env, &id, &master);
@@ -207,7 +227,14 @@ fn create_start_with_console_socket() {
     let (out, master) = with_console_socket(
         &env,
         &sock,
-        &["create", "--console-socket", sock.to_str().unwrap(), "--bundle", b.path(), &id],
+        &[
+            "create",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            b.path(),
+            &id,
+        ],
     );
     out.success();
     assert_eq!(env.status(&id), "created");
@@ -227,7 +254,14 @@ fn console_size_is_applied() {
     let (out, master) = with_console_socket(
         &env,
         &sock,
-        &["create", "--console-socket", sock.to_str().unwrap(), "--bundle", b.path(), &id],
+        &[
+            "create",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            b.path(),
+            &id,
+        ],
     );
     out.success();
     assert_pty_master(&master);
@@ -275,16 +309,26 @@ fn force_delete_after_create_was_killed_in_a_hook() {
     let start = Instant::now();
     while !marker.exists() {
         if create.try_wait().is_some() {
-            panic!("create finished before its hook blocked: {:#?}", create.wait());
+            panic!(
+                "create finished before its hook blocked: {:#?}",
+                create.wait()
+            );
         }
-        assert!(start.elapsed() < STATE_DEADLINE, "the createRuntime hook never ran");
+        assert!(
+            start.elapsed() < STATE_DEADLINE,
+            "the createRuntime hook never ran"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     unsafe { libc::kill(create.pid() as i32, libc::SIGKILL) };
     let out = create.wait();
     assert_eq!(out.code, 128 + 9, "{out:#?}");
     // The hook (now `sleep`, same pid thanks to exec) was orphaned.
-    let hp: i32 = fs::read_to_string(&hook_pid).unwrap().trim().parse().unwrap();
+    let hp: i32 = fs::read_to_string(&hook_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     unsafe { libc::kill(hp, libc::SIGKILL) };
     wait_pid_gone(hp as i64);
 
@@ -303,7 +347,9 @@ fn force_delete_after_create_was_killed_in_a_hook() {
     }
 
     env.rt(&["delete", "--force", &id]).success();
-    env.rt(&["state", &id]).failure().stderr_has("does not exist");
+    env.rt(&["state", &id])
+        .failure()
+        .stderr_has("does not exist");
     if is_runc() {
         // runc forgets the cgroups of a container it never recorded; only
         // hold it to leaving no process and no state behind (Env's drop
@@ -400,12 +446,18 @@ fn forwarded_signal(sig: i32, name: &str, code: i32) {
         if run.try_wait().is_some() {
             panic!("run exited early: {:#?}", run.wait());
         }
-        assert!(start.elapsed() < STATE_DEADLINE, "the container never got ready");
+        assert!(
+            start.elapsed() < STATE_DEADLINE,
+            "the container never got ready"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(unsafe { libc::kill(run.pid() as i32, sig) }, 0);
     let out = run.wait();
-    assert_eq!(out.code, code, "the trap's exit code passes through: {out:#?}");
+    assert_eq!(
+        out.code, code,
+        "the trap's exit code passes through: {out:#?}"
+    );
     assert_eq!(out.stdout, format!("got-{name}\n"), "{out:#?}");
     env.assert_nothing_left(&id);
 }
@@ -453,7 +505,10 @@ fn stopped_container_reports_pid_zero() {
     assert!(pid > 0);
     env.rt(&["start", &id]).success();
     let st = env.wait_status(&id, "stopped");
-    assert_eq!(st["pid"], 0, "a stopped container must not report its old pid: {st:#}");
+    assert_eq!(
+        st["pid"], 0,
+        "a stopped container must not report its old pid: {st:#}"
+    );
 
     let out = env.rt(&["list", "--format", "json"]);
     out.success();
@@ -496,7 +551,10 @@ fn relative_pid_file_is_relative_to_the_callers_cwd() {
         let text = fs::read_to_string(&pf)
             .unwrap_or_else(|e| panic!("{cmd}: pid file {} missing: {e}", pf.display()));
         assert_eq!(text.trim(), pid.to_string(), "{cmd}: pid file content");
-        assert!(!b.dir.join("p").exists(), "{cmd}: pid file went to the bundle");
+        assert!(
+            !b.dir.join("p").exists(),
+            "{cmd}: pid file went to the bundle"
+        );
         assert!(!Path::new("/p").exists(), "{cmd}: pid file went to /");
         env.rt(&["delete", "--force", &id]).success();
         env.assert_nothing_left(&id);

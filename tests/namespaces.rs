@@ -66,7 +66,10 @@ fn hostname_without_uts_namespace_is_refused() {
     let out = env.rt(&["create", "--bundle", b.path(), &id]);
     assert_eq!(out.code, 1, "{out:#?}");
     out.stderr_has("unable to set hostname without a private UTS namespace");
-    assert_eq!(fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), before);
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        before
+    );
     env.assert_nothing_left(&id);
 }
 
@@ -165,9 +168,12 @@ fn join_network_namespace_by_path() {
     let env = Env::new();
     let ns = NetNs::new(&env);
     // (The test kernel has no dummy driver; a veth pair works everywhere.)
-    ns.exec(&["ip", "link", "add", "tongv0", "type", "veth", "peer", "name", "tongv1"])
+    ns.exec(&[
+        "ip", "link", "add", "tongv0", "type", "veth", "peer", "name", "tongv1",
+    ])
+    .success();
+    ns.exec(&["ip", "link", "set", "lo", "mtu", "1234"])
         .success();
-    ns.exec(&["ip", "link", "set", "lo", "mtu", "1234"]).success();
     let ino = fs::metadata(ns.path()).unwrap().ino();
     let path = ns.path();
     let b = env.bundle(&[
@@ -251,7 +257,13 @@ fn join_another_containers_namespaces() {
     let out = env.run(&b, &idb);
     out.success();
     let l = out.lines();
-    assert_eq!(&l[0..4], want.iter().map(String::as_str).collect::<Vec<_>>().as_slice());
+    assert_eq!(
+        &l[0..4],
+        want.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+    );
     assert_eq!(l[4], a.hostname, "joined uts ns carries a's hostname");
     assert!(l.contains(&"sleep"), "b sees a's processes: {out:#?}");
     env.rt(&["delete", "--force", &ida]).success();
@@ -262,16 +274,22 @@ fn join_another_containers_namespaces() {
 #[test]
 fn cgroup_namespace() {
     let env = Env::new();
-    let out = env.sh("cat /proc/self/cgroup; readlink /proc/self/ns/cgroup", |c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({ "type": "cgroup" }));
-    });
+    let out = env.sh(
+        "cat /proc/self/cgroup; readlink /proc/self/ns/cgroup",
+        |c| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({ "type": "cgroup" }));
+        },
+    );
     let l: Vec<&str> = out.lines().collect();
     let (last, cg) = l.split_last().unwrap();
     for line in cg {
-        assert!(line.ends_with(":/"), "cgroup paths are / inside a cgroupns: {out}");
+        assert!(
+            line.ends_with(":/"),
+            "cgroup paths are / inside a cgroupns: {out}"
+        );
     }
     assert_ne!(*last, host_ns("cgroup"));
 }
@@ -286,14 +304,22 @@ fn cgroup_without_namespace_shows_the_configured_path() {
     // The memory hierarchy on v1 and hybrid hosts; the unified line on a pure v2 host.
     let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let key = if v2 { "0::" } else { ":memory:" };
-    let mem = out.lines().into_iter().find(|l| l.contains(key)).expect("memory hierarchy").to_string();
+    let mem = out
+        .lines()
+        .into_iter()
+        .find(|l| l.contains(key))
+        .expect("memory hierarchy")
+        .to_string();
     assert!(mem.ends_with(&format!("{key}{}", b.cgroup)), "{out:#?}");
     env.assert_nothing_left(&id);
 }
 
 /// A new user namespace whose uids and gids 0-65535 are host ids 100000-165535.
 fn user_ns_root_at_100000(c: &mut Value) {
-    c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "user" }));
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": "user" }));
     c["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
     c["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
 }
@@ -307,7 +333,10 @@ fn user_namespace_with_mappings() {
             user_ns_root_at_100000(c);
         },
     );
-    let l: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    let l: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(l[0], ["0", "100000", "65536"], "{out}");
     assert_eq!(l[1], ["0", "100000", "65536"], "{out}");
     assert_eq!(l[2], ["0"]);
@@ -344,7 +373,11 @@ fn user_namespace_root_writes_as_the_mapped_host_ids() {
     assert_eq!(l[2], "made", "{out:#?}");
     for f in ["made-inside", "dir-inside"] {
         let md = fs::metadata(scratch.join(f)).unwrap();
-        assert_eq!((md.uid(), md.gid()), (100000, 100000), "{f} as seen on the host");
+        assert_eq!(
+            (md.uid(), md.gid()),
+            (100000, 100000),
+            "{f} as seen on the host"
+        );
     }
     env.assert_nothing_left(&id);
 }

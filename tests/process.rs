@@ -129,11 +129,17 @@ fn user_groups_and_home() {
     assert_eq!(l[3], "HOME=/home/tester", "HOME comes from /etc/passwd");
     let status = out.clone();
     assert_eq!(
-        status_field(&status, "Uid").unwrap().split_whitespace().collect::<Vec<_>>(),
+        status_field(&status, "Uid")
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
         ["1000"; 4]
     );
     assert_eq!(
-        status_field(&status, "Gid").unwrap().split_whitespace().collect::<Vec<_>>(),
+        status_field(&status, "Gid")
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
         ["1000"; 4]
     );
     assert_eq!(status_field(&status, "Groups").unwrap(), "2000");
@@ -145,7 +151,10 @@ fn root_gets_home_from_passwd_and_env_home_wins() {
     let out = env.sh("echo $HOME", |_| {});
     assert_eq!(out.trim(), "/root");
     let out = env.sh("echo $HOME", |c| {
-        c["process"]["env"].as_array_mut().unwrap().push(json!("HOME=/elsewhere"));
+        c["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("HOME=/elsewhere"));
     });
     assert_eq!(out.trim(), "/elsewhere");
 }
@@ -208,7 +217,10 @@ fn cwd() {
     let out = env.sh("pwd; readlink /proc/self/cwd", |c| {
         c["process"]["cwd"] = json!("/home/tester");
     });
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["/home/tester", "/home/tester"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["/home/tester", "/home/tester"]
+    );
     // Default cwd is "/", never the host directory the runtime ran in.
     let out = env.sh("readlink /proc/self/cwd", |_| {});
     assert_eq!(out.trim(), "/");
@@ -301,9 +313,17 @@ fn preserve_fds_passes_fd_3() {
     );
     out.success();
     assert!(out.stdout.starts_with("hello through fd 3\n"), "{out:#?}");
-    let fds: Vec<&str> = out.stdout.lines().skip(1).flat_map(|l| l.split_whitespace()).collect();
+    let fds: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .flat_map(|l| l.split_whitespace())
+        .collect();
     assert!(fds.contains(&"3"), "{out:#?}");
-    assert!(!fds.contains(&"5"), "only one extra fd (plus ls's own): {out:#?}");
+    assert!(
+        !fds.contains(&"5"),
+        "only one extra fd (plus ls's own): {out:#?}"
+    );
     env.assert_nothing_left(&id);
 
     // Without --preserve-fds the same fd is not passed.
@@ -424,5 +444,8 @@ fn error_output_is_one_line() {
     assert_eq!(lines.len(), 1, "{out:#?}");
     assert!(lines[0].starts_with("time=\""), "{out:#?}");
     assert!(lines[0].contains("level=error"), "{out:#?}");
-    assert!(lines[0].contains("executable file not found in $PATH"), "{out:#?}");
+    assert!(
+        lines[0].contains("executable file not found in $PATH"),
+        "{out:#?}"
+    );
 }

@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 fn assert_clean_error(out: &Out) {
     assert_ne!(out.code, 0, "unexpected success: {out:#?}");
     // 101: Rust panic; 134: abort; 129..=159: killed by a signal (runc exits 255 on errors).
-    assert!(out.code != 101 && !(128..160).contains(&out.code), "crash exit: {out:#?}");
+    assert!(
+        out.code != 101 && !(128..160).contains(&out.code),
+        "crash exit: {out:#?}"
+    );
     assert!(!out.stderr.contains("panicked"), "panic: {out:#?}");
     assert!(!out.stderr_lines().is_empty(), "no error message: {out:#?}");
 }
@@ -37,7 +40,10 @@ fn assert_one_line_error(out: &Out) {
 }
 
 fn fault(phase: &str) -> Opts<'_> {
-    Opts { envs: vec![("TONG_FAULT", phase)], ..Default::default() }
+    Opts {
+        envs: vec![("TONG_FAULT", phase)],
+        ..Default::default()
+    }
 }
 
 /// Fails the test now (rather than at Drop) if the leak audit finds anything.
@@ -70,7 +76,10 @@ fn killed_create(phase: &str, init_phase: bool, with_hook: bool) {
         assert_eq!(out.stderr_lines().len(), 1, "{phase}: {out:#?}");
         assert!(!out.stderr.contains("panicked"), "{out:#?}");
     } else {
-        assert_eq!(out.code, 137, "{phase}: the runtime should have been SIGKILLed: {out:#?}");
+        assert_eq!(
+            out.code, 137,
+            "{phase}: the runtime should have been SIGKILLed: {out:#?}"
+        );
     }
 
     let st = env.rt(&["state", &id]);
@@ -83,13 +92,23 @@ fn killed_create(phase: &str, init_phase: bool, with_hook: bool) {
             "{phase}: a half-created container shows {v:#}"
         );
         if status == "created" {
-            assert!(pid_alive(v["pid"].as_i64().unwrap_or(0)), "{phase}: created without a live init: {v:#}");
+            assert!(
+                pid_alive(v["pid"].as_i64().unwrap_or(0)),
+                "{phase}: created without a live init: {v:#}"
+            );
         }
         // list agrees and parses.
         let l = env.rt(&["list", "--format", "json"]);
         l.success();
-        let lv: Value = serde_json::from_str(l.stdout.trim()).unwrap_or_else(|e| panic!("list {e}: {l:#?}"));
-        assert!(lv.as_array().unwrap().iter().any(|c| c["id"] == id.as_str()), "{lv:#}");
+        let lv: Value =
+            serde_json::from_str(l.stdout.trim()).unwrap_or_else(|e| panic!("list {e}: {l:#?}"));
+        assert!(
+            lv.as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["id"] == id.as_str()),
+            "{lv:#}"
+        );
     } else {
         assert_eq!(st.code, 1, "{phase}: {st:#?}");
         st.stderr_has("does not exist");
@@ -97,7 +116,9 @@ fn killed_create(phase: &str, init_phase: bool, with_hook: bool) {
 
     let del = env.rt(&["delete", "--force", &id]);
     del.success();
-    env.rt(&["state", &id]).failure().stderr_has("does not exist");
+    env.rt(&["state", &id])
+        .failure()
+        .stderr_has("does not exist");
     env.assert_nothing_left(&id);
     assert_no_leaks(&env);
 }
@@ -186,10 +207,16 @@ fn killed_when_init_ready_state_tells_the_truth() {
             std::thread::sleep(std::time::Duration::from_millis(20));
             live = env.processes_inside();
         }
-        assert!(live.is_empty(), "state says stopped but the container's processes {live:?} are alive: {st:#}");
+        assert!(
+            live.is_empty(),
+            "state says stopped but the container's processes {live:?} are alive: {st:#}"
+        );
     } else {
         assert_eq!(st["status"], "created", "{st:#}");
-        assert!(live.contains(&(st["pid"].as_i64().unwrap() as u32)), "{st:#} vs {live:?}");
+        assert!(
+            live.contains(&(st["pid"].as_i64().unwrap() as u32)),
+            "{st:#} vs {live:?}"
+        );
     }
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);
@@ -244,7 +271,11 @@ fn killed_delete(phase: &str, force: bool) {
         env.rt(&["kill", &id, "KILL"]).success();
         env.wait_status(&id, "stopped");
     }
-    let args: Vec<&str> = if force { vec!["delete", "--force", &id] } else { vec!["delete", &id] };
+    let args: Vec<&str> = if force {
+        vec!["delete", "--force", &id]
+    } else {
+        vec!["delete", &id]
+    };
     let out = env.rt_opts(&args, fault(phase));
     assert_eq!(out.code, 137, "{phase}: {out:#?}");
 
@@ -264,7 +295,9 @@ fn killed_delete(phase: &str, force: bool) {
     }
     env.rt(&["delete", "--force", &id]).success();
     assert!(!pid_alive(pid));
-    env.rt(&["state", &id]).failure().stderr_has("does not exist");
+    env.rt(&["state", &id])
+        .failure()
+        .stderr_has("does not exist");
     env.assert_nothing_left(&id);
     assert_no_leaks(&env);
 }
@@ -365,7 +398,18 @@ struct TmpfsGuard(PathBuf);
 impl TmpfsGuard {
     fn mount(dir: &Path, opts: &str) -> TmpfsGuard {
         fs::create_dir_all(dir).unwrap();
-        host("/bin/mount", &["-t", "tmpfs", "-o", opts, "tong-test-tmpfs", dir.to_str().unwrap()]).success();
+        host(
+            "/bin/mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                opts,
+                "tong-test-tmpfs",
+                dir.to_str().unwrap(),
+            ],
+        )
+        .success();
         TmpfsGuard(dir.to_path_buf())
     }
 }
@@ -403,9 +447,21 @@ fn refused_root(env: &Env, root: &Path, keep: &[&str]) {
             assert_eq!(out.code, 1, "{out:#?}");
             out.stderr_has(root.to_str().unwrap());
         }
-        assert!(entries_besides(root, keep).is_empty(), "partial state: {:?}", entries_besides(root, keep));
-        assert!(env.cgroup_dirs().is_empty(), "cgroups left: {:?}", env.cgroup_dirs());
-        assert!(env.processes_inside().is_empty(), "processes left: {:?}", env.processes_inside());
+        assert!(
+            entries_besides(root, keep).is_empty(),
+            "partial state: {:?}",
+            entries_besides(root, keep)
+        );
+        assert!(
+            env.cgroup_dirs().is_empty(),
+            "cgroups left: {:?}",
+            env.cgroup_dirs()
+        );
+        assert!(
+            env.processes_inside().is_empty(),
+            "processes left: {:?}",
+            env.processes_inside()
+        );
         // Nothing the runtime can see either.
         let st = env.rt_with_root(root, &["state", &id], &[]);
         assert_clean_error(&st);
@@ -478,7 +534,11 @@ fn very_long_ids() {
             assert!(env.cgroup_dirs().is_empty(), "{:?}", env.cgroup_dirs());
             assert!(env.processes_inside().is_empty());
             if env.root.exists() {
-                assert!(entries_besides(&env.root, &[]).is_empty(), "{:?}", entries_besides(&env.root, &[]));
+                assert!(
+                    entries_besides(&env.root, &[]).is_empty(),
+                    "{:?}",
+                    entries_besides(&env.root, &[])
+                );
             }
         }
         for args in [
@@ -511,7 +571,13 @@ fn non_utf8_ids() {
         let bundle = OsStr::new(b.path());
         for args in [
             vec![OsStr::new("create"), OsStr::new("--bundle"), bundle, id],
-            vec![OsStr::new("run"), OsStr::new("-d"), OsStr::new("--bundle"), bundle, id],
+            vec![
+                OsStr::new("run"),
+                OsStr::new("-d"),
+                OsStr::new("--bundle"),
+                bundle,
+                id,
+            ],
             vec![OsStr::new("state"), id],
             vec![OsStr::new("kill"), id, OsStr::new("KILL")],
             vec![OsStr::new("delete"), id],
@@ -523,13 +589,21 @@ fn non_utf8_ids() {
         assert!(env.cgroup_dirs().is_empty(), "{:?}", env.cgroup_dirs());
         assert!(env.processes_inside().is_empty());
         if env.root.exists() {
-            assert!(entries_besides(&env.root, &[]).is_empty(), "{:?}", entries_besides(&env.root, &[]));
+            assert!(
+                entries_besides(&env.root, &[]).is_empty(),
+                "{:?}",
+                entries_besides(&env.root, &[])
+            );
         }
     }
     // A non-UTF-8 signal and bundle path too.
     let id = env.id("c");
     env.create(&b, &id);
-    let out = env.rt_os(&[OsStr::new("kill"), OsStr::new(&id), OsStr::from_bytes(b"SIG\xff")]);
+    let out = env.rt_os(&[
+        OsStr::new("kill"),
+        OsStr::new(&id),
+        OsStr::from_bytes(b"SIG\xff"),
+    ]);
     assert_one_line_error(&out);
     assert_eq!(env.status(&id), "created");
     let out = env.rt_os(&[
@@ -553,7 +627,19 @@ fn bad_signals() {
     env.rt(&["run", "-d", "--bundle", b.path(), &id]).success();
     let st = env.wait_status(&id, "running");
     let pid = st["pid"].as_i64().unwrap();
-    let mut bad = vec!["SIG", "SIGFOO", "FOO", "99", "65", "-9", "-1", "9999999999999999999999", "SIGKILLX", "1.5", " 9"];
+    let mut bad = vec![
+        "SIG",
+        "SIGFOO",
+        "FOO",
+        "99",
+        "65",
+        "-9",
+        "-1",
+        "9999999999999999999999",
+        "SIGKILLX",
+        "1.5",
+        " 9",
+    ];
     // runc 1.1 sends signal 0 (a liveness probe) and treats "" as the default SIGTERM;
     // tong refuses both.
     if !is_runc() {
@@ -606,15 +692,31 @@ fn leak_audit_reports_what_is_left() {
 
     let leaks = env.leak_audit();
     let has = |needle: &str| leaks.iter().any(|l| l.contains(needle));
-    assert!(has(&format!("process {pid} ")), "the init is not reported: {leaks:#?}");
+    assert!(
+        has(&format!("process {pid} ")),
+        "the init is not reported: {leaks:#?}"
+    );
     for cg in &cgroups {
-        assert!(has(&format!("cgroup dir {}", cg.display())), "{cg:?} not reported: {leaks:#?}");
+        assert!(
+            has(&format!("cgroup dir {}", cg.display())),
+            "{cg:?} not reported: {leaks:#?}"
+        );
     }
-    assert!(has(&format!("-> {}", b.config_path().display())), "the fd is not reported: {leaks:#?}");
-    assert!(has(&format!("mount ")) && has(mnt.to_str().unwrap()), "the mount is not reported: {leaks:#?}");
+    assert!(
+        has(&format!("-> {}", b.config_path().display())),
+        "the fd is not reported: {leaks:#?}"
+    );
+    assert!(
+        has(&format!("mount ")) && has(mnt.to_str().unwrap()),
+        "the mount is not reported: {leaks:#?}"
+    );
     // A leftover state file is reported too.
     fs::create_dir_all(env.root.join("junk")).unwrap();
-    assert!(env.leak_audit().iter().any(|l| l.contains("state file") && l.contains("junk")));
+    assert!(
+        env.leak_audit()
+            .iter()
+            .any(|l| l.contains("state file") && l.contains("junk"))
+    );
     // ... but tong's seccomp cache is not.
     fs::create_dir_all(env.root.join("seccomp@cache")).unwrap();
     fs::write(env.root.join("seccomp@cache").join("x"), "").unwrap();
@@ -667,7 +769,10 @@ fn leaking_env_fails_on_drop() {
         .cloned()
         .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default();
-    assert!(msg.contains("leak audit") && msg.contains("leftover"), "{msg}");
+    assert!(
+        msg.contains("leak audit") && msg.contains("leftover"),
+        "{msg}"
+    );
     // ... and it still cleaned up.
     let (name, root, base) = names.unwrap();
     assert!(!root.exists() && !base.exists());

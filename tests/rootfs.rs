@@ -16,7 +16,10 @@ fn default_mounts() {
     let ms = mountinfo_of(&env, |_| {});
 
     let root = find_mount(&ms, "/");
-    assert!(root.opts.contains(&"ro".to_string()), "root.readonly: {root:?}");
+    assert!(
+        root.opts.contains(&"ro".to_string()),
+        "root.readonly: {root:?}"
+    );
 
     let proc_ = find_mount(&ms, "/proc");
     assert_eq!(proc_.fstype, "proc");
@@ -56,9 +59,7 @@ fn default_mounts() {
         ms.iter().any(|m| m.mount_point == "/sys/fs/cgroup"),
         "no /sys/fs/cgroup mount: {ms:#?}"
     );
-    let mem = ms
-        .iter()
-        .find(|m| m.mount_point == "/sys/fs/cgroup/memory");
+    let mem = ms.iter().find(|m| m.mount_point == "/sys/fs/cgroup/memory");
     if let Some(mem) = mem {
         assert!(mem.opts.contains(&"ro".to_string()), "{mem:?}");
         assert!(mem.root.starts_with("/tong-test-"), "{mem:?}");
@@ -78,7 +79,10 @@ fn readonly_root() {
     });
     let id = env.id("rw");
     env.run(&b, &id).success();
-    assert_eq!(fs::read_to_string(b.rootfs().join("newfile")).unwrap(), "hi\n");
+    assert_eq!(
+        fs::read_to_string(b.rootfs().join("newfile")).unwrap(),
+        "hi\n"
+    );
     let ms = mountinfo_of(&env, |c| c["root"]["readonly"] = json!(false));
     assert!(find_mount(&ms, "/").opts.contains(&"rw".to_string()));
 }
@@ -97,7 +101,10 @@ fn masked_paths() {
     }
     let out = env.sh(&script, |_| {});
     let l: Vec<&str> = out.lines().collect();
-    assert_eq!(l[0], "character special file 1:3", "/proc/keys is /dev/null: {out}");
+    assert_eq!(
+        l[0], "character special file 1:3",
+        "/proc/keys is /dev/null: {out}"
+    );
     assert_eq!(l[1], "character special file 1:3", "{out}");
     assert_eq!(l[2].trim(), "0", "masked file reads empty: {out}");
     assert_eq!(l[3].trim(), "0", "/sys/firmware is empty: {out}");
@@ -105,7 +112,11 @@ fn masked_paths() {
     assert!(l[5].contains("Read-only file system"), "{out}");
     if has_kcore {
         // After touch's error and the blank line from `echo`.
-        assert_eq!(l.last().map(|s| s.trim()), Some("0"), "/proc/kcore reads empty: {out}");
+        assert_eq!(
+            l.last().map(|s| s.trim()),
+            Some("0"),
+            "/proc/kcore reads empty: {out}"
+        );
     }
 
     let ms = mountinfo_of(&env, |_| {});
@@ -141,7 +152,13 @@ fn readonly_paths() {
     assert!(out.stderr.contains("Read-only file system"), "{out:#?}");
 
     let ms = mountinfo_of(&env, |_| {});
-    for p in ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"] {
+    for p in [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ] {
         if !Path::new(p).exists() {
             continue;
         }
@@ -183,14 +200,17 @@ fn default_devices() {
 #[test]
 fn extra_device_node() {
     let env = Env::new();
-    let out = env.sh("stat -c '%F %t:%T %a %u:%g' /dev/kmsg /dev/tong-null", |c| {
-        c["linux"]["devices"] = json!([
-            { "path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11,
-              "fileMode": 0o640, "uid": 1000, "gid": 2000 },
-            { "path": "/dev/tong-null", "type": "c", "major": 1, "minor": 3,
-              "fileMode": 0o600, "uid": 0, "gid": 0 },
-        ]);
-    });
+    let out = env.sh(
+        "stat -c '%F %t:%T %a %u:%g' /dev/kmsg /dev/tong-null",
+        |c| {
+            c["linux"]["devices"] = json!([
+                { "path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11,
+                  "fileMode": 0o640, "uid": 1000, "gid": 2000 },
+                { "path": "/dev/tong-null", "type": "c", "major": 1, "minor": 3,
+                  "fileMode": 0o600, "uid": 0, "gid": 0 },
+            ]);
+        },
+    );
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
@@ -210,10 +230,16 @@ fn bind_mounts_rw_and_ro() {
         "cat /data/in.txt; echo from container > /data/out.txt; \
          cat /rodata/in.txt; touch /rodata/nope 2>&1; true",
         |c| {
-            push_mount(c, json!({ "destination": "/data", "type": "bind", "source": h,
-                                  "options": ["rbind", "rw"] }));
-            push_mount(c, json!({ "destination": "/rodata", "type": "bind", "source": h,
-                                  "options": ["rbind", "ro"] }));
+            push_mount(
+                c,
+                json!({ "destination": "/data", "type": "bind", "source": h,
+                                  "options": ["rbind", "rw"] }),
+            );
+            push_mount(
+                c,
+                json!({ "destination": "/rodata", "type": "bind", "source": h,
+                                  "options": ["rbind", "ro"] }),
+            );
         },
     );
     let l: Vec<&str> = out.lines().collect();
@@ -237,8 +263,11 @@ fn bind_mount_of_a_file() {
     fs::write(&f, "message of the day\n").unwrap();
     let src = f.to_str().unwrap().to_string();
     let out = env.sh("cat /etc/motd", |c| {
-        push_mount(c, json!({ "destination": "/etc/motd", "type": "bind", "source": src,
-                              "options": ["bind", "ro"] }));
+        push_mount(
+            c,
+            json!({ "destination": "/etc/motd", "type": "bind", "source": src,
+                              "options": ["bind", "ro"] }),
+        );
     });
     assert_eq!(out, "message of the day\n");
 }
@@ -249,8 +278,11 @@ fn bind_mount_missing_source_fails() {
     let missing = env.base.join("no-such-dir");
     let m = missing.to_str().unwrap().to_string();
     let b = env.bundle_with(&["true"], |c| {
-        push_mount(c, json!({ "destination": "/data", "type": "bind", "source": m,
-                              "options": ["rbind"] }));
+        push_mount(
+            c,
+            json!({ "destination": "/data", "type": "bind", "source": m,
+                              "options": ["rbind"] }),
+        );
     });
     let id = env.id("c");
     let out = env.rt(&["create", "--bundle", b.path(), &id]);
@@ -263,18 +295,27 @@ fn bind_mount_missing_source_fails() {
 fn tmpfs_with_options() {
     let env = Env::new();
     let ms = mountinfo_of(&env, |c| {
-        push_mount(c, json!({ "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
-                              "options": ["nosuid", "nodev", "size=1m", "mode=700"] }));
+        push_mount(
+            c,
+            json!({ "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["nosuid", "nodev", "size=1m", "mode=700"] }),
+        );
     });
     let m = find_mount(&ms, "/scratch");
     assert_eq!(m.fstype, "tmpfs");
     for o in ["nosuid", "nodev", "size=1024k", "mode=700"] {
         assert!(m.has_opt(o), "/scratch lacks {o}: {m:?}");
     }
-    let out = env.sh("stat -c %a /scratch; echo x > /scratch/f && cat /scratch/f", |c| {
-        push_mount(c, json!({ "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
-                              "options": ["size=1m", "mode=700"] }));
-    });
+    let out = env.sh(
+        "stat -c %a /scratch; echo x > /scratch/f && cat /scratch/f",
+        |c| {
+            push_mount(
+                c,
+                json!({ "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["size=1m", "mode=700"] }),
+            );
+        },
+    );
     assert_eq!(out.lines().collect::<Vec<_>>(), ["700", "x"]);
 }
 
@@ -284,8 +325,11 @@ fn tmpfs_tmpcopyup_keeps_content() {
     let out = env.sh(
         "cat /etc/passwd; echo new > /etc/new && cat /etc/new; grep ' /etc ' /proc/self/mountinfo",
         |c| {
-            push_mount(c, json!({ "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
-                                  "options": ["tmpcopyup", "size=1m"] }));
+            push_mount(
+                c,
+                json!({ "destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                                  "options": ["tmpcopyup", "size=1m"] }),
+            );
         },
     );
     assert!(out.starts_with(PASSWD), "{out}");
@@ -311,15 +355,21 @@ fn rro_is_recursive() {
             "touch /data/top 2>&1; touch /data/sub/inner 2>&1; grep ' /data' /proc/self/mountinfo",
         ],
         |c| {
-            push_mount(c, json!({ "destination": "/data", "type": "bind", "source": h,
-                                  "options": ["rbind", "rro"] }));
+            push_mount(
+                c,
+                json!({ "destination": "/data", "type": "bind", "source": h,
+                                  "options": ["rbind", "rro"] }),
+            );
         },
     );
     unmount(&sub);
     out.success();
     let l: Vec<&str> = out.lines();
     assert!(l[0].contains("Read-only file system"), "{out:#?}");
-    assert!(l[1].contains("Read-only file system"), "submount must be ro too: {out:#?}");
+    assert!(
+        l[1].contains("Read-only file system"),
+        "submount must be ro too: {out:#?}"
+    );
     let ms = parse_mountinfo(&l[2..].join("\n"));
     assert_eq!(ms.len(), 2, "{out:#?}");
     for m in &ms {
@@ -356,12 +406,21 @@ fn mount_destination_symlinks_stay_inside_rootfs() {
     let victim_rel = env.tempdir("victim-rel");
     let victim_abs = env.tempdir("victim-abs");
     let b = env.bundle_with(&["sleep", "1000"], |c| {
-        push_mount(c, json!({ "destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs",
-                              "options": ["size=1m"] }));
-        push_mount(c, json!({ "destination": "/evil2", "type": "tmpfs", "source": "tmpfs",
-                              "options": ["size=2m"] }));
-        push_mount(c, json!({ "destination": "/evil3/x", "type": "tmpfs", "source": "tmpfs",
-                              "options": ["size=3m"] }));
+        push_mount(
+            c,
+            json!({ "destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["size=1m"] }),
+        );
+        push_mount(
+            c,
+            json!({ "destination": "/evil2", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["size=2m"] }),
+        );
+        push_mount(
+            c,
+            json!({ "destination": "/evil3/x", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["size=3m"] }),
+        );
     });
     let r = b.rootfs();
     // /evil -> /  (so /evil/sub must become <rootfs>/sub, not host /sub)
@@ -401,9 +460,15 @@ fn mount_destination_symlinks_stay_inside_rootfs() {
         })
         .filter(|(_, s)| ["size=1024k", "size=2048k", "size=3072k"].contains(&s.as_str()))
         .collect();
-    assert!(sizes.contains(&("/sub".into(), "size=1024k".into())), "{sizes:?}");
     assert!(
-        sizes.contains(&(victim_rel.to_string_lossy().into_owned(), "size=2048k".into())),
+        sizes.contains(&("/sub".into(), "size=1024k".into())),
+        "{sizes:?}"
+    );
+    assert!(
+        sizes.contains(&(
+            victim_rel.to_string_lossy().into_owned(),
+            "size=2048k".into()
+        )),
         "{sizes:?}"
     );
     assert!(
@@ -418,14 +483,24 @@ fn mount_destination_symlinks_stay_inside_rootfs() {
 #[test]
 fn no_pivot() {
     let env = Env::new();
-    let b = env.bundle(&["sh", "-c", "cat /etc/passwd; ls /; readlink /proc/self/root"]);
+    let b = env.bundle(&[
+        "sh",
+        "-c",
+        "cat /etc/passwd; ls /; readlink /proc/self/root",
+    ]);
     let id = env.id("c");
     let out = env.rt(&["run", "--no-pivot", "--bundle", b.path(), &id]);
     out.success();
     assert!(out.stdout.starts_with(PASSWD), "{out:#?}");
     let entries: Vec<&str> = out.stdout[PASSWD.len()..].lines().collect();
-    assert!(entries.contains(&"bin") && entries.contains(&"home"), "{out:#?}");
-    assert!(!entries.contains(&"work"), "host / is not visible: {out:#?}");
+    assert!(
+        entries.contains(&"bin") && entries.contains(&"home"),
+        "{out:#?}"
+    );
+    assert!(
+        !entries.contains(&"work"),
+        "host / is not visible: {out:#?}"
+    );
     assert_eq!(entries.last(), Some(&"/"));
     env.assert_nothing_left(&id);
 }
@@ -433,7 +508,9 @@ fn no_pivot() {
 #[test]
 fn rootfs_propagation_values() {
     let env = Env::new();
-    for p in ["shared", "slave", "private", "rshared", "rslave", "rprivate"] {
+    for p in [
+        "shared", "slave", "private", "rshared", "rslave", "rprivate",
+    ] {
         let out = env.sh("echo ok", |c| c["linux"]["rootfsPropagation"] = json!(p));
         assert_eq!(out, "ok\n", "rootfsPropagation={p}");
     }

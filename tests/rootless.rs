@@ -13,7 +13,14 @@ const UID: u32 = 1000;
 fn as_user(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     let xdg = dir.join("xdg");
     Command::new("setpriv")
-        .args(["--reuid", &UID.to_string(), "--regid", &UID.to_string(), "--clear-groups", "env"])
+        .args([
+            "--reuid",
+            &UID.to_string(),
+            "--regid",
+            &UID.to_string(),
+            "--clear-groups",
+            "env",
+        ])
         .arg(format!("XDG_RUNTIME_DIR={}", xdg.display()))
         .arg(runtime())
         .args(args)
@@ -31,8 +38,14 @@ fn spec_rootless_maps_the_caller_and_drops_host_only_settings() {
     std::os::unix::fs::chown(&dir, Some(UID), Some(UID)).unwrap();
     let out = as_user(&dir, &["spec", "--rootless"]);
     assert!(out.status.success(), "{out:?}");
-    let c: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-    let ns: Vec<&str> = c["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+    let c: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let ns: Vec<&str> = c["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
     assert!(ns.contains(&"user") && !ns.contains(&"network"), "{ns:?}");
     assert_eq!(c["linux"]["uidMappings"][0]["hostID"], UID);
     assert_eq!(c["linux"]["gidMappings"][0]["hostID"], UID);
@@ -48,19 +61,30 @@ fn unprivileged_user_runs_a_container() {
     let dir = tempfile_dir("rootless-run");
     let status = Command::new(repo_dir().join("hack/mkbundle.sh"))
         .arg(&dir)
-        .args(["sh", "-c", "id -u; cat /proc/self/uid_map; touch /tmp/made-inside"])
+        .args([
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/uid_map; touch /tmp/made-inside",
+        ])
         .env("TONG", runtime())
         .status()
         .unwrap();
     assert!(status.success());
     std::fs::remove_file(dir.join("config.json")).unwrap();
-    Command::new("chown").args(["-R", &format!("{UID}:{UID}"), dir.to_str().unwrap()]).status().unwrap();
+    Command::new("chown")
+        .args(["-R", &format!("{UID}:{UID}"), dir.to_str().unwrap()])
+        .status()
+        .unwrap();
     let out = as_user(&dir, &["spec", "--rootless"]);
     assert!(out.status.success(), "{out:?}");
     let path = dir.join("config.json");
     let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     c["process"]["terminal"] = Value::Bool(false);
-    c["process"]["args"] = serde_json::json!(["sh", "-c", "id -u; cat /proc/self/uid_map; touch /tmp/made-inside"]);
+    c["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; touch /tmp/made-inside"
+    ]);
     c["root"]["readonly"] = Value::Bool(false);
     std::fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
     std::fs::create_dir_all(dir.join("xdg")).unwrap();
@@ -75,7 +99,11 @@ fn unprivileged_user_runs_a_container() {
     assert_eq!(map, ["0", &UID.to_string(), "1"], "{stdout}");
     use std::os::unix::fs::MetadataExt;
     let made = std::fs::metadata(dir.join("rootfs/tmp/made-inside")).unwrap();
-    assert_eq!(made.uid(), UID, "a file made by the container's root belongs to the user on the host");
+    assert_eq!(
+        made.uid(),
+        UID,
+        "a file made by the container's root belongs to the user on the host"
+    );
     // State lived under $XDG_RUNTIME_DIR/tong and is gone after run.
     let state = dir.join("xdg/tong");
     assert!(state.is_dir());
@@ -116,7 +144,11 @@ impl Drop for SubIds {
     fn drop(&mut self) {
         for f in ["/etc/subuid", "/etc/subgid"] {
             if let Ok(s) = std::fs::read_to_string(f) {
-                let kept: String = s.lines().filter(|l| *l != self.line).map(|l| format!("{l}\n")).collect();
+                let kept: String = s
+                    .lines()
+                    .filter(|l| *l != self.line)
+                    .map(|l| format!("{l}\n"))
+                    .collect();
                 let _ = std::fs::write(f, kept);
             }
         }
@@ -132,10 +164,18 @@ fn rootless_multi_id_mapping_goes_through_newuidmap() {
     }
     let dir = tempfile_dir("rootless-multi");
     let script = "cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/by-root; chown 1000:1000 /tmp/by-root && echo chown-ok";
-    let status = Command::new(repo_dir().join("hack/mkbundle.sh")).arg(&dir).args(["sh", "-c", script]).env("TONG", runtime()).status().unwrap();
+    let status = Command::new(repo_dir().join("hack/mkbundle.sh"))
+        .arg(&dir)
+        .args(["sh", "-c", script])
+        .env("TONG", runtime())
+        .status()
+        .unwrap();
     assert!(status.success());
     std::fs::remove_file(dir.join("config.json")).unwrap();
-    Command::new("chown").args(["-R", &format!("{UID}:{UID}"), dir.to_str().unwrap()]).status().unwrap();
+    Command::new("chown")
+        .args(["-R", &format!("{UID}:{UID}"), dir.to_str().unwrap()])
+        .status()
+        .unwrap();
     assert!(as_user(&dir, &["spec", "--rootless"]).status.success());
     let path = dir.join("config.json");
     let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -147,7 +187,10 @@ fn rootless_multi_id_mapping_goes_through_newuidmap() {
         {"containerID": 1, "hostID": 300000, "size": 65536}
     ]);
     for set in ["bounding", "effective", "permitted"] {
-        c["process"]["capabilities"][set].as_array_mut().unwrap().push(serde_json::json!("CAP_CHOWN"));
+        c["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!("CAP_CHOWN"));
     }
     c["linux"]["uidMappings"] = maps.clone();
     c["linux"]["gidMappings"] = maps;
@@ -159,21 +202,48 @@ fn rootless_multi_id_mapping_goes_through_newuidmap() {
     let out = as_user(&dir, &["run", "multi-c"]);
     assert!(!out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("newuidmap"), "the error names the helper: {err}");
-    assert_eq!(std::fs::read_dir(dir.join("xdg/tong")).unwrap().count(), 0, "no state left");
+    assert!(
+        err.contains("newuidmap"),
+        "the error names the helper: {err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("xdg/tong")).unwrap().count(),
+        0,
+        "no state left"
+    );
 
     let sub = SubIds::add(300000, 65536);
     let out = as_user(&dir, &["run", "multi-c"]);
     drop(sub);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
-    let rows: Vec<Vec<&str>> = stdout.lines().take(4).map(|l| l.split_whitespace().collect()).collect();
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .take(4)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     let uid = UID.to_string();
-    assert_eq!(rows, [vec!["0", uid.as_str(), "1"], vec!["1", "300000", "65536"], vec!["0", uid.as_str(), "1"], vec!["1", "300000", "65536"]], "{stdout}");
-    assert!(stdout.contains("chown-ok"), "ids beyond the user's own exist inside: {stdout}");
+    assert_eq!(
+        rows,
+        [
+            vec!["0", uid.as_str(), "1"],
+            vec!["1", "300000", "65536"],
+            vec!["0", uid.as_str(), "1"],
+            vec!["1", "300000", "65536"]
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("chown-ok"),
+        "ids beyond the user's own exist inside: {stdout}"
+    );
     use std::os::unix::fs::MetadataExt;
     let made = std::fs::metadata(dir.join("rootfs/tmp/by-root")).unwrap();
-    assert_eq!((made.uid(), made.gid()), (300000 + 999, 300000 + 999), "container uid 1000 is host 300999");
+    assert_eq!(
+        (made.uid(), made.gid()),
+        (300000 + 999, 300000 + 999),
+        "container uid 1000 is host 300999"
+    );
     assert_eq!(std::fs::read_dir(dir.join("xdg/tong")).unwrap().count(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -18,7 +18,14 @@ fn deny_mkdir(c: &mut serde_json::Value) {
 #[test]
 fn deny_mkdir_with_eperm_while_ls_works() {
     let env = Env::new();
-    let out = env.run_with(&["sh", "-c", "mkdir /tmp/x; echo mkdir=$?; ls / >/dev/null && echo ls-ok"], deny_mkdir);
+    let out = env.run_with(
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/x; echo mkdir=$?; ls / >/dev/null && echo ls-ok",
+        ],
+        deny_mkdir,
+    );
     out.success();
     assert_eq!(out.lines(), ["mkdir=1", "ls-ok"], "{out:#?}");
     out.stderr_has("Operation not permitted");
@@ -88,7 +95,13 @@ fn notify_fd_reaches_the_listener() {
         let mut buf = vec![0u8; 65536];
         let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let r = nix::sys::socket::recvmsg::<()>(std::os::fd::AsRawFd::as_raw_fd(&s), &mut iov, Some(&mut cmsg), nix::sys::socket::MsgFlags::empty()).unwrap();
+        let r = nix::sys::socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&s),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
         let mut fds = Vec::new();
         for c in r.cmsgs().unwrap() {
             if let nix::sys::socket::ControlMessageOwned::ScmRights(f) = c {

@@ -49,16 +49,28 @@ fn run_under(env: &Env, profile: &Value, script: &str) -> (Vec<String>, String) 
         c["linux"]["seccomp"] = profile.clone();
         with_sys_admin(c);
     });
-    let id = env.id(&format!("c{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+    let id = env.id(&format!(
+        "c{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
     let out = env.rt(&["--debug", "run", "--bundle", b.path(), &id]);
     out.success();
     env.assert_nothing_left(&id);
-    (out.lines().iter().map(|s| s.to_string()).collect(), out.stderr.clone())
+    (
+        out.lines().iter().map(|s| s.to_string()).collect(),
+        out.stderr.clone(),
+    )
 }
 
 fn with_sys_admin(c: &mut Value) {
     for set in ["bounding", "effective", "permitted"] {
-        c["process"]["capabilities"][set].as_array_mut().unwrap().push(json!("CAP_SYS_ADMIN"));
+        c["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_ADMIN"));
     }
 }
 
@@ -82,7 +94,11 @@ fn cached_program_is_libseccomps_own_and_behaves_the_same() {
     assert_eq!(e.len(), 1, "{e:?}");
     let key = cache::key(&typed(&p)).unwrap();
     assert_eq!(e[0], cache::entry_path(&env.root, &key));
-    assert_eq!(entry_program(&e[0], &p), seccomp::export(&typed(&p)).unwrap(), "the cached program is libseccomp's export");
+    assert_eq!(
+        entry_program(&e[0], &p),
+        seccomp::export(&typed(&p)).unwrap(),
+        "the cached program is libseccomp's export"
+    );
     // Root-only: the directory 0700 and the entry 0600, owned by root.
     let dm = std::fs::metadata(cache_dir(&env)).unwrap();
     assert_eq!(dm.permissions().mode() & 0o777, 0o700);
@@ -90,7 +106,10 @@ fn cached_program_is_libseccomps_own_and_behaves_the_same() {
     assert_eq!((fm.permissions().mode() & 0o777, fm.uid()), (0o600, 0));
 
     let (warm, err) = run_under(&env, &p, script);
-    assert!(err.contains("taken from the cache"), "the second start uses the cache: {err}");
+    assert!(
+        err.contains("taken from the cache"),
+        "the second start uses the cache: {err}"
+    );
     assert_eq!(warm, cold);
 }
 
@@ -105,15 +124,26 @@ fn podman_default_profile_still_blocks_sethostname_from_the_cache() {
     // a process that holds CAP_SYS_ADMIN; without the profile, `hostname` works here.
     let script = "hostname h; echo hostname=$?; echo ok";
     let (lines, _) = run_under(&env, &json!(null), script);
-    assert_eq!(lines, ["hostname=0", "ok"], "negative control: no profile, hostname works");
+    assert_eq!(
+        lines,
+        ["hostname=0", "ok"],
+        "negative control: no profile, hostname works"
+    );
     for round in 0..2 {
         let (lines, err) = run_under(&env, &p, script);
         assert_eq!(lines, ["hostname=1", "ok"], "round {round}: {err}");
-        assert_eq!(err.contains("taken from the cache"), round == 1, "round {round}: {err}");
+        assert_eq!(
+            err.contains("taken from the cache"),
+            round == 1,
+            "round {round}: {err}"
+        );
     }
     let e = entries(&env);
     assert_eq!(e.len(), 1, "{e:?}");
-    assert_eq!(entry_program(&e[0], &p), seccomp::export(&typed(&p)).unwrap());
+    assert_eq!(
+        entry_program(&e[0], &p),
+        seccomp::export(&typed(&p)).unwrap()
+    );
 }
 
 #[test]
@@ -154,16 +184,26 @@ fn damaged_entries_are_rejected_and_rebuilt() {
         std::fs::write(&path, &bytes).unwrap();
         let (lines, err) = run_under(&env, &p, script);
         assert_eq!(lines, ["mkdir=1"], "{what}: {err}");
-        assert!(err.contains("rejecting"), "{what}: the entry is reported as rejected: {err}");
+        assert!(
+            err.contains("rejecting"),
+            "{what}: the entry is reported as rejected: {err}"
+        );
         assert!(!err.contains("taken from the cache"), "{what}: {err}");
-        assert_eq!(std::fs::read(&path).unwrap(), good, "{what}: the entry is rebuilt");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            good,
+            "{what}: the entry is rebuilt"
+        );
     }
 
     // A group-readable entry is not trusted either.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (_, err) = run_under(&env, &p, script);
     assert!(err.contains("rejecting"), "{err}");
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -183,7 +223,10 @@ fn a_symlinked_entry_is_replaced_not_followed() {
     assert_eq!(lines, ["mkdir=1"]);
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     let m = std::fs::symlink_metadata(cache::entry_path(&env.root, &key)).unwrap();
-    assert!(m.file_type().is_file(), "the symlink was replaced by a regular entry");
+    assert!(
+        m.file_type().is_file(),
+        "the symlink was replaced by a regular entry"
+    );
 }
 
 #[test]
@@ -198,7 +241,10 @@ fn a_shared_cache_dir_is_not_used() {
     let (lines, err) = run_under(&env, &p, "mkdir /dev/shm/x; echo mkdir=$?");
     assert_eq!(lines, ["mkdir=1"]);
     assert!(err.contains("not a directory private"), "{err}");
-    assert!(entries(&env).is_empty(), "nothing is written into a directory others can write");
+    assert!(
+        entries(&env).is_empty(),
+        "nothing is written into a directory others can write"
+    );
 }
 
 #[test]
@@ -228,14 +274,22 @@ fn concurrent_starts_fill_the_cache_safely() {
     }
     let env = Env::new();
     let p = podman_profile();
-    let bundles: Vec<_> = (0..8).map(|_| env.bundle_with(&["sh", "-c", "hostname h; echo hostname=$?"], |c| {
-        c["linux"]["seccomp"] = p.clone();
-        with_sys_admin(c);
-    })).collect();
+    let bundles: Vec<_> = (0..8)
+        .map(|_| {
+            env.bundle_with(&["sh", "-c", "hostname h; echo hostname=$?"], |c| {
+                c["linux"]["seccomp"] = p.clone();
+                with_sys_admin(c);
+            })
+        })
+        .collect();
     let ids: Vec<String> = (0..8).map(|i| env.id(&format!("p{i}"))).collect();
     let env_ref = &env;
     std::thread::scope(|s| {
-        let hs: Vec<_> = bundles.iter().zip(&ids).map(|(b, id)| s.spawn(move || env_ref.rt(&["run", "--bundle", b.path(), id]))).collect();
+        let hs: Vec<_> = bundles
+            .iter()
+            .zip(&ids)
+            .map(|(b, id)| s.spawn(move || env_ref.rt(&["run", "--bundle", b.path(), id])))
+            .collect();
         for h in hs {
             let out = h.join().unwrap();
             out.success();
@@ -245,9 +299,16 @@ fn concurrent_starts_fill_the_cache_safely() {
     for id in &ids {
         env.assert_nothing_left(id);
     }
-    let all: Vec<_> = std::fs::read_dir(cache_dir(&env)).unwrap().flatten().map(|e| e.file_name()).collect();
+    let all: Vec<_> = std::fs::read_dir(cache_dir(&env))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(all.len(), 1, "one entry and no temporary files: {all:?}");
-    assert_eq!(entry_program(&entries(&env)[0], &p), seccomp::export(&typed(&p)).unwrap());
+    assert_eq!(
+        entry_program(&entries(&env)[0], &p),
+        seccomp::export(&typed(&p)).unwrap()
+    );
 }
 
 #[test]

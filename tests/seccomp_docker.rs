@@ -20,8 +20,19 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 const DOCKER_CAPS: [&str; 14] = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ];
 
@@ -56,7 +67,10 @@ fn the_captured_profile_is_dockers_default_shape() {
         assert!(listed(s), "{s} should be allowed by docker's profile");
     }
     for s in ["unshare", "keyctl", "add_key", "request_key"] {
-        assert!(!listed(s), "{s} should not be in docker's default-capabilities profile");
+        assert!(
+            !listed(s),
+            "{s} should not be in docker's default-capabilities profile"
+        );
     }
 }
 
@@ -68,10 +82,18 @@ fn docker_profile_blocks_unshare() {
     // user namespace can be made.
     let out = env.run_with(&["sh", "-c", script], |c| docker_like(c, false));
     out.success();
-    assert_eq!(out.lines(), ["rc=0", "mkdir-ok"], "without seccomp unshare -U works: {out:#?}");
+    assert_eq!(
+        out.lines(),
+        ["rc=0", "mkdir-ok"],
+        "without seccomp unshare -U works: {out:#?}"
+    );
     let out = env.run_with(&["sh", "-c", script], |c| docker_like(c, true));
     out.success();
-    assert_eq!(out.lines(), ["rc=1", "mkdir-ok"], "docker's profile refuses unshare: {out:#?}");
+    assert_eq!(
+        out.lines(),
+        ["rc=1", "mkdir-ok"],
+        "docker's profile refuses unshare: {out:#?}"
+    );
     out.stderr_has("Operation not permitted");
 }
 
@@ -104,7 +126,11 @@ fn keyctl_binary() -> &'static PathBuf {
             .arg(&src)
             .output()
             .unwrap_or_else(|e| panic!("this test needs gcc (apt-get install gcc libc6-dev): {e}"));
-        assert!(out.status.success(), "gcc -static failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gcc -static failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         bin
     })
 }
@@ -123,6 +149,16 @@ fn docker_profile_blocks_keyctl() {
         outs.push(out);
     }
     let _ = fs::remove_dir_all(bin.parent().unwrap());
-    assert_eq!(outs[0].lines(), ["keyctl=ok"], "without seccomp keyctl works: {:#?}", outs[0]);
-    assert_eq!(outs[1].lines(), ["keyctl=errno:1"], "docker's profile refuses keyctl with EPERM: {:#?}", outs[1]);
+    assert_eq!(
+        outs[0].lines(),
+        ["keyctl=ok"],
+        "without seccomp keyctl works: {:#?}",
+        outs[0]
+    );
+    assert_eq!(
+        outs[1].lines(),
+        ["keyctl=errno:1"],
+        "docker's profile refuses keyctl with EPERM: {:#?}",
+        outs[1]
+    );
 }

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 fn recv_master(cs: &ConsoleSocket, mut sp: Spawned) -> (Pty, Spawned) {
     let (bytes, mut fds) = match cs.receive(&mut sp) {
         Some(m) => m,
-        None => panic!("runtime exited without sending the pty master: {:#?}", sp.wait()),
+        None => panic!(
+            "runtime exited without sending the pty master: {:#?}",
+            sp.wait()
+        ),
     };
     assert!(bytes > 0, "the message names the terminal");
     assert_eq!(fds.len(), 1, "exactly one fd over SCM_RIGHTS: {fds:?}");
@@ -25,7 +28,12 @@ fn recv_master(cs: &ConsoleSocket, mut sp: Spawned) -> (Pty, Spawned) {
     // It is a pty master: TIOCGPTN answers.
     let mut n: libc::c_uint = 0;
     let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
-    assert_eq!(r, 0, "received fd is not a pty master: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "received fd is not a pty master: {}",
+        std::io::Error::last_os_error()
+    );
     (Pty::new(master), sp)
 }
 
@@ -39,7 +47,11 @@ struct Pty {
 
 impl Pty {
     fn new(master: OwnedFd) -> Pty {
-        Pty { master, seen: Vec::new(), eof: false }
+        Pty {
+            master,
+            seen: Vec::new(),
+            eof: false,
+        }
     }
 
     fn send(&self, s: &str) {
@@ -56,7 +68,11 @@ impl Pty {
         if self.eof {
             return false;
         }
-        let mut pfd = libc::pollfd { fd: self.master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let r = unsafe { libc::poll(&mut pfd, 1, ms) };
         if r <= 0 {
             return true;
@@ -74,7 +90,9 @@ impl Pty {
     }
 
     fn text_from(&self, mark: usize) -> String {
-        strip_ansi(&String::from_utf8_lossy(&self.seen[mark.min(self.seen.len())..]))
+        strip_ansi(&String::from_utf8_lossy(
+            &self.seen[mark.min(self.seen.len())..],
+        ))
     }
 
     fn mark(&self) -> usize {
@@ -91,7 +109,10 @@ impl Pty {
             }
             let alive = self.pump(100);
             if !alive && !has_line(&self.text_from(mark), want) {
-                panic!("terminal closed before {want:?} appeared; transcript:\n{:?}", self.text_from(0));
+                panic!(
+                    "terminal closed before {want:?} appeared; transcript:\n{:?}",
+                    self.text_from(0)
+                );
             }
             assert!(
                 start.elapsed() < CMD_DEADLINE,
@@ -117,7 +138,11 @@ impl Pty {
                 "terminal closed before {what}; transcript:\n{:?}",
                 self.text_from(0)
             );
-            assert!(start.elapsed() < CMD_DEADLINE, "never saw {what}; transcript:\n{:?}", self.text_from(0));
+            assert!(
+                start.elapsed() < CMD_DEADLINE,
+                "never saw {what}; transcript:\n{:?}",
+                self.text_from(0)
+            );
         }
     }
 
@@ -166,7 +191,9 @@ fn has_line(text: &str, want: &str) -> bool {
 /// swallowed by a terminal mode change.
 #[track_caller]
 fn wait_prompt(p: &mut Pty, mark: usize) {
-    p.expect(mark, "a shell prompt", |t| t.trim_end_matches(' ').ends_with('#'));
+    p.expect(mark, "a shell prompt", |t| {
+        t.trim_end_matches(' ').ends_with('#')
+    });
 }
 
 // ---- a real terminal for a foreground runtime ----------------------------------
@@ -181,7 +208,10 @@ fn open_pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
         assert_eq!(libc::unlockpt(m), 0);
         let mut name = [0 as libc::c_char; 128];
         assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
-        let s = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        let s = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
         assert!(s >= 0, "open slave: {}", std::io::Error::last_os_error());
         let slave = OwnedFd::from_raw_fd(s);
         set_size(&master, rows, cols);
@@ -190,7 +220,12 @@ fn open_pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
 }
 
 fn set_size(fd: &OwnedFd, rows: u16, cols: u16) {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     assert_eq!(r, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
 }
@@ -227,7 +262,10 @@ impl Interactive {
         // Drop our copies of the slave: EOF on the master then means the
         // runtime (and everything it shared the terminal with) is gone.
         drop(cmd);
-        Interactive { child, pty: Pty::new(master) }
+        Interactive {
+            child,
+            pty: Pty::new(master),
+        }
     }
 
     /// Waits for the runtime to exit, draining the terminal meanwhile.
@@ -243,7 +281,10 @@ impl Interactive {
             if start.elapsed() > CMD_DEADLINE {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!("runtime did not exit; transcript:\n{:?}", self.pty.text_from(0));
+                panic!(
+                    "runtime did not exit; transcript:\n{:?}",
+                    self.pty.text_from(0)
+                );
             }
         }
     }
@@ -276,7 +317,9 @@ fn exec_tty_console_socket_foreground() {
     if is_runc() {
         // runc 1.1 takes a console socket only when it detaches; tong also
         // serves a foreground exec (and waits for the process's status).
-        env.rt(&args).failure().stderr_has("cannot use console socket");
+        env.rt(&args)
+            .failure()
+            .stderr_has("cannot use console socket");
         env.rt(&["delete", "--force", &id]).success();
         env.assert_nothing_left(&id);
         return;
@@ -286,7 +329,12 @@ fn exec_tty_console_socket_foreground() {
     pty.expect_line("hi");
     pty.read_to_eof();
     let out = sp.wait();
-    assert_eq!(out.code, 3, "exec exits with the shell's status: {out:#?}\n{:?}", pty.text_from(0));
+    assert_eq!(
+        out.code,
+        3,
+        "exec exits with the shell's status: {out:#?}\n{:?}",
+        pty.text_from(0)
+    );
     assert_eq!(env.status(&id), "running");
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);
@@ -313,7 +361,11 @@ fn exec_tty_is_the_controlling_terminal_and_stdio() {
     out.success();
     pty.read_to_eof();
     let t = pty.text_from(0);
-    let lines: Vec<&str> = t.split(['\r', '\n']).map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = t
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     assert!(lines[0].starts_with("/dev/pts/"), "{t:?}");
     for l in &lines[1..4] {
         assert_eq!(*l, lines[0], "stdio is the terminal: {t:?}");
@@ -333,19 +385,26 @@ fn exec_detached_tty_console_socket() {
     let (_b, id) = sleeper(&env);
     let cs = ConsoleSocket::new(&env);
     let pidfile = env.base.join("exec.pid");
-    let (mut pty, sp) = recv_master(&cs, env.spawn(&[
-        "exec",
-        "-d",
-        "-t",
-        "--console-socket",
-        cs.arg(),
-        "--pid-file",
-        pidfile.to_str().unwrap(),
-        &id,
-        "sh",
-    ]));
+    let (mut pty, sp) = recv_master(
+        &cs,
+        env.spawn(&[
+            "exec",
+            "-d",
+            "-t",
+            "--console-socket",
+            cs.arg(),
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+            &id,
+            "sh",
+        ]),
+    );
     sp.wait().success();
-    let pid: i64 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i64 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(pid_alive(pid), "the shell waits for input");
     pty.send("echo hi; exit 3\n");
     pty.expect_line("hi");
@@ -362,14 +421,27 @@ fn run_detached_console_socket() {
     let b = tty_bundle(&env, &["sh"], |_| {});
     let id = env.id("c");
     let cs = ConsoleSocket::new(&env);
-    let (mut pty, sp) = recv_master(&cs, env.spawn(&["run", "-d", "--console-socket", cs.arg(), "--bundle", b.path(), &id]));
+    let (mut pty, sp) = recv_master(
+        &cs,
+        env.spawn(&[
+            "run",
+            "-d",
+            "--console-socket",
+            cs.arg(),
+            "--bundle",
+            b.path(),
+            &id,
+        ]),
+    );
     sp.wait().success();
     env.wait_status(&id, "running");
     pty.send("echo hi; tty; exit 3\n");
     pty.expect_line("hi");
     pty.read_to_eof();
     assert!(
-        pty.text_from(0).split(['\r', '\n']).any(|l| l.trim().starts_with("/dev/pts/")),
+        pty.text_from(0)
+            .split(['\r', '\n'])
+            .any(|l| l.trim().starts_with("/dev/pts/")),
         "the shell's terminal is a pty of the container's devpts: {:?}",
         pty.text_from(0)
     );
@@ -385,7 +457,17 @@ fn create_console_socket_then_start() {
     let b = tty_bundle(&env, &["sh"], |_| {});
     let id = env.id("c");
     let cs = ConsoleSocket::new(&env);
-    let (mut pty, sp) = recv_master(&cs, env.spawn(&["create", "--console-socket", cs.arg(), "--bundle", b.path(), &id]));
+    let (mut pty, sp) = recv_master(
+        &cs,
+        env.spawn(&[
+            "create",
+            "--console-socket",
+            cs.arg(),
+            "--bundle",
+            b.path(),
+            &id,
+        ]),
+    );
     sp.wait().success();
     assert_eq!(env.status(&id), "created");
     env.rt(&["start", &id]).success();
@@ -405,10 +487,25 @@ fn console_size_is_honoured() {
     });
     let id = env.id("c");
     let cs = ConsoleSocket::new(&env);
-    let (mut pty, sp) = recv_master(&cs, env.spawn(&["run", "-d", "--console-socket", cs.arg(), "--bundle", b.path(), &id]));
+    let (mut pty, sp) = recv_master(
+        &cs,
+        env.spawn(&[
+            "run",
+            "-d",
+            "--console-socket",
+            cs.arg(),
+            "--bundle",
+            b.path(),
+            &id,
+        ]),
+    );
     sp.wait().success();
     pty.read_to_eof();
-    assert!(has_line(&pty.text_from(0), "25 81"), "{:?}", pty.text_from(0));
+    assert!(
+        has_line(&pty.text_from(0), "25 81"),
+        "{:?}",
+        pty.text_from(0)
+    );
     env.wait_status(&id, "stopped");
     env.rt(&["delete", &id]).success();
     env.assert_nothing_left(&id);
@@ -429,11 +526,25 @@ fn exec_process_json_console_size() {
         "cwd": "/"
     });
     fs::write(&pj, p.to_string()).unwrap();
-    let (mut pty, sp) =
-        recv_master(&cs, env.spawn(&["exec", "-d", "--process", pj.to_str().unwrap(), "--console-socket", cs.arg(), &id]));
+    let (mut pty, sp) = recv_master(
+        &cs,
+        env.spawn(&[
+            "exec",
+            "-d",
+            "--process",
+            pj.to_str().unwrap(),
+            "--console-socket",
+            cs.arg(),
+            &id,
+        ]),
+    );
     sp.wait().success();
     pty.read_to_eof();
-    assert!(has_line(&pty.text_from(0), "31 97"), "{:?}", pty.text_from(0));
+    assert!(
+        has_line(&pty.text_from(0), "31 97"),
+        "{:?}",
+        pty.text_from(0)
+    );
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);
 }
@@ -454,9 +565,14 @@ fn interactive_run_without_console_socket() {
     it.pty.expect_line_from(m, "33 99");
     it.pty.send("exit 4\r");
     let (code, t) = it.wait();
-    assert_eq!(code, 4, "run exits with the shell's status; transcript:\n{t:?}");
+    assert_eq!(
+        code, 4,
+        "run exits with the shell's status; transcript:\n{t:?}"
+    );
     // Foreground run deletes the container.
-    env.rt(&["state", &id]).failure().stderr_has("does not exist");
+    env.rt(&["state", &id])
+        .failure()
+        .stderr_has("does not exist");
     env.assert_nothing_left(&id);
 }
 
@@ -509,7 +625,10 @@ fn interactive_exec_tty_without_console_socket() {
     it.pty.expect_line_from(m, "33 99");
     it.pty.send("exit 4\r");
     let (code, t) = it.wait();
-    assert_eq!(code, 4, "exec exits with the shell's status; transcript:\n{t:?}");
+    assert_eq!(
+        code, 4,
+        "exec exits with the shell's status; transcript:\n{t:?}"
+    );
     assert_eq!(env.status(&id), "running");
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);

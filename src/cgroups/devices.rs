@@ -29,7 +29,11 @@ fn access_bits(s: &str) -> Result<u32> {
             'm' => 1,
             'r' => 2,
             'w' => 4,
-            _ => return Err(Error::config(format!("linux.resources.devices: invalid access {s:?}"))),
+            _ => {
+                return Err(Error::config(format!(
+                    "linux.resources.devices: invalid access {s:?}"
+                )));
+            }
         };
     }
     Ok(b)
@@ -57,7 +61,11 @@ pub fn rules(config: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
             None | Some(LinuxDeviceType::A) => 'a',
             Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => 'c',
             Some(LinuxDeviceType::B) => 'b',
-            Some(LinuxDeviceType::P) => return Err(Error::config("linux.resources.devices: type p cannot be in a device cgroup")),
+            Some(LinuxDeviceType::P) => {
+                return Err(Error::config(
+                    "linux.resources.devices: type p cannot be in a device cgroup",
+                ));
+            }
         };
         let access = match d.access().as_deref() {
             None | Some("") => 7,
@@ -71,7 +79,13 @@ pub fn rules(config: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
             access,
         });
     }
-    let dflt = |kind, major: Option<i64>, minor: Option<i64>, access| Rule { allow: true, kind, major, minor, access };
+    let dflt = |kind, major: Option<i64>, minor: Option<i64>, access| Rule {
+        allow: true,
+        kind,
+        major,
+        minor,
+        access,
+    };
     out.extend([
         dflt('c', None, None, 1),
         dflt('b', None, None, 1),
@@ -92,26 +106,43 @@ pub fn apply(d: &Dirs, config: &[LinuxDeviceCgroup]) -> Result<()> {
     let rules = rules(config)?;
     if let Some(dir) = d.v1("devices") {
         for r in &rules {
-            let file = if r.allow { "devices.allow" } else { "devices.deny" };
+            let file = if r.allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
             let line = if r.kind == 'a' && r.major.is_none() && r.minor.is_none() && r.access == 7 {
                 "a".to_string()
             } else {
                 let n = |v: Option<i64>| v.map_or("*".to_string(), |x| x.to_string());
-                format!("{} {}:{} {}", r.kind, n(r.major), n(r.minor), access_str(r.access))
+                format!(
+                    "{} {}:{} {}",
+                    r.kind,
+                    n(r.major),
+                    n(r.minor),
+                    access_str(r.access)
+                )
             };
             let p = dir.join(file);
-            std::fs::write(&p, &line).map_err(|e| Error::other(format!("cannot write {line:?} to {}: {e}", p.display())))?;
+            std::fs::write(&p, &line).map_err(|e| {
+                Error::other(format!("cannot write {line:?} to {}: {e}", p.display()))
+            })?;
         }
         return Ok(());
     }
     if let Some(dir) = d.v2.as_deref() {
         let prog = program(&rules);
-        let dirfd = std::fs::File::open(dir).map_err(|e| Error::path("cannot open cgroup", dir, e))?;
-        let pfd = sys::bpf_load_cgroup_device(&prog).map_err(|e| Error::sys("loading the device filter (bpf)", e))?;
-        sys::bpf_attach_cgroup_device(dirfd.as_raw_fd(), pfd.as_raw_fd()).map_err(|e| Error::sys("attaching the device filter", e))?;
+        let dirfd =
+            std::fs::File::open(dir).map_err(|e| Error::path("cannot open cgroup", dir, e))?;
+        let pfd = sys::bpf_load_cgroup_device(&prog)
+            .map_err(|e| Error::sys("loading the device filter (bpf)", e))?;
+        sys::bpf_attach_cgroup_device(dirfd.as_raw_fd(), pfd.as_raw_fd())
+            .map_err(|e| Error::sys("attaching the device filter", e))?;
         return Ok(());
     }
-    Err(Error::config("linux.resources.devices: this host has neither a devices cgroup nor cgroup v2"))
+    Err(Error::config(
+        "linux.resources.devices: this host has neither a devices cgroup nor cgroup v2",
+    ))
 }
 
 /// Assembles the device filter. Rules are checked last to first (a later rule wins); the
@@ -126,7 +157,11 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
     const R6: u8 = 6;
     const R7: u8 = 7;
     let ins = |op: u8, dst: u8, src: u8, off: i16, imm: i32| -> u64 {
-        (op as u64) | ((dst as u64 & 0xf) << 8) | ((src as u64 & 0xf) << 12) | ((off as u16 as u64) << 16) | ((imm as u32 as u64) << 32)
+        (op as u64)
+            | ((dst as u64 & 0xf) << 8)
+            | ((src as u64 & 0xf) << 12)
+            | ((off as u16 as u64) << 16)
+            | ((imm as u32 as u64) << 32)
     };
     const LDXW: u8 = 0x61; // r_dst = *(u32 *)(r_src + off)
     const MOV64X: u8 = 0xbf;
@@ -145,7 +180,8 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
         ins(LDXW, R6, R1, 8, 0),   // minor
     ];
     for r in rules.iter().rev() {
-        let unconditional = r.kind == 'a' && r.access == 7 && r.major.is_none() && r.minor.is_none();
+        let unconditional =
+            r.kind == 'a' && r.access == 7 && r.major.is_none() && r.minor.is_none();
         if unconditional {
             // Matches everything: nothing after it could run (the verifier refuses
             // unreachable code), so it ends the program.
@@ -168,7 +204,11 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
         }
         // Length of the block: each check is one jump, the access check two instructions,
         // then "r0 = verdict; exit".
-        let len: usize = block.iter().map(|(op, _, _)| if *op == 0xff { 3 } else { 1 }).sum::<usize>() + 2;
+        let len: usize = block
+            .iter()
+            .map(|(op, _, _)| if *op == 0xff { 3 } else { 1 })
+            .sum::<usize>()
+            + 2;
         let mut emitted = 0usize;
         for (op, reg, imm) in block {
             if op == 0xff {
@@ -227,7 +267,13 @@ mod tests {
     }
 
     fn rule(allow: bool, kind: char, major: Option<i64>, minor: Option<i64>, access: u32) -> Rule {
-        Rule { allow, kind, major, minor, access }
+        Rule {
+            allow,
+            kind,
+            major,
+            minor,
+            access,
+        }
     }
 
     #[test]
@@ -245,7 +291,10 @@ mod tests {
 
     #[test]
     fn no_code_after_a_match_all_rule() {
-        let rs = vec![rule(true, 'c', Some(1), Some(3), 7), rule(false, 'a', None, None, 7)];
+        let rs = vec![
+            rule(true, 'c', Some(1), Some(3), 7),
+            rule(false, 'a', None, None, 7),
+        ];
         let p = program(&rs);
         assert_eq!(p.len(), 7 + 2, "prologue, then the deny-all verdict only");
         assert_eq!(eval(&p, 2, 2, 1, 3), 0);

@@ -33,14 +33,17 @@ pub fn hierarchies() -> Result<Vec<Hierarchy>> {
     if let Some(h) = CACHE.get() {
         return Ok(h.clone());
     }
-    let info = std::fs::read_to_string("/proc/self/mountinfo").at("cannot read", "/proc/self/mountinfo")?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .at("cannot read", "/proc/self/mountinfo")?;
     Ok(CACHE.get_or_init(|| parse_mountinfo(&info)).clone())
 }
 
 pub fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
     let mut out: Vec<Hierarchy> = Vec::new();
     for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let pre: Vec<&str> = pre.split(' ').collect();
         let post: Vec<&str> = post.split(' ').collect();
         if pre.len() < 5 || post.len() < 3 {
@@ -53,7 +56,20 @@ pub fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
         let controllers = if fstype == "cgroup" {
             post[2]
                 .split(',')
-                .filter(|o| !matches!(*o, "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec" | "xattr" | "clone_children" | "cpuset_v2_mode") && !o.starts_with("release_agent="))
+                .filter(|o| {
+                    !matches!(
+                        *o,
+                        "rw" | "ro"
+                            | "relatime"
+                            | "noatime"
+                            | "nosuid"
+                            | "nodev"
+                            | "noexec"
+                            | "xattr"
+                            | "clone_children"
+                            | "cpuset_v2_mode"
+                    ) && !o.starts_with("release_agent=")
+                })
                 .map(str::to_string)
                 .collect()
         } else {
@@ -66,7 +82,10 @@ pub fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
             v2: fstype == "cgroup2",
         };
         // The same hierarchy may be mounted twice; the first mount wins.
-        if !out.iter().any(|o| o.v2 == h.v2 && o.controllers == h.controllers) {
+        if !out
+            .iter()
+            .any(|o| o.v2 == h.v2 && o.controllers == h.controllers)
+        {
             out.push(h);
         }
     }
@@ -74,7 +93,10 @@ pub fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// A container's cgroup directories, by controller.
@@ -92,7 +114,11 @@ impl Dirs {
         let hs = hierarchies().unwrap_or_default();
         let mut d = Dirs::default();
         for p in paths {
-            let Some(h) = hs.iter().filter(|h| p.starts_with(&h.mountpoint)).max_by_key(|h| h.mountpoint.as_os_str().len()) else {
+            let Some(h) = hs
+                .iter()
+                .filter(|h| p.starts_with(&h.mountpoint))
+                .max_by_key(|h| h.mountpoint.as_os_str().len())
+            else {
                 continue;
             };
             if h.v2 {
@@ -106,7 +132,10 @@ impl Dirs {
 
     /// The v1 directory of a controller.
     pub fn v1(&self, ctl: &str) -> Option<&Path> {
-        self.v1.iter().find(|(c, _)| c.iter().any(|x| x == ctl)).map(|(_, p)| p.as_path())
+        self.v1
+            .iter()
+            .find(|(c, _)| c.iter().any(|x| x == ctl))
+            .map(|(_, p)| p.as_path())
     }
 
     /// The v2 directory, if `ctl` is enabled there.
@@ -118,7 +147,10 @@ impl Dirs {
 
     /// A directory that lists the container's processes (any will do).
     pub fn any(&self) -> Option<&Path> {
-        self.v1("pids").or(self.v1("memory")).or(self.v1.first().map(|(_, p)| p.as_path())).or(self.v2.as_deref())
+        self.v1("pids")
+            .or(self.v1("memory"))
+            .or(self.v1.first().map(|(_, p)| p.as_path()))
+            .or(self.v2.as_deref())
     }
 }
 
@@ -156,8 +188,14 @@ pub fn dir_for(h: &Hierarchy, cgroups_path: Option<&str>, id: &str) -> Option<Pa
         own_cgroup(h)?.join(clean)
     };
     // The mount shows the hierarchy from `root`; strip it.
-    let inside = cg.strip_prefix(&h.root).map(Path::to_path_buf).unwrap_or(cg.clone());
-    let inside = inside.strip_prefix("/").map(Path::to_path_buf).unwrap_or(inside);
+    let inside = cg
+        .strip_prefix(&h.root)
+        .map(Path::to_path_buf)
+        .unwrap_or(cg.clone());
+    let inside = inside
+        .strip_prefix("/")
+        .map(Path::to_path_buf)
+        .unwrap_or(inside);
     if inside.as_os_str().is_empty() {
         return None;
     }
@@ -251,7 +289,8 @@ fn init_cpuset(mount: &Path, dir: &Path) -> Result<()> {
         for f in ["cpuset.cpus", "cpuset.mems"] {
             let v = std::fs::read_to_string(cur.join(f)).unwrap_or_default();
             if v.trim().is_empty() {
-                let pv = std::fs::read_to_string(parent.join(f)).at("cannot read", parent.join(f))?;
+                let pv =
+                    std::fs::read_to_string(parent.join(f)).at("cannot read", parent.join(f))?;
                 std::fs::write(cur.join(f), pv.trim()).at("cannot write", cur.join(f))?;
             }
         }
@@ -271,7 +310,9 @@ pub fn join(paths: &[PathBuf], pid: i32) -> Result<()> {
 /// The pids in the container's cgroup.
 pub fn pids(paths: &[PathBuf]) -> Vec<i32> {
     let dirs = Dirs::from_paths(paths);
-    let Some(d) = dirs.any() else { return Vec::new() };
+    let Some(d) = dirs.any() else {
+        return Vec::new();
+    };
     std::fs::read_to_string(d.join("cgroup.procs"))
         .unwrap_or_default()
         .lines()
@@ -326,7 +367,10 @@ mod tests {
     #[test]
     fn absolute_paths_are_cleaned() {
         let h = &parse_mountinfo(HYBRID)[0];
-        assert_eq!(dir_for(h, Some("/a/../../b"), "x").unwrap(), PathBuf::from("/sys/fs/cgroup/memory/b"));
+        assert_eq!(
+            dir_for(h, Some("/a/../../b"), "x").unwrap(),
+            PathBuf::from("/sys/fs/cgroup/memory/b")
+        );
         assert_eq!(dir_for(h, Some("/"), "x"), None);
     }
 }

@@ -17,11 +17,14 @@ use crate::logging;
 fn write(dir: &Path, file: &str, value: impl ToString) -> Result<()> {
     let p = dir.join(file);
     let v = value.to_string();
-    std::fs::write(&p, &v).map_err(|e| Error::other(format!("cannot write {v:?} to {}: {e}", p.display())))
+    std::fs::write(&p, &v)
+        .map_err(|e| Error::other(format!("cannot write {v:?} to {}: {e}", p.display())))
 }
 
 fn missing(field: &str) -> Error {
-    Error::config(format!("linux.resources.{field}: this host has no cgroup controller for it"))
+    Error::config(format!(
+        "linux.resources.{field}: this host has no cgroup controller for it"
+    ))
 }
 
 /// Applies every resource field that is set.
@@ -40,7 +43,11 @@ pub fn apply(d: &Dirs, r: &LinuxResources) -> Result<()> {
     }
     for h in r.hugepage_limits().iter().flatten() {
         if let Some(dir) = d.v1("hugetlb") {
-            write(dir, &format!("hugetlb.{}.limit_in_bytes", h.page_size()), h.limit())?;
+            write(
+                dir,
+                &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+                h.limit(),
+            )?;
         } else if let Some(dir) = d.v2_with("hugetlb") {
             write(dir, &format!("hugetlb.{}.max", h.page_size()), h.limit())?;
         } else {
@@ -51,38 +58,60 @@ pub fn apply(d: &Dirs, r: &LinuxResources) -> Result<()> {
         if let Some(id) = n.class_id() {
             match d.v1("net_cls") {
                 Some(dir) => write(dir, "net_cls.classid", id)?,
-                None => logging::warn("linux.resources.network.classID: no net_cls controller, ignored"),
+                None => {
+                    logging::warn("linux.resources.network.classID: no net_cls controller, ignored")
+                }
             }
         }
         for p in n.priorities().iter().flatten() {
             match d.v1("net_prio") {
-                Some(dir) => write(dir, "net_prio.ifpriomap", format!("{} {}", p.name(), p.priority()))?,
-                None => logging::warn("linux.resources.network.priorities: no net_prio controller, ignored"),
+                Some(dir) => write(
+                    dir,
+                    "net_prio.ifpriomap",
+                    format!("{} {}", p.name(), p.priority()),
+                )?,
+                None => logging::warn(
+                    "linux.resources.network.priorities: no net_prio controller, ignored",
+                ),
             }
         }
     }
     if let Some(rdma) = r.rdma() {
         // One line per device in rdma.max (v1 and v2 alike); unset limits stay "max".
-        let dir = d.v1("rdma").or(d.v2_with("rdma")).ok_or_else(|| missing("rdma"))?;
+        let dir = d
+            .v1("rdma")
+            .or(d.v2_with("rdma"))
+            .ok_or_else(|| missing("rdma"))?;
         let mut devices: Vec<_> = rdma.iter().collect();
         devices.sort_by(|a, b| a.0.cmp(b.0));
         for (dev, l) in devices {
             if dev.is_empty() || dev.contains(char::is_whitespace) {
-                return Err(Error::config(format!("linux.resources.rdma: invalid device name {dev:?}")));
+                return Err(Error::config(format!(
+                    "linux.resources.rdma: invalid device name {dev:?}"
+                )));
             }
             let v = |x: Option<u32>| x.map_or("max".to_string(), |n| n.to_string());
-            let line = format!("{dev} hca_handle={} hca_object={}", v(l.hca_handles()), v(l.hca_objects()));
-            write(dir, "rdma.max", line).map_err(|e| Error::other(format!("linux.resources.rdma[{dev}]: {e}")))?;
+            let line = format!(
+                "{dev} hca_handle={} hca_object={}",
+                v(l.hca_handles()),
+                v(l.hca_objects())
+            );
+            write(dir, "rdma.max", line)
+                .map_err(|e| Error::other(format!("linux.resources.rdma[{dev}]: {e}")))?;
         }
     }
     if let Some(rules) = r.devices() {
         super::devices::apply(d, rules)?;
     }
     if let Some(u) = r.unified() {
-        let dir = d.v2.as_deref().ok_or_else(|| Error::config("linux.resources.unified: this host has no cgroup v2 hierarchy"))?;
+        let dir = d.v2.as_deref().ok_or_else(|| {
+            Error::config("linux.resources.unified: this host has no cgroup v2 hierarchy")
+        })?;
         for (k, v) in u {
             if k.contains('/') || k.starts_with('.') {
-                return Err(Error::config(format!("linux.resources.unified: invalid file name {k:?}")));
+                return Err(Error::config(format!(
+                    "linux.resources.unified: invalid file name {k:?}"
+                )));
             }
             write(dir, k, v)?;
         }
@@ -105,7 +134,9 @@ fn memory(d: &Dirs, m: &LinuxMemory) -> Result<()> {
             if swap == -1 {
                 swap = 0;
             } else {
-                return Err(Error::config("linux.resources.memory.swap: this host has no swap accounting (memory.memsw)"));
+                return Err(Error::config(
+                    "linux.resources.memory.swap: this host has no swap accounting (memory.memsw)",
+                ));
             }
         }
         if m.check_before_update() == Some(true) && limit > 0 {
@@ -143,7 +174,9 @@ fn memory(d: &Dirs, m: &LinuxMemory) -> Result<()> {
         }
         if let Some(s) = m.swappiness() {
             if s > 100 {
-                return Err(Error::config(format!("linux.resources.memory.swappiness: {s} is above 100")));
+                return Err(Error::config(format!(
+                    "linux.resources.memory.swappiness: {s} is above 100"
+                )));
             }
             write(dir, "memory.swappiness", s)?;
         }
@@ -159,19 +192,25 @@ fn memory(d: &Dirs, m: &LinuxMemory) -> Result<()> {
         return Ok(());
     };
     if let Some(limit) = m.limit().filter(|l| *l != 0)
-        && m.check_before_update() == Some(true) && limit > 0 {
-            let usage: i64 = read_num(&dir.join("memory.current")).unwrap_or(0);
-            if usage > limit {
-                return Err(Error::config(format!("linux.resources.memory.limit: {limit} is below the current usage {usage}")));
-            }
+        && m.check_before_update() == Some(true)
+        && limit > 0
+    {
+        let usage: i64 = read_num(&dir.join("memory.current")).unwrap_or(0);
+        if usage > limit {
+            return Err(Error::config(format!(
+                "linux.resources.memory.limit: {limit} is below the current usage {usage}"
+            )));
         }
+    }
     // runc's conversion: v1's memsw (memory+swap) becomes v2's swap alone.
     let swap_max = v2_swap(m.limit(), m.swap())?;
     if let Some(s) = swap_max {
         if dir.join("memory.swap.max").exists() {
             write(dir, "memory.swap.max", s)?;
         } else if s != "0" && s != "max" {
-            return Err(Error::config("linux.resources.memory.swap: this host has no swap accounting"));
+            return Err(Error::config(
+                "linux.resources.memory.swap: this host has no swap accounting",
+            ));
         }
     }
     if let Some(l) = m.limit().filter(|l| *l != 0) {
@@ -184,7 +223,9 @@ fn memory(d: &Dirs, m: &LinuxMemory) -> Result<()> {
         logging::warn("linux.resources.memory.swappiness is not supported on cgroup v2, ignored");
     }
     if m.disable_oom_killer() == Some(true) {
-        logging::warn("linux.resources.memory.disableOOMKiller is not supported on cgroup v2, ignored");
+        logging::warn(
+            "linux.resources.memory.disableOOMKiller is not supported on cgroup v2, ignored",
+        );
     }
     Ok(())
 }
@@ -200,13 +241,21 @@ pub fn v2_swap(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>> 
         return Ok(Some("max".into()));
     }
     if swap == 0 {
-        return Ok(if limit == -1 { Some("max".into()) } else { None });
+        return Ok(if limit == -1 {
+            Some("max".into())
+        } else {
+            None
+        });
     }
     if limit == 0 || limit == -1 {
-        return Err(Error::config("linux.resources.memory.swap: a swap limit needs a memory limit"));
+        return Err(Error::config(
+            "linux.resources.memory.swap: a swap limit needs a memory limit",
+        ));
     }
     if swap < limit {
-        return Err(Error::config("linux.resources.memory.swap: memory+swap must not be below the memory limit"));
+        return Err(Error::config(
+            "linux.resources.memory.swap: memory+swap must not be below the memory limit",
+        ));
     }
     Ok(Some((swap - limit).to_string()))
 }
@@ -252,14 +301,23 @@ fn cpu(d: &Dirs, c: &LinuxCpu) -> Result<()> {
         if let Some(i) = c.idle() {
             write(dir, "cpu.idle", i)?;
         }
-        if c.realtime_period().is_some_and(|p| p != 0) || c.realtime_runtime().is_some_and(|r| r != 0) {
-            return Err(Error::config("linux.resources.cpu.realtime*: not supported on cgroup v2"));
+        if c.realtime_period().is_some_and(|p| p != 0)
+            || c.realtime_runtime().is_some_and(|r| r != 0)
+        {
+            return Err(Error::config(
+                "linux.resources.cpu.realtime*: not supported on cgroup v2",
+            ));
         }
     } else if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
         return Err(missing("cpu"));
     }
-    if c.cpus().as_ref().is_some_and(|s| !s.is_empty()) || c.mems().as_ref().is_some_and(|s| !s.is_empty()) {
-        let dir = d.v1("cpuset").or(d.v2_with("cpuset")).ok_or_else(|| missing("cpu.cpus"))?;
+    if c.cpus().as_ref().is_some_and(|s| !s.is_empty())
+        || c.mems().as_ref().is_some_and(|s| !s.is_empty())
+    {
+        let dir = d
+            .v1("cpuset")
+            .or(d.v2_with("cpuset"))
+            .ok_or_else(|| missing("cpu.cpus"))?;
         if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
             write(dir, "cpuset.cpus", s)?;
         }
@@ -290,42 +348,82 @@ fn pids(d: &Dirs, limit: i64) -> Result<()> {
     if limit == 0 {
         return Ok(());
     }
-    let v = if limit > 0 { limit.to_string() } else { "max".into() };
-    let dir = d.v1("pids").or(d.v2_with("pids")).ok_or_else(|| missing("pids"))?;
+    let v = if limit > 0 {
+        limit.to_string()
+    } else {
+        "max".into()
+    };
+    let dir = d
+        .v1("pids")
+        .or(d.v2_with("pids"))
+        .ok_or_else(|| missing("pids"))?;
     write(dir, "pids.max", v)
 }
 
 fn blkio(d: &Dirs, b: &LinuxBlockIo) -> Result<()> {
     let throttles = [
-        (b.throttle_read_bps_device(), "blkio.throttle.read_bps_device", "rbps"),
-        (b.throttle_write_bps_device(), "blkio.throttle.write_bps_device", "wbps"),
-        (b.throttle_read_iops_device(), "blkio.throttle.read_iops_device", "riops"),
-        (b.throttle_write_iops_device(), "blkio.throttle.write_iops_device", "wiops"),
+        (
+            b.throttle_read_bps_device(),
+            "blkio.throttle.read_bps_device",
+            "rbps",
+        ),
+        (
+            b.throttle_write_bps_device(),
+            "blkio.throttle.write_bps_device",
+            "wbps",
+        ),
+        (
+            b.throttle_read_iops_device(),
+            "blkio.throttle.read_iops_device",
+            "riops",
+        ),
+        (
+            b.throttle_write_iops_device(),
+            "blkio.throttle.write_iops_device",
+            "wiops",
+        ),
     ];
     if let Some(dir) = d.v1("blkio") {
         if let Some(w) = b.weight().filter(|w| *w != 0) {
-            write_first(dir, &["blkio.bfq.weight", "blkio.weight"], w).map_err(|e| Error::config(format!("linux.resources.blockIO.weight: {e}")))?;
+            write_first(dir, &["blkio.bfq.weight", "blkio.weight"], w)
+                .map_err(|e| Error::config(format!("linux.resources.blockIO.weight: {e}")))?;
         }
         if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
             write(dir, "blkio.leaf_weight", w)?;
         }
         for wd in b.weight_device().iter().flatten() {
             if let Some(w) = wd.weight() {
-                write_first(dir, &["blkio.bfq.weight_device", "blkio.weight_device"], format!("{}:{} {w}", wd.major(), wd.minor()))?;
+                write_first(
+                    dir,
+                    &["blkio.bfq.weight_device", "blkio.weight_device"],
+                    format!("{}:{} {w}", wd.major(), wd.minor()),
+                )?;
             }
             if let Some(w) = wd.leaf_weight() {
-                write(dir, "blkio.leaf_weight_device", format!("{}:{} {w}", wd.major(), wd.minor()))?;
+                write(
+                    dir,
+                    "blkio.leaf_weight_device",
+                    format!("{}:{} {w}", wd.major(), wd.minor()),
+                )?;
             }
         }
         for (list, file, _) in throttles {
             for t in list.iter().flatten() {
-                write(dir, file, format!("{}:{} {}", t.major(), t.minor(), t.rate()))?;
+                write(
+                    dir,
+                    file,
+                    format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+                )?;
             }
         }
         return Ok(());
     }
     let Some(dir) = d.v2_with("io") else {
-        if b.weight().is_some() || throttles.iter().any(|(l, _, _)| l.as_ref().is_some_and(|v| !v.is_empty())) {
+        if b.weight().is_some()
+            || throttles
+                .iter()
+                .any(|(l, _, _)| l.as_ref().is_some_and(|v| !v.is_empty()))
+        {
             return Err(missing("blockIO"));
         }
         return Ok(());
@@ -339,12 +437,20 @@ fn blkio(d: &Dirs, b: &LinuxBlockIo) -> Result<()> {
     }
     for wd in b.weight_device().iter().flatten() {
         if let Some(w) = wd.weight() {
-            write(dir, "io.weight", format!("{}:{} {}", wd.major(), wd.minor(), blkio_to_io_weight(w)))?;
+            write(
+                dir,
+                "io.weight",
+                format!("{}:{} {}", wd.major(), wd.minor(), blkio_to_io_weight(w)),
+            )?;
         }
     }
     for (list, _, key) in throttles {
         for t in list.iter().flatten() {
-            write(dir, "io.max", format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()))?;
+            write(
+                dir,
+                "io.max",
+                format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
+            )?;
         }
     }
     Ok(())
@@ -357,13 +463,20 @@ fn write_first(dir: &Path, files: &[&str], value: impl ToString) -> Result<()> {
             return write(dir, f, value);
         }
     }
-    Err(Error::other(format!("none of {files:?} exists in {}", dir.display())))
+    Err(Error::other(format!(
+        "none of {files:?} exists in {}",
+        dir.display()
+    )))
 }
 
 pub fn read_num(p: &Path) -> Option<i64> {
     let s = std::fs::read_to_string(p).ok()?;
     let s = s.trim();
-    if s == "max" { Some(i64::MAX) } else { s.parse().ok() }
+    if s == "max" {
+        Some(i64::MAX)
+    } else {
+        s.parse().ok()
+    }
 }
 
 #[cfg(test)]
@@ -377,8 +490,14 @@ mod tests {
         assert_eq!(shares_to_weight(262_144), 10_000);
         assert_eq!(blkio_to_io_weight(10), 1);
         assert_eq!(blkio_to_io_weight(1000), 10_000);
-        assert_eq!(v2_swap(Some(100), Some(300)).unwrap().as_deref(), Some("200"));
-        assert_eq!(v2_swap(Some(100), Some(-1)).unwrap().as_deref(), Some("max"));
+        assert_eq!(
+            v2_swap(Some(100), Some(300)).unwrap().as_deref(),
+            Some("200")
+        );
+        assert_eq!(
+            v2_swap(Some(100), Some(-1)).unwrap().as_deref(),
+            Some("max")
+        );
         assert_eq!(v2_swap(Some(-1), None).unwrap().as_deref(), Some("max"));
         assert_eq!(v2_swap(Some(100), None).unwrap(), None);
         assert!(v2_swap(Some(300), Some(100)).is_err());

@@ -47,7 +47,10 @@ fn cpu(d: &Dirs) -> Value {
             .collect();
         let stat = kv(&dir.join("cpuacct.stat"));
         let tick = 10_000_000u64; // USER_HZ 100 → ns
-        let cpu_stat = d.v1("cpu").map(|c| kv(&c.join("cpu.stat"))).unwrap_or_default();
+        let cpu_stat = d
+            .v1("cpu")
+            .map(|c| kv(&c.join("cpu.stat")))
+            .unwrap_or_default();
         return json!({
             "usage": {
                 "total": num(&dir.join("cpuacct.usage")),
@@ -93,7 +96,11 @@ fn memory(d: &Dirs) -> Value {
         });
     }
     if let Some(dir) = d.v2_with("memory") {
-        let max = |f: &str| read(&dir.join(f)).map(|s| s.trim().parse::<u64>().unwrap_or(u64::MAX)).unwrap_or(0);
+        let max = |f: &str| {
+            read(&dir.join(f))
+                .map(|s| s.trim().parse::<u64>().unwrap_or(u64::MAX))
+                .unwrap_or(0)
+        };
         let stat = kv(&dir.join("memory.stat"));
         return json!({
             "cache": stat.get("file").copied().unwrap_or(0),
@@ -106,8 +113,12 @@ fn memory(d: &Dirs) -> Value {
 }
 
 fn pids(d: &Dirs) -> Value {
-    let Some(dir) = d.v1("pids").or(d.v2_with("pids")) else { return json!({}) };
-    let limit = read(&dir.join("pids.max")).and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
+    let Some(dir) = d.v1("pids").or(d.v2_with("pids")) else {
+        return json!({});
+    };
+    let limit = read(&dir.join("pids.max"))
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
     json!({"current": num(&dir.join("pids.current")), "limit": limit})
 }
 
@@ -118,17 +129,35 @@ fn hugetlb(d: &Dirs) -> Value {
         (None, Some(x)) => (x, false),
         _ => return json!({}),
     };
-    let Ok(entries) = std::fs::read_dir(dir) else { return json!({}) };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return json!({});
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let size = if v1 { name.strip_prefix("hugetlb.").and_then(|n| n.strip_suffix(".usage_in_bytes")) } else { name.strip_prefix("hugetlb.").and_then(|n| n.strip_suffix(".current")) };
+        let size = if v1 {
+            name.strip_prefix("hugetlb.")
+                .and_then(|n| n.strip_suffix(".usage_in_bytes"))
+        } else {
+            name.strip_prefix("hugetlb.")
+                .and_then(|n| n.strip_suffix(".current"))
+        };
         if let Some(size) = size {
             if size.contains('.') {
                 continue;
             }
             let usage = num(&e.path());
-            let failcnt = if v1 { num(&dir.join(format!("hugetlb.{size}.failcnt"))) } else { kv(&dir.join(format!("hugetlb.{size}.events"))).get("max").copied().unwrap_or(0) };
-            out.insert(size.to_string(), json!({"usage": usage, "failcnt": failcnt}));
+            let failcnt = if v1 {
+                num(&dir.join(format!("hugetlb.{size}.failcnt")))
+            } else {
+                kv(&dir.join(format!("hugetlb.{size}.events")))
+                    .get("max")
+                    .copied()
+                    .unwrap_or(0)
+            };
+            out.insert(
+                size.to_string(),
+                json!({"usage": usage, "failcnt": failcnt}),
+            );
         }
     }
     Value::Object(out)
@@ -137,10 +166,16 @@ fn hugetlb(d: &Dirs) -> Value {
 /// The container's OOM kill count so far (v1 memory.oom_control, v2 memory.events).
 pub fn oom_kills(d: &Dirs) -> u64 {
     if let Some(dir) = d.v1("memory") {
-        return kv(&dir.join("memory.oom_control")).get("oom_kill").copied().unwrap_or(0);
+        return kv(&dir.join("memory.oom_control"))
+            .get("oom_kill")
+            .copied()
+            .unwrap_or(0);
     }
     if let Some(dir) = d.v2_with("memory") {
-        return kv(&dir.join("memory.events")).get("oom_kill").copied().unwrap_or(0);
+        return kv(&dir.join("memory.events"))
+            .get("oom_kill")
+            .copied()
+            .unwrap_or(0);
     }
     0
 }

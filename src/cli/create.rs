@@ -54,7 +54,10 @@ pub struct Args {
 
 /// systemd socket activation: $LISTEN_FDS fds are passed on too, as runc does.
 pub fn listen_fds() -> u32 {
-    std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {

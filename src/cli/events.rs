@@ -32,14 +32,19 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let interval = humantime::parse_duration(&a.interval)
         .map_err(|e| Error::Usage(format!("invalid --interval {:?}: {e}", a.interval)))?;
     if interval.is_zero() {
-        return Err(Error::Usage("duration interval must be greater than 0".into()));
+        return Err(Error::Usage(
+            "duration interval must be greater than 0".into(),
+        ));
     }
     let (dirs, alive) = container::cgroup_dirs(&g.root, &a.id)?;
     if a.stats {
         if !alive {
             return Err(Error::NotRunning);
         }
-        println!("{}", event("stats", &a.id, Some(cgroups::stats::collect(&dirs))));
+        println!(
+            "{}",
+            event("stats", &a.id, Some(cgroups::stats::collect(&dirs)))
+        );
         return Ok(0);
     }
     let mut ooms = cgroups::stats::oom_kills(&dirs);
@@ -58,7 +63,10 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             return Ok(0);
         }
         if Instant::now() >= next_stats {
-            println!("{}", event("stats", &a.id, Some(cgroups::stats::collect(&dirs))));
+            println!(
+                "{}",
+                event("stats", &a.id, Some(cgroups::stats::collect(&dirs)))
+            );
             next_stats = Instant::now() + interval;
         }
         std::thread::sleep(Duration::from_millis(100));

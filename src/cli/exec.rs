@@ -73,21 +73,33 @@ pub struct Args {
 /// runc's overrides from the flags.
 fn process(g: &Global, a: &Args) -> Result<Process> {
     if let Some(path) = &a.process {
-        let data = std::fs::read(path).map_err(|e| Error::path("cannot read process file", path, e))?;
-        let json: serde_json::Value =
-            serde_json::from_slice(&data).map_err(|e| Error::Usage(format!("process file {}: {e}", path.display())))?;
-        let p: Process = serde_path_to_error::deserialize(&json)
-            .map_err(|e| Error::Usage(format!("process file {}: {}: {}", path.display(), e.path(), e.inner())))?;
+        let data =
+            std::fs::read(path).map_err(|e| Error::path("cannot read process file", path, e))?;
+        let json: serde_json::Value = serde_json::from_slice(&data)
+            .map_err(|e| Error::Usage(format!("process file {}: {e}", path.display())))?;
+        let p: Process = serde_path_to_error::deserialize(&json).map_err(|e| {
+            Error::Usage(format!(
+                "process file {}: {}: {}",
+                path.display(),
+                e.path(),
+                e.inner()
+            ))
+        })?;
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::Usage("process file: args must not be empty".into()));
         }
         return Ok(p);
     }
     if a.args.is_empty() {
-        return Err(Error::Usage("\"exec\" requires a minimum of 2 argument(s)".into()));
+        return Err(Error::Usage(
+            "\"exec\" requires a minimum of 2 argument(s)".into(),
+        ));
     }
     let spec = container::config(&g.root, &a.id)?;
-    let mut p = spec.process().clone().ok_or_else(|| Error::config("process: missing"))?;
+    let mut p = spec
+        .process()
+        .clone()
+        .ok_or_else(|| Error::config("process: missing"))?;
     p.set_args(Some(a.args.clone()));
     if let Some(cwd) = &a.cwd {
         p.set_cwd(cwd.clone());
@@ -111,15 +123,23 @@ fn process(g: &Global, a: &Args) -> Result<Process> {
             Some((u, g)) => (u, Some(g)),
             None => (u.as_str(), None),
         };
-        user.set_uid(uid.parse().map_err(|_| Error::Usage(format!("invalid --user {u:?}: uid must be a number")))?);
+        user.set_uid(
+            uid.parse()
+                .map_err(|_| Error::Usage(format!("invalid --user {u:?}: uid must be a number")))?,
+        );
         if let Some(g) = gid {
-            user.set_gid(g.parse().map_err(|_| Error::Usage(format!("invalid --user {u:?}: gid must be a number")))?);
+            user.set_gid(g.parse().map_err(|_| {
+                Error::Usage(format!("invalid --user {u:?}: gid must be a number"))
+            })?);
         }
     }
     if !a.additional_gids.is_empty() {
         let mut gids = user.additional_gids().clone().unwrap_or_default();
         for g in &a.additional_gids {
-            gids.push(g.parse().map_err(|_| Error::Usage(format!("invalid --additional-gids value {g:?}")))?);
+            gids.push(
+                g.parse()
+                    .map_err(|_| Error::Usage(format!("invalid --additional-gids value {g:?}")))?,
+            );
         }
         user.set_additional_gids(Some(gids));
     }

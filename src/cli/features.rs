@@ -48,6 +48,9 @@ pub fn run(_g: &Global, _a: Args) -> Result<i32> {
             "io.github.tong.version": super::VERSION
         }
     });
-    println!("{}", serde_json::to_string_pretty(&v).map_err(|e| Error::other(e.to_string()))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&v).map_err(|e| Error::other(e.to_string()))?
+    );
     Ok(0)
 }

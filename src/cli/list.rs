@@ -24,14 +24,28 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     }
     match a.format.as_str() {
         "table" => {
-            let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+            let mut rows = vec![
+                ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
             for s in &all {
-                rows.push(vec![s.id.clone(), s.pid.to_string(), s.status.clone(), s.bundle.clone(), s.created.clone(), s.owner.clone()]);
+                rows.push(vec![
+                    s.id.clone(),
+                    s.pid.to_string(),
+                    s.status.clone(),
+                    s.bundle.clone(),
+                    s.created.clone(),
+                    s.owner.clone(),
+                ]);
             }
             print!("{}", table(&rows));
         }
         "json" => {
-            println!("{}", serde_json::to_string(&all).map_err(|e| Error::other(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string(&all).map_err(|e| Error::other(e.to_string()))?
+            );
         }
         other => return Err(Error::Usage(format!("invalid format option {other:?}"))),
     }

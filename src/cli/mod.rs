@@ -27,7 +27,11 @@ use crate::logging::{self, Format};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(Parser, Debug)]
-#[command(name = "tong", about = "tong: an OCI container runtime", disable_version_flag = true)]
+#[command(
+    name = "tong",
+    about = "tong: an OCI container runtime",
+    disable_version_flag = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -45,7 +49,12 @@ pub struct Global {
     #[arg(long, global = true, value_name = "FILE")]
     pub log: Option<String>,
     /// set the log format ('text' (default), or 'json')
-    #[arg(long = "log-format", global = true, default_value = "text", value_name = "FORMAT")]
+    #[arg(
+        long = "log-format",
+        global = true,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
     pub log_format: String,
     /// root directory for storage of container state (this should be located in tmpfs)
     /// [default: /run/tong, or $XDG_RUNTIME_DIR/tong for a non-root user]
@@ -122,7 +131,10 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind as K;
-            if matches!(e.kind(), K::DisplayHelp | K::DisplayHelpOnMissingArgumentOrSubcommand | K::DisplayVersion) {
+            if matches!(
+                e.kind(),
+                K::DisplayHelp | K::DisplayHelpOnMissingArgumentOrSubcommand | K::DisplayVersion
+            ) {
                 let _ = e.print();
                 return 0;
             }
@@ -173,18 +185,29 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
     }
     if let Some(r) = &g.rootless {
         if !matches!(r.as_str(), "true" | "false" | "auto") {
-            return Err(Error::Usage(format!("invalid --rootless value {r:?}: use true, false or auto")));
+            return Err(Error::Usage(format!(
+                "invalid --rootless value {r:?}: use true, false or auto"
+            )));
         }
         if r == "true" && nix::unistd::geteuid().is_root() {
-            logging::debug("--rootless=true as root: rootless mode is not implemented yet, running as root");
+            logging::debug(
+                "--rootless=true as root: rootless mode is not implemented yet, running as root",
+            );
         }
     }
-    if g.systemd_cgroup && matches!(cmd, Command::Create(_) | Command::Run(_) | Command::Update(_)) {
-        return Err(Error::Usage(if std::path::Path::new("/run/systemd/system").exists() {
-            "--systemd-cgroup: the systemd cgroup driver is not supported by this build of tong yet; use the cgroupfs driver".into()
-        } else {
-            "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver".into()
-        }));
+    if g.systemd_cgroup
+        && matches!(
+            cmd,
+            Command::Create(_) | Command::Run(_) | Command::Update(_)
+        )
+    {
+        return Err(Error::Usage(
+            if std::path::Path::new("/run/systemd/system").exists() {
+                "--systemd-cgroup: the systemd cgroup driver is not supported by this build of tong yet; use the cgroupfs driver".into()
+            } else {
+                "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver".into()
+            },
+        ));
     }
     match cmd {
         Command::Create(a) => create::run(g, a),
@@ -210,9 +233,19 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
 /// A clap error in runc's words where engines or users know them.
 fn usage_message(e: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue, ErrorKind as K};
-    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
-    let cmd = args.iter().find(|a| <Cli as clap::CommandFactory>::command().find_subcommand(a.as_str()).is_some());
-    let invalid = match e.get(ContextKind::InvalidArg).or(e.get(ContextKind::InvalidSubcommand)) {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cmd = args.iter().find(|a| {
+        <Cli as clap::CommandFactory>::command()
+            .find_subcommand(a.as_str())
+            .is_some()
+    });
+    let invalid = match e
+        .get(ContextKind::InvalidArg)
+        .or(e.get(ContextKind::InvalidSubcommand))
+    {
         Some(ContextValue::String(s)) => s.clone(),
         _ => String::new(),
     };
@@ -226,18 +259,27 @@ fn usage_message(e: &clap::Error) -> String {
     match (e.kind(), cmd) {
         (K::MissingRequiredArgument, Some(c)) => count(c, false),
         (K::UnknownArgument, Some(c)) if !invalid.starts_with('-') => count(c, true),
-        (K::UnknownArgument, _) => format!("flag provided but not defined: {}", invalid.split('=').next().unwrap_or("")),
+        (K::UnknownArgument, _) => format!(
+            "flag provided but not defined: {}",
+            invalid.split('=').next().unwrap_or("")
+        ),
         (K::InvalidSubcommand, _) => format!("No help topic for '{invalid}'"),
         _ => {
             let text = e.render().to_string();
-            text.lines().next().unwrap_or("").trim_start_matches("error: ").to_string()
+            text.lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string()
         }
     }
 }
 
 /// A usage error before the logger is set up: find --log/--log-format by hand.
 fn log_usage_error(msg: &str) {
-    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let mut log = None;
     let mut format = Format::Text;
     let mut i = 0;
@@ -254,9 +296,10 @@ fn log_usage_error(msg: &str) {
         if a == "--log" || a.starts_with("--log=") {
             log = val(&mut i);
         } else if (a == "--log-format" || a.starts_with("--log-format="))
-            && val(&mut i).as_deref() == Some("json") {
-                format = Format::Json;
-            }
+            && val(&mut i).as_deref() == Some("json")
+        {
+            format = Format::Json;
+        }
         i += 1;
     }
     logging::init(log.as_deref(), format, false);

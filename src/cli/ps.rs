@@ -20,19 +20,30 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let pids = container::pids(&g.root, &a.id)?;
     match a.format.as_str() {
         "json" => {
-            println!("{}", serde_json::to_string(&pids).map_err(|e| Error::other(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string(&pids).map_err(|e| Error::other(e.to_string()))?
+            );
             return Ok(0);
         }
         "table" => {}
         other => return Err(Error::Usage(format!("invalid format option {other:?}"))),
     }
-    let args = if a.ps_args.is_empty() { vec!["-ef".to_string()] } else { a.ps_args.clone() };
+    let args = if a.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        a.ps_args.clone()
+    };
     let out = std::process::Command::new("ps")
         .args(&args)
         .output()
         .map_err(|e| Error::other(format!("running ps: {e}")))?;
     if !out.status.success() {
-        return Err(Error::other(format!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::other(format!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -43,7 +54,10 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         .ok_or_else(|| Error::other("couldn't find PID field in ps output"))?;
     println!("{header}");
     for l in lines {
-        let pid = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok());
+        let pid = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             println!("{l}");
         }

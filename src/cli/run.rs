@@ -1,6 +1,5 @@
 //! `tong run`: create + start, then (unless detached) wait, forward signals, delete.
 
-
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 

@@ -23,10 +23,16 @@ pub fn run(_g: &Global, a: Args) -> Result<i32> {
         .create_new(true)
         .open(&path)
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::Usage("File config.json exists. Remove it first".into()),
+            std::io::ErrorKind::AlreadyExists => {
+                Error::Usage("File config.json exists. Remove it first".into())
+            }
             _ => Error::path("cannot create", &path, e),
         })?;
-    let text = if a.rootless { rootless(crate::spec::DEFAULT_SPEC)? } else { crate::spec::DEFAULT_SPEC.trim_end().to_string() };
+    let text = if a.rootless {
+        rootless(crate::spec::DEFAULT_SPEC)?
+    } else {
+        crate::spec::DEFAULT_SPEC.trim_end().to_string()
+    };
     f.write_all(text.as_bytes()).at("cannot write", &path)?;
     Ok(0)
 }
@@ -34,7 +40,8 @@ pub fn run(_g: &Global, a: Args) -> Result<i32> {
 /// runc's rootless transformation of the default spec: a user namespace mapping root to the
 /// caller, the host's network, /sys bound from the host, no devpts gid, no resources.
 fn rootless(default: &str) -> Result<String> {
-    let mut v: serde_json::Value = serde_json::from_str(default).map_err(|e| Error::other(e.to_string()))?;
+    let mut v: serde_json::Value =
+        serde_json::from_str(default).map_err(|e| Error::other(e.to_string()))?;
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
     let linux = &mut v["linux"];

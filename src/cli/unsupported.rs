@@ -9,5 +9,7 @@ pub struct Rest {
 }
 
 pub fn run(name: &str) -> Result<i32> {
-    Err(Error::Usage(format!("{name}: not implemented in this version of tong")))
+    Err(Error::Usage(format!(
+        "{name}: not implemented in this version of tong"
+    )))
 }

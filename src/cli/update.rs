@@ -69,7 +69,10 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| Error::Usage(format!("invalid size: {s:?}")))?;
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| Error::Usage(format!("invalid size: {s:?}")))?;
     if n < 0.0 {
         return Err(Error::Usage(format!("invalid size: {s:?}")));
     }
@@ -80,12 +83,16 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let r: LinuxResources = if let Some(path) = &a.resources {
         let mut data = Vec::new();
         if path.as_os_str() == "-" {
-            std::io::stdin().read_to_end(&mut data).map_err(|e| Error::sys("reading stdin", e))?;
+            std::io::stdin()
+                .read_to_end(&mut data)
+                .map_err(|e| Error::sys("reading stdin", e))?;
         } else {
             data = std::fs::read(path).map_err(|e| Error::path("cannot read", path, e))?;
         }
-        let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| Error::Usage(format!("resources: invalid JSON: {e}")))?;
-        serde_path_to_error::deserialize(&v).map_err(|e| Error::Usage(format!("resources: {}: {}", e.path(), e.inner())))?
+        let v: serde_json::Value = serde_json::from_slice(&data)
+            .map_err(|e| Error::Usage(format!("resources: invalid JSON: {e}")))?;
+        serde_path_to_error::deserialize(&v)
+            .map_err(|e| Error::Usage(format!("resources: {}: {}", e.path(), e.inner())))?
     } else {
         let mut mem = serde_json::Map::new();
         if let Some(m) = &a.memory {
@@ -123,7 +130,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         if let Some(w) = a.blkio_weight {
             v.insert("blockIO".into(), json!({"weight": w}));
         }
-        serde_json::from_value(serde_json::Value::Object(v)).map_err(|e| Error::Usage(e.to_string()))?
+        serde_json::from_value(serde_json::Value::Object(v))
+            .map_err(|e| Error::Usage(e.to_string()))?
     };
     container::update(&g.root, &a.id, &r)?;
     Ok(0)

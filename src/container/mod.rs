@@ -59,15 +59,37 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
     std::env::set_current_dir(&bundle).at("cannot change directory to bundle", &bundle)?;
     let cfg = spec::load(&bundle)?;
     spec::validate(&cfg)?;
-    let process = cfg.spec.process().as_ref().ok_or_else(|| Error::config("process: missing"))?;
-    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.console_fd.is_none() {
-        return Err(Error::Usage("cannot allocate tty if tong will detach without setting console socket".into()));
+    let process = cfg
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process: missing"))?;
+    if process.terminal().unwrap_or(false)
+        && opts.console_socket.is_none()
+        && opts.console_fd.is_none()
+    {
+        return Err(Error::Usage(
+            "cannot allocate tty if tong will detach without setting console socket".into(),
+        ));
     }
-    let cgroups_path = cfg.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.display().to_string());
+    let cgroups_path = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.display().to_string());
     let cg_plan = cgroups::plan(cgroups_path.as_deref(), &opts.id)?;
-    let limits = cfg.spec.linux().as_ref().and_then(|l| l.resources().as_ref()).is_some_and(|r| {
-        r.memory().is_some() || r.cpu().is_some() || r.pids().is_some() || r.block_io().is_some()
-    });
+    let limits = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .is_some_and(|r| {
+            r.memory().is_some()
+                || r.cpu().is_some()
+                || r.pids().is_some()
+                || r.block_io().is_some()
+        });
     if cg_plan.is_empty() && limits && !nix::unistd::geteuid().is_root() {
         logging::warn("rootless: no delegated cgroup, so linux.resources limits are not applied");
     }
@@ -108,7 +130,10 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
         create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter, !early)
     })();
     match r {
-        Ok(_) => Ok(Created { state: st, terminal: process.terminal().unwrap_or(false) }),
+        Ok(_) => Ok(Created {
+            state: st,
+            terminal: process.terminal().unwrap_or(false),
+        }),
         Err(e) => {
             destroy(sd, &st, true);
             Err(e)
@@ -136,18 +161,33 @@ fn create_inner(
     cgroups_pending: bool,
 ) -> Result<i32> {
     let fifo_path = sd.fifo_path();
-    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).at("cannot create exec fifo", &fifo_path)?;
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+        .at("cannot create exec fifo", &fifo_path)?;
     // Whoever the init becomes (another user, or root of a user namespace) must be able to
     // open it for writing: no umask, owned by the container's root.
-    std::fs::set_permissions(&fifo_path, std::os::unix::fs::PermissionsExt::from_mode(0o622))
-        .at("cannot chmod exec fifo", &fifo_path)?;
+    std::fs::set_permissions(
+        &fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .at("cannot chmod exec fifo", &fifo_path)?;
     let (ruid, rgid) = container_root_ids(&cfg.spec);
-    std::os::unix::fs::chown(&fifo_path, Some(ruid), Some(rgid)).at("cannot chown exec fifo", &fifo_path)?;
-    let fifo: OwnedFd = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .at("cannot open exec fifo", &fifo_path)?;
+    std::os::unix::fs::chown(&fifo_path, Some(ruid), Some(rgid))
+        .at("cannot chown exec fifo", &fifo_path)?;
+    let fifo: OwnedFd =
+        nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .at("cannot open exec fifo", &fifo_path)?;
     let console = match &opts.console_socket {
-        Some(p) if cfg.spec.process().as_ref().is_some_and(|p| p.terminal() == Some(true)) => {
-            Some(std::os::unix::net::UnixStream::connect(p).at("cannot connect to console socket", p)?)
+        Some(p)
+            if cfg
+                .spec
+                .process()
+                .as_ref()
+                .is_some_and(|p| p.terminal() == Some(true)) =>
+        {
+            Some(
+                std::os::unix::net::UnixStream::connect(p)
+                    .at("cannot connect to console socket", p)?,
+            )
         }
         _ => None,
     };
@@ -166,7 +206,14 @@ fn create_inner(
         session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
         seccomp: filter,
     };
-    let mut parent = CreateParent { sd, st, spec: &cfg.spec, filter: lc.seccomp.as_ref(), cg_plan, cgroups_pending };
+    let mut parent = CreateParent {
+        sd,
+        st,
+        spec: &cfg.spec,
+        filter: lc.seccomp.as_ref(),
+        cg_plan,
+        cgroups_pending,
+    };
     logging::phase("launching");
     let pid = launch::spawn(&lc, &mut parent)?;
     if let Some(pf) = &opts.pid_file {
@@ -185,7 +232,10 @@ fn container_root_ids(spec: &Spec) -> (u32, u32) {
             .unwrap_or(0)
     };
     let linux = spec.linux().as_ref();
-    (host(linux.and_then(|l| l.uid_mappings().as_ref())), host(linux.and_then(|l| l.gid_mappings().as_ref())))
+    (
+        host(linux.and_then(|l| l.uid_mappings().as_ref())),
+        host(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
 }
 
 struct CreateParent<'a> {
@@ -213,7 +263,11 @@ impl launch::Parent for CreateParent<'_> {
         let json = hook_state(self.st, Status::Creating);
         let h = self.spec.hooks().as_ref();
         hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &json)?;
-        hooks::run_all("createRuntime", h.and_then(|h| h.create_runtime().as_ref()), &json)?;
+        hooks::run_all(
+            "createRuntime",
+            h.and_then(|h| h.create_runtime().as_ref()),
+            &json,
+        )?;
         Ok(json)
     }
     fn ready(&mut self, _pid: i32) -> Result<()> {
@@ -255,8 +309,14 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// Writes the pid file atomically, as runc does (engines read it the moment create returns).
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     std::fs::OpenOptions::new()
         .write(true)
@@ -303,18 +363,29 @@ fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
             let st = sd.load()?;
             match st.status(&sd.dir) {
                 Status::Created => {}
-                Status::Stopped => return Err(Error::other("cannot start a container that has stopped")),
-                Status::Running => return Err(Error::other("cannot start an already running container")),
-                s => return Err(Error::other(format!("cannot start a container in the {s} state"))),
+                Status::Stopped => {
+                    return Err(Error::other("cannot start a container that has stopped"));
+                }
+                Status::Running => {
+                    return Err(Error::other("cannot start an already running container"));
+                }
+                s => {
+                    return Err(Error::other(format!(
+                        "cannot start a container in the {s} state"
+                    )));
+                }
             }
             st
         }
     };
     logging::phase("start: state read");
     // The pidfd first: once the FIFO is open the process may run, exit and be reaped at once.
-    let pidfd = sys::pidfd_open(st.pid).map_err(|_| Error::other("cannot start a container whose init process has exited"))?;
+    let pidfd = sys::pidfd_open(st.pid)
+        .map_err(|_| Error::other("cannot start a container whose init process has exited"))?;
     if !st.init_alive() {
-        return Err(Error::other("cannot start a container whose init process has exited"));
+        return Err(Error::other(
+            "cannot start a container whose init process has exited",
+        ));
     }
     let fifo_path = sd.fifo_path();
     let fifo = std::fs::OpenOptions::new()
@@ -339,13 +410,16 @@ fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
         }
         if init_gone {
             let _ = std::fs::remove_file(&fifo_path);
-            return Err(Error::other("cannot start a container whose init process has exited"));
+            return Err(Error::other(
+                "cannot start a container whose init process has exited",
+            ));
         }
     }
     logging::phase("start: init released");
     let _ = std::fs::remove_file(&fifo_path);
     if let Some(spec) = typed_config_if(&st, &["hooks", "poststart"]).transpose()?
-        && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+        && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref())
+    {
         hooks::run_all_warn("poststart", Some(h), &hook_state(&st, Status::Running));
     }
     Ok(())
@@ -377,7 +451,9 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
         Status::Stopped => return Err(Error::other("cannot exec in a stopped container")),
         Status::Creating => return Err(Error::NotRunning),
         Status::Paused if !opts.ignore_paused => {
-            return Err(Error::other("cannot exec in a paused container (use --ignore-paused to override)"));
+            return Err(Error::other(
+                "cannot exec in a paused container (use --ignore-paused to override)",
+            ));
         }
         _ => {}
     }
@@ -385,13 +461,18 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
     if !st.init_alive() {
         return Err(Error::NotRunning);
     }
-    if opts.process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.console_fd.is_none() {
-        return Err(Error::Usage("cannot allocate tty if tong will detach without setting console socket".into()));
+    if opts.process.terminal().unwrap_or(false)
+        && opts.console_socket.is_none()
+        && opts.console_fd.is_none()
+    {
+        return Err(Error::Usage(
+            "cannot allocate tty if tong will detach without setting console socket".into(),
+        ));
     }
     let console = match &opts.console_socket {
-        Some(p) if opts.process.terminal() == Some(true) => {
-            Some(std::os::unix::net::UnixStream::connect(p).at("cannot connect to console socket", p)?)
-        }
+        Some(p) if opts.process.terminal() == Some(true) => Some(
+            std::os::unix::net::UnixStream::connect(p).at("cannot connect to console socket", p)?,
+        ),
         _ => None,
     };
     let cgroups = exec_cgroups(&st.cgroup_paths, opts.sub_cgroup.as_deref())?;
@@ -425,21 +506,32 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
 /// The cgroups an exec'd process joins: the container's, or a sub-cgroup of them
 /// (`--cgroup path` for all hierarchies, `--cgroup ctl:path` for one).
 fn exec_cgroups(dirs: &[PathBuf], sub: Option<&str>) -> Result<Vec<PathBuf>> {
-    let Some(sub) = sub else { return Ok(dirs.to_vec()) };
+    let Some(sub) = sub else {
+        return Ok(dirs.to_vec());
+    };
     let (ctl, path) = match sub.split_once(':') {
         Some((c, p)) => (Some(c), p),
         None => (None, sub),
     };
     if path.split('/').any(|c| c == "..") {
-        return Err(Error::Usage(format!("--cgroup {sub:?}: the path must stay inside the container's cgroup")));
+        return Err(Error::Usage(format!(
+            "--cgroup {sub:?}: the path must stay inside the container's cgroup"
+        )));
     }
     let rel = path.trim_start_matches('/');
     let mut out = Vec::new();
     for d in dirs {
-        let matches = ctl.is_none_or(|c| d.parent().and_then(|p| p.file_name()).is_some_and(|_| d.to_string_lossy().contains(&format!("/{c}/"))));
+        let matches = ctl.is_none_or(|c| {
+            d.parent()
+                .and_then(|p| p.file_name())
+                .is_some_and(|_| d.to_string_lossy().contains(&format!("/{c}/")))
+        });
         let target = if matches { d.join(rel) } else { d.clone() };
         if matches && !target.is_dir() {
-            return Err(Error::Usage(format!("--cgroup {sub:?}: {} does not exist", target.display())));
+            return Err(Error::Usage(format!(
+                "--cgroup {sub:?}: {} does not exist",
+                target.display()
+            )));
         }
         out.push(target);
     }
@@ -495,9 +587,14 @@ pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> R
     cgroups::resources::apply(&cgroups::Dirs::from_paths(&st.cgroup_paths), r)?;
     // Merge the update into the recorded config so `state` and later updates see it.
     if let Ok(patch) = serde_json::to_value(r) {
-        let res = st.config.pointer_mut("/linux").and_then(|l| l.as_object_mut()).map(|l| {
-            l.entry("resources").or_insert_with(|| serde_json::json!({}))
-        });
+        let res = st
+            .config
+            .pointer_mut("/linux")
+            .and_then(|l| l.as_object_mut())
+            .map(|l| {
+                l.entry("resources")
+                    .or_insert_with(|| serde_json::json!({}))
+            });
         if let Some(res) = res {
             merge(res, &patch);
         }
@@ -519,7 +616,10 @@ fn merge(into: &mut serde_json::Value, patch: &serde_json::Value) {
 /// The container's cgroup directories and its status, for `events`.
 pub fn cgroup_dirs(root: &Path, id: &str) -> Result<(cgroups::Dirs, bool)> {
     let (_sd, st, status) = running(root, id)?;
-    Ok((cgroups::Dirs::from_paths(&st.cgroup_paths), status != Status::Stopped))
+    Ok((
+        cgroups::Dirs::from_paths(&st.cgroup_paths),
+        status != Status::Stopped,
+    ))
 }
 
 /// `state`: runc's JSON for one container (read without the lock, which create holds).
@@ -528,7 +628,9 @@ pub fn state(root: &Path, id: &str) -> Result<OciState> {
     let dir = root.join(id);
     let st = match state::read_state(&dir.join(state::STATE_FILE)) {
         Ok(s) => s,
-        Err(_) if !dir.join(state::STATE_FILE).exists() => return Err(Error::NotExist(id.to_string())),
+        Err(_) if !dir.join(state::STATE_FILE).exists() => {
+            return Err(Error::NotExist(id.to_string()));
+        }
         Err(e) => return Err(e),
     };
     Ok(st.oci_state(st.status(&dir)))
@@ -613,7 +715,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let st = match sd.load() {
         Ok(st) => st,
         Err(e) if force => {
-            logging::warn(&format!("removing container {id} with an unreadable state: {e}"));
+            logging::warn(&format!(
+                "removing container {id} with an unreadable state: {e}"
+            ));
             return sd.remove();
         }
         Err(e) => return Err(e),
@@ -622,15 +726,22 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     match status {
         Status::Stopped | Status::Created => {}
         Status::Creating if !force => {
-            return Err(Error::other(format!("cannot delete container {id} that is not stopped: creating")));
+            return Err(Error::other(format!(
+                "cannot delete container {id} that is not stopped: creating"
+            )));
         }
         Status::Running | Status::Paused if !force => {
-            return Err(Error::other(format!("cannot delete container {id} that is not stopped: {status}")));
+            return Err(Error::other(format!(
+                "cannot delete container {id} that is not stopped: {status}"
+            )));
         }
         _ => {}
     }
     if status == Status::Creating {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(st.creator_pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(st.creator_pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     destroy(sd, &st, false);
     Ok(())
@@ -648,9 +759,10 @@ fn destroy(sd: StateDir, st: &State, failed_create: bool) {
     // A create that failed after its init existed still ends with the poststop hooks.
     if (!failed_create || st.pid > 0)
         && let Some(Ok(spec)) = typed_config_if(st, &["hooks", "poststop"])
-            && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
-                hooks::run_all_warn("poststop", Some(h), &hook_state(st, Status::Stopped));
-            }
+        && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref())
+    {
+        hooks::run_all_warn("poststop", Some(h), &hook_state(st, Status::Stopped));
+    }
     logging::phase("cgroups removed");
     if let Err(e) = sd.remove() {
         logging::warn(&e.to_string());
@@ -663,10 +775,11 @@ fn kill_all(st: &State) {
     let mut pidfds = Vec::new();
     if st.pid > 0
         && let Ok(fd) = sys::pidfd_open(st.pid)
-            && st.init_alive() {
-                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-                pidfds.push(fd);
-            }
+        && st.init_alive()
+    {
+        let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        pidfds.push(fd);
+    }
     // With its own pid namespace, a dead init took every process of the container with it
     // (the kernel kills the namespace and the init's exit waits for them): nothing to scan.
     // Without one, or when the init was never recorded (a create killed early), the
@@ -687,7 +800,10 @@ fn kill_all(st: &State) {
         }
     }
     for fd in pidfds {
-        let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16));
     }
     // Reap our own children (the init is ours when create or run is the caller).

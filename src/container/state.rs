@@ -103,7 +103,9 @@ pub fn validate_id(id: &str) -> Result<()> {
     if id.is_empty() {
         return Err(Error::EmptyId);
     }
-    let ok = id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+    let ok = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
     if !ok || id == "." || id == ".." || id.len() > 1024 {
         return Err(Error::InvalidId(id.to_string()));
     }
@@ -155,7 +157,8 @@ impl StateDir {
     pub fn save(&self, state: &State) -> Result<()> {
         let tmp = self.dir.join(".state.json.tmp");
         let path = self.dir.join(STATE_FILE);
-        let data = serde_json::to_vec(state).map_err(|e| Error::other(format!("encoding state: {e}")))?;
+        let data =
+            serde_json::to_vec(state).map_err(|e| Error::other(format!("encoding state: {e}")))?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -189,7 +192,11 @@ impl StateDir {
 }
 
 pub fn ensure_root(root: &Path) -> Result<()> {
-    match std::fs::DirBuilder::new().mode(0o700).recursive(true).create(root) {
+    match std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(root)
+    {
         Ok(()) => Ok(()),
         Err(e) => Err(Error::path("cannot create state root", root, e)),
     }
@@ -209,7 +216,8 @@ fn lock_dir(dir: &Path) -> Result<File> {
 /// container). Writes are atomic renames, so a reader never sees half a file.
 pub fn read_state(path: &Path) -> Result<State> {
     let data = std::fs::read(path).at("cannot read state file", path)?;
-    serde_json::from_slice(&data).map_err(|e| Error::other(format!("state file {}: {e}", path.display())))
+    serde_json::from_slice(&data)
+        .map_err(|e| Error::other(format!("state file {}: {e}", path.display())))
 }
 
 impl State {
@@ -243,7 +251,11 @@ impl State {
         OciState {
             oci_version: self.oci_version.clone(),
             id: self.id.clone(),
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             status: status.as_str().to_string(),
             bundle: self.bundle.display().to_string(),
             rootfs: self.rootfs.display().to_string(),
@@ -263,7 +275,10 @@ mod tests {
         assert!(validate_id("abc-1.2_x+y").is_ok());
         assert!(matches!(validate_id(""), Err(Error::EmptyId)));
         for bad in ["a/b", "..", ".", "a b", "a\0b", "é"] {
-            assert!(matches!(validate_id(bad), Err(Error::InvalidId(_))), "{bad}");
+            assert!(
+                matches!(validate_id(bad), Err(Error::InvalidId(_))),
+                "{bad}"
+            );
         }
         assert!(validate_id(&"a".repeat(1025)).is_err());
     }

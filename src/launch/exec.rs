@@ -87,7 +87,12 @@ fn drive(cfg: &ExecConfig, child: i32, ch: &sync::Channel, pid: &mut Option<i32>
             (Msg::Ready, _) => break,
             (Msg::SeccompFd, Some(fd)) => {
                 if let Some(f) = &cfg.seccomp {
-                    crate::linux::seccomp::send_to_listener(f, fd.as_fd(), p, &serde_json::json!({"pid": p}))?;
+                    crate::linux::seccomp::send_to_listener(
+                        f,
+                        fd.as_fd(),
+                        p,
+                        &serde_json::json!({"pid": p}),
+                    )?;
                 }
             }
             (Msg::Error(e), _) => return Err(Error::Child(e)),
@@ -107,15 +112,25 @@ fn child_main(cfg: &ExecConfig, ch: &sync::Channel) -> Result<i32> {
     // Joining the namespaces overlaps with the parent's cgroup moves; Go says this process
     // is in the container's cgroups, so the process forked next is born there.
     if cfg.ns_flags != 0 {
-        nix::sched::setns(cfg.init_pidfd.as_fd(), nix::sched::CloneFlags::from_bits_retain(cfg.ns_flags))
-            .ctx(|| "joining the container's namespaces".into())?;
+        nix::sched::setns(
+            cfg.init_pidfd.as_fd(),
+            nix::sched::CloneFlags::from_bits_retain(cfg.ns_flags),
+        )
+        .ctx(|| "joining the container's namespaces".into())?;
     }
     match ch.recv()? {
         Msg::Go => {}
         m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
     }
     sync::fork_reported(ch, || {
-        let r: Result<()> = finalize::prepare(cfg.process, false, cfg.console_fd, None, cfg.seccomp.as_ref()).and_then(|prepared| {
+        let r: Result<()> = finalize::prepare(
+            cfg.process,
+            false,
+            cfg.console_fd,
+            None,
+            cfg.seccomp.as_ref(),
+        )
+        .and_then(|prepared| {
             if let Some(fd) = &prepared.notify_fd {
                 ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(fd)))?;
             }
@@ -145,13 +160,14 @@ pub fn namespaces_to_join(pid: i32) -> i32 {
     ];
     let mut flags = 0;
     for (name, flag) in kinds {
-        let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}")).map(|m| (m.dev(), m.ino()));
+        let theirs =
+            std::fs::metadata(format!("/proc/{pid}/ns/{name}")).map(|m| (m.dev(), m.ino()));
         let ours = std::fs::metadata(format!("/proc/self/ns/{name}")).map(|m| (m.dev(), m.ino()));
         if let (Ok(t), Ok(o)) = (theirs, ours)
-            && t != o {
-                flags |= flag;
-            }
+            && t != o
+        {
+            flags |= flag;
+        }
     }
     flags
 }
-

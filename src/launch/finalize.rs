@@ -35,8 +35,13 @@ pub fn prepare(
 ) -> Result<Prepared> {
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     if p.terminal().unwrap_or(false) {
-        let sock = console.ok_or_else(|| Error::other("process.terminal is set but there is no console socket"))?;
-        let size = p.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16));
+        let sock = console.ok_or_else(|| {
+            Error::other("process.terminal is set but there is no console socket")
+        })?;
+        let size = p
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
         terminal::setup(sock, size, is_init)?;
     }
     if let Some(name) = session_keyring {
@@ -75,10 +80,17 @@ pub fn prepare(
     // CVE-2024-21626: the working directory must be inside the container.
     match nix::unistd::getcwd() {
         Ok(d) if d.is_absolute() => {}
-        _ => return Err(Error::other(format!("process.cwd: {} is outside the container", cwd.display()))),
+        _ => {
+            return Err(Error::other(format!(
+                "process.cwd: {} is outside the container",
+                cwd.display()
+            )));
+        }
     }
     let args = p.args().clone().unwrap_or_default();
-    let arg0 = args.first().ok_or_else(|| Error::config("process.args: must not be empty"))?;
+    let arg0 = args
+        .first()
+        .ok_or_else(|| Error::config("process.args: must not be empty"))?;
     let path = process::find_executable(arg0, &env)?;
     // A notify filter is loaded now, so its fd can reach tong before the process runs.
     let mut late = filter.filter(|_| nnp).cloned();
@@ -88,7 +100,8 @@ pub fn prepare(
     }
     Ok(Prepared {
         notify_fd,
-        cpath: sys::cstr(&path).map_err(|_| Error::config("process.args[0]: contains a NUL byte"))?,
+        cpath: sys::cstr(&path)
+            .map_err(|_| Error::config("process.args[0]: contains a NUL byte"))?,
         cargs: process::to_cstrings("process.args", &args)?,
         cenv: process::to_cstrings("process.env", &env)?,
         apparmor: p.apparmor_profile().clone(),
@@ -99,9 +112,28 @@ pub fn prepare(
 
 /// Every syscall the init makes from its Ready message to execve, error paths included.
 const AFTER_READY: &[&str] = &[
-    "recvmsg", "sendmsg", "openat", "write", "writev", "close", "fcntl", "close_range", "rt_sigprocmask",
-    "rt_sigaction", "execve", "exit_group", "getpid", "gettid", "tgkill", "mmap", "munmap", "mremap", "madvise",
-    "brk", "futex", "clock_gettime",
+    "recvmsg",
+    "sendmsg",
+    "openat",
+    "write",
+    "writev",
+    "close",
+    "fcntl",
+    "close_range",
+    "rt_sigprocmask",
+    "rt_sigaction",
+    "execve",
+    "exit_group",
+    "getpid",
+    "gettid",
+    "tgkill",
+    "mmap",
+    "munmap",
+    "mremap",
+    "madvise",
+    "brk",
+    "futex",
+    "clock_gettime",
 ];
 
 /// Loads a filter that was to be loaded just before execve (with no_new_privs) now, when
@@ -111,8 +143,16 @@ const AFTER_READY: &[&str] = &[
 /// after Ready, while tong commits the state and `start` comes, instead of after `start`.
 pub fn load_seccomp_early(p: &mut Prepared, spec: &oci_spec::runtime::Spec) -> Result<()> {
     let safe = p.apparmor.is_none()
-        && spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()).is_none_or(|v| v.is_empty())
-        && spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some_and(|s| seccomp::allows_unconditionally(s, AFTER_READY));
+        && spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().as_ref())
+            .is_none_or(|v| v.is_empty())
+        && spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .is_some_and(|s| seccomp::allows_unconditionally(s, AFTER_READY));
     if safe && let Some(f) = p.seccomp_late.take() {
         seccomp::load(&f)?;
     }
@@ -123,9 +163,10 @@ pub fn load_seccomp_early(p: &mut Prepared, spec: &oci_spec::runtime::Spec) -> R
 /// exec, then execve. Returns only on failure.
 pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
     if let Some(profile) = &p.apparmor
-        && let Err(e) = apparmor::apply_on_exec(profile) {
-            return e;
-        }
+        && let Err(e) = apparmor::apply_on_exec(profile)
+    {
+        return e;
+    }
     sys::reset_signals();
     let first = 3 + preserve_fds;
     for fd in 3..first {
@@ -135,9 +176,10 @@ pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
         return Error::sys("close_range", e);
     }
     if let Some(f) = &p.seccomp_late
-        && let Err(e) = seccomp::load(f) {
-            return e;
-        }
+        && let Err(e) = seccomp::load(f)
+    {
+        return e;
+    }
     let err = sys::execve(&p.cpath, &p.cargs, &p.cenv);
     Error::other(format!("exec {}: {err}", p.path))
 }

@@ -37,16 +37,20 @@ impl Foreground {
             set.add(s);
         }
         set.add(Signal::SIGCHLD);
-        set.thread_block().map_err(|e| Error::sys("sigprocmask", e))?;
+        set.thread_block()
+            .map_err(|e| Error::sys("sigprocmask", e))?;
         // Orphans of a container without its own pid namespace come back here to be reaped.
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
-        let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::sys("signalfd", e))?;
+        let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| Error::sys("signalfd", e))?;
         Ok(Foreground { sfd })
     }
 
     /// Waits for `pid`, relaying `master` to stdin/stdout when given.
     pub fn wait(self, pid: i32, master: Option<OwnedFd>) -> Result<i32> {
-        let _raw = master.as_ref().and_then(|_| crate::linux::terminal::RawMode::enter(0));
+        let _raw = master
+            .as_ref()
+            .and_then(|_| crate::linux::terminal::RawMode::enter(0));
         if let Some(m) = &master {
             crate::linux::terminal::copy_winsize(0, m.as_raw_fd());
         }
@@ -61,37 +65,54 @@ impl Foreground {
             if code.is_some() && !master_open {
                 break;
             }
-            let mut fds = vec![nix::poll::PollFd::new(self.sfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let mut fds = vec![nix::poll::PollFd::new(
+                self.sfd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
             let stdin = std::io::stdin();
             if let Some(m) = &master {
                 if master_open {
-                    fds.push(nix::poll::PollFd::new(m.as_fd(), nix::poll::PollFlags::POLLIN));
+                    fds.push(nix::poll::PollFd::new(
+                        m.as_fd(),
+                        nix::poll::PollFlags::POLLIN,
+                    ));
                 }
                 if stdin_open && code.is_none() {
-                    fds.push(nix::poll::PollFd::new(stdin.as_fd(), nix::poll::PollFlags::POLLIN));
+                    fds.push(nix::poll::PollFd::new(
+                        stdin.as_fd(),
+                        nix::poll::PollFlags::POLLIN,
+                    ));
                 }
             }
             // Once the process has exited, drain what the terminal still holds, then stop.
-            let timeout = if code.is_some() { nix::poll::PollTimeout::from(100u8) } else { nix::poll::PollTimeout::NONE };
+            let timeout = if code.is_some() {
+                nix::poll::PollTimeout::from(100u8)
+            } else {
+                nix::poll::PollTimeout::NONE
+            };
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("poll", e)),
             }
-            let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
             drop(fds);
             if ready[0]
-                && let Ok(Some(info)) = self.sfd.read_signal() {
-                    let sig = info.ssi_signo as i32;
-                    if sig == libc::SIGWINCH && master.is_some() {
-                        if let Some(m) = &master {
-                            crate::linux::terminal::copy_winsize(0, m.as_raw_fd());
-                        }
-                    } else if sig != libc::SIGCHLD {
-                        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::try_from(sig).ok());
+                && let Ok(Some(info)) = self.sfd.read_signal()
+            {
+                let sig = info.ssi_signo as i32;
+                if sig == libc::SIGWINCH && master.is_some() {
+                    if let Some(m) = &master {
+                        crate::linux::terminal::copy_winsize(0, m.as_raw_fd());
                     }
+                } else if sig != libc::SIGCHLD {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::try_from(sig).ok());
                 }
+            }
             let Some(m) = &master else { continue };
             let mut i = 1;
             if master_open {

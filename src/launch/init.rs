@@ -11,15 +11,19 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::LinuxNamespaceType;
 
 use super::LaunchConfig;
+use super::finalize;
 use super::sync::{self, Channel, Msg};
 use crate::error::{Context, Error, Result};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::{hooks, rootfs, sys};
-use super::finalize;
 
 /// Entry point of the cloned child. Returns the exit code (the caller `_exit`s).
 pub fn child_main(cfg: &LaunchConfig, plan: &Plan, direct: bool, ch: &Channel) -> i32 {
-    let r = if direct { init(cfg, plan, ch) } else { intermediate(cfg, plan, ch) };
+    let r = if direct {
+        init(cfg, plan, ch)
+    } else {
+        intermediate(cfg, plan, ch)
+    };
     match r {
         Ok(code) => code,
         Err(e) => {
@@ -52,12 +56,17 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     if plan.has_new(LinuxNamespaceType::Time) {
         namespaces::write_time_offsets(cfg.spec)?;
     }
-    let gate = CgroupGate { ch, pending: std::cell::Cell::new(false) };
-    sync::fork_reported(ch, || match init_after_go(cfg, plan, ch, &idmapped, &gate) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = ch.send(&Msg::Error(e.to_string()));
-            1
+    let gate = CgroupGate {
+        ch,
+        pending: std::cell::Cell::new(false),
+    };
+    sync::fork_reported(ch, || {
+        match init_after_go(cfg, plan, ch, &idmapped, &gate) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = ch.send(&Msg::Error(e.to_string()));
+                1
+            }
         }
     })?;
     Ok(0)
@@ -67,11 +76,17 @@ fn init(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     let idmapped = wait_go(ch)?;
     crate::logging::phase("init: go");
     if plan.has_new(LinuxNamespaceType::Cgroup) {
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace".into())?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .ctx(|| "unshare cgroup namespace".into())?;
     }
     // The parent makes the cgroups after Go only for a direct init without a cgroup
     // namespace (launch::drive), and then says so once they exist.
-    let gate = CgroupGate { ch, pending: std::cell::Cell::new(cfg.cgroups_late && !plan.has_new(LinuxNamespaceType::Cgroup)) };
+    let gate = CgroupGate {
+        ch,
+        pending: std::cell::Cell::new(
+            cfg.cgroups_late && !plan.has_new(LinuxNamespaceType::Cgroup),
+        ),
+    };
     init_after_go(cfg, plan, ch, &idmapped, &gate)
 }
 
@@ -93,18 +108,31 @@ impl CgroupGate<'_> {
     }
 }
 
-fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usize, OwnedFd)], gate: &CgroupGate) -> Result<i32> {
+fn init_after_go(
+    cfg: &LaunchConfig,
+    plan: &Plan,
+    ch: &Channel,
+    idmapped: &[(usize, OwnedFd)],
+    gate: &CgroupGate,
+) -> Result<i32> {
     let spec = cfg.spec;
-    let process = spec.process().as_ref().ok_or_else(|| Error::config("process: missing"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process: missing"))?;
     // Keep other container processes from reading this one's memory or fds via /proc.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
     if plan.has_new(LinuxNamespaceType::User) {
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx(|| "setresgid 0 in the user namespace".into())?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx(|| "setresuid 0 in the user namespace".into())?;
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .ctx(|| "setresgid 0 in the user namespace".into())?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .ctx(|| "setresuid 0 in the user namespace".into())?;
     }
     namespaces::configure(spec, plan)?;
     if !plan.has_new(LinuxNamespaceType::Mount) {
-        return Err(Error::config("linux.namespaces: a new mount namespace is required"));
+        return Err(Error::config(
+            "linux.namespaces: a new mount namespace is required",
+        ));
     }
     let rcfg = rootfs::RootfsConfig {
         spec,
@@ -128,17 +156,33 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usi
             Msg::HooksDone(s) => s,
             m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
         };
-        hooks::run_all("createContainer", spec.hooks().as_ref().and_then(|h| h.create_container().as_ref()), &hook_state)?;
+        hooks::run_all(
+            "createContainer",
+            spec.hooks()
+                .as_ref()
+                .and_then(|h| h.create_container().as_ref()),
+            &hook_state,
+        )?;
     }
     // The FIFO is reopened through this process's own fd directory, opened before the
     // container's /proc replaces the host's.
-    let fd_dir: OwnedFd = nix::fcntl::open("/proc/self/fd", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| "open /proc/self/fd".into())?;
+    let fd_dir: OwnedFd = nix::fcntl::open(
+        "/proc/self/fd",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /proc/self/fd".into())?;
     rootfs::enter(cfg.rootfs, cfg.no_pivot)?;
     rootfs::finalize(spec)?;
     crate::logging::phase("init: pivoted and finalised");
 
-    let mut prepared = finalize::prepare(process, true, cfg.console_fd, cfg.session_keyring.as_deref(), cfg.seccomp.as_ref())?;
+    let mut prepared = finalize::prepare(
+        process,
+        true,
+        cfg.console_fd,
+        cfg.session_keyring.as_deref(),
+        cfg.seccomp.as_ref(),
+    )?;
 
     if let Some(fd) = &prepared.notify_fd {
         ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(fd)))?;
@@ -152,7 +196,12 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usi
     crate::logging::phase("init: committed");
     // Wait for `start`: opening the FIFO for writing blocks until it opens the other end.
     let fifo = loop {
-        match nix::fcntl::openat(&fd_dir, cfg.fifo_fd.to_string().as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+        match nix::fcntl::openat(
+            &fd_dir,
+            cfg.fifo_fd.to_string().as_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
             Ok(f) => break f,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(Error::sys("open exec fifo", e)),
@@ -162,7 +211,11 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usi
     let _ = nix::unistd::write(&fifo, b"0");
     drop(fifo);
     drop(fd_dir);
-    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
         let st = hook_state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
         if let Err(e) = hooks::run_all("startContainer", Some(h), &st) {
             eprintln!("{e}");
@@ -172,5 +225,9 @@ fn init_after_go(cfg: &LaunchConfig, plan: &Plan, ch: &Channel, idmapped: &[(usi
     let err = finalize::exec(&prepared, cfg.preserve_fds);
     // The parent has gone; the container's stderr is the only witness.
     eprintln!("{err}");
-    Ok(if err.to_string().contains("No such file") { 127 } else { 126 })
+    Ok(if err.to_string().contains("No such file") {
+        127
+    } else {
+        126
+    })
 }

@@ -62,7 +62,9 @@ pub struct LaunchConfig<'a> {
 impl LaunchConfig<'_> {
     pub fn has_create_hooks(&self) -> bool {
         self.spec.hooks().as_ref().is_some_and(|h| {
-            [h.prestart(), h.create_runtime(), h.create_container()].iter().any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
+            [h.prestart(), h.create_runtime(), h.create_container()]
+                .iter()
+                .any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
         })
     }
 }
@@ -96,14 +98,22 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
     let (parent_ch, child_ch) = sync::pair()?;
     // On a cgroup v2 host the child is born in its cgroup (CLONE_INTO_CGROUP); elsewhere, or
     // where the kernel refuses, tong moves it there before it runs.
-    let cg_dir = crate::cgroups::clone_target(cfg.cgroups).and_then(|d| std::fs::File::open(d).ok());
+    let cg_dir =
+        crate::cgroups::clone_target(cfg.cgroups).and_then(|d| std::fs::File::open(d).ok());
     let mut placed = false;
-    let forked = match cg_dir.as_ref().map(|f| sys::clone_fork(clone_flags.bits() as u64, Some(libc::SIGCHLD), Some(f.as_raw_fd()))) {
+    let forked = match cg_dir.as_ref().map(|f| {
+        sys::clone_fork(
+            clone_flags.bits() as u64,
+            Some(libc::SIGCHLD),
+            Some(f.as_raw_fd()),
+        )
+    }) {
         Some(Ok(f)) => {
             placed = true;
             f
         }
-        _ => sys::clone_fork(clone_flags.bits() as u64, Some(libc::SIGCHLD), None).ctx(|| "clone".into())?,
+        _ => sys::clone_fork(clone_flags.bits() as u64, Some(libc::SIGCHLD), None)
+            .ctx(|| "clone".into())?,
     };
     let child = match forked {
         sys::Forked::Child => {
@@ -119,7 +129,16 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
     drop(child_ch);
     crate::logging::phase("cloned");
     let mut init_pid = None;
-    let r = drive(cfg, &plan, direct, child, &parent_ch, parent, &mut init_pid, placed);
+    let r = drive(
+        cfg,
+        &plan,
+        direct,
+        child,
+        &parent_ch,
+        parent,
+        &mut init_pid,
+        placed,
+    );
     if r.is_err() {
         for p in [Some(child), init_pid].into_iter().flatten() {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
@@ -145,18 +164,31 @@ fn drive(
     }
     let linux = cfg.spec.linux().as_ref();
     if plan.has_new(LinuxNamespaceType::User) {
-        let uid = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
-        let gid = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+        let uid = linux
+            .and_then(|l| l.uid_mappings().clone())
+            .unwrap_or_default();
+        let gid = linux
+            .and_then(|l| l.gid_mappings().clone())
+            .unwrap_or_default();
         namespaces::write_id_maps(child, &uid, &gid)?;
     }
     // The container's user namespace: the child's new one, or the one it will join.
-    let userns = match plan.join.iter().find(|(t, _)| *t == LinuxNamespaceType::User) {
+    let userns = match plan
+        .join
+        .iter()
+        .find(|(t, _)| *t == LinuxNamespaceType::User)
+    {
         Some((_, p)) => Some(p.clone()),
-        None => plan.has_new(LinuxNamespaceType::User).then(|| PathBuf::from(format!("/proc/{child}/ns/user"))),
+        None => plan
+            .has_new(LinuxNamespaceType::User)
+            .then(|| PathBuf::from(format!("/proc/{child}/ns/user"))),
     };
     if let Some(userns) = userns {
         for (i, fd) in crate::linux::idmap::prepare(cfg.spec, cfg.bundle, &userns)? {
-            ch.send_with_fd(&Msg::IdmapMount(i), Some(std::os::fd::AsRawFd::as_raw_fd(&fd)))?;
+            ch.send_with_fd(
+                &Msg::IdmapMount(i),
+                Some(std::os::fd::AsRawFd::as_raw_fd(&fd)),
+            )?;
         }
     }
     if let Some(adj) = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {

@@ -62,7 +62,8 @@ impl Channel {
     }
 
     pub fn send_with_fd(&self, msg: &Msg, fd: Option<RawFd>) -> Result<()> {
-        let mut data = serde_json::to_vec(msg).map_err(|e| Error::other(format!("sync message: {e}")))?;
+        let mut data =
+            serde_json::to_vec(msg).map_err(|e| Error::other(format!("sync message: {e}")))?;
         data.truncate(MAX_MSG);
         let iov = [IoSlice::new(&data)];
         let fds;
@@ -74,7 +75,13 @@ impl Channel {
             None => &[],
         };
         loop {
-            match sendmsg::<()>(self.fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
                 Ok(_) => return Ok(()),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("sync channel send", e)),
@@ -92,7 +99,12 @@ impl Channel {
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
         loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            let res = recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC);
+            let res = recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            );
             let r = match res {
                 Ok(r) => r,
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -113,9 +125,12 @@ impl Channel {
             }
             let n = r.bytes;
             if n == 0 {
-                return Err(Error::other("the container's setup process exited before reporting"));
+                return Err(Error::other(
+                    "the container's setup process exited before reporting",
+                ));
             }
-            let msg = serde_json::from_slice(&buf[..n]).map_err(|e| Error::other(format!("sync message: {e}")))?;
+            let msg = serde_json::from_slice(&buf[..n])
+                .map_err(|e| Error::other(format!("sync message: {e}")))?;
             return Ok((msg, fd));
         }
     }
@@ -145,10 +160,13 @@ mod tests {
 /// tong's child) and reports its pid to tong. The new process runs `child` only after the
 /// report has been sent, so tong always reads `InitPid` first. Returns in the intermediate.
 pub fn fork_reported(ch: &Channel, child: impl FnOnce() -> i32) -> Result<()> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     // With CLONE_PARENT the process inherits the intermediate's exit signal (SIGCHLD to
     // tong); clone3 refuses an explicit one.
-    match crate::linux::sys::clone_fork(libc::CLONE_PARENT as u64, None, None).map_err(|e| Error::sys("clone", e))? {
+    match crate::linux::sys::clone_fork(libc::CLONE_PARENT as u64, None, None)
+        .map_err(|e| Error::sys("clone", e))?
+    {
         crate::linux::sys::Forked::Child => {
             drop(w);
             let mut b = [0u8; 1];

@@ -28,14 +28,19 @@ pub fn last_cap() -> u8 {
 
 /// Whether a capability name is known to the spec types, the caps crate and the kernel.
 pub fn known(name: &str) -> bool {
-    let in_spec = serde_json::from_value::<oci_spec::runtime::Capability>(serde_json::Value::from(name)).is_ok();
+    let in_spec =
+        serde_json::from_value::<oci_spec::runtime::Capability>(serde_json::Value::from(name))
+            .is_ok();
     in_spec && Capability::from_str(name).is_ok_and(|c| c.index() <= last_cap())
 }
 
 fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> Result<Vec<Capability>> {
     let mut out = Vec::new();
     for c in set.iter().flatten() {
-        let name = serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let name = serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         match Capability::from_str(&name) {
             Ok(cap) => out.push(cap),
             Err(_) => crate::logging::warn(&format!("unknown capability {name}, ignored")),
@@ -60,7 +65,13 @@ pub struct CapSets {
 impl CapSets {
     pub fn from_spec(c: Option<&LinuxCapabilities>) -> Result<CapSets> {
         let Some(c) = c else {
-            return Ok(CapSets { bounding: vec![], effective: 0, permitted: 0, inheritable: 0, ambient: vec![] });
+            return Ok(CapSets {
+                bounding: vec![],
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+                ambient: vec![],
+            });
         };
         Ok(CapSets {
             bounding: to_caps(c.bounding())?,
@@ -79,7 +90,8 @@ impl CapSets {
             if cap.index() > last_cap() || keep & cap.bitmask() != 0 {
                 continue;
             }
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::other(format!("dropping {cap} from the bounding set: {e}")))?;
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| Error::other(format!("dropping {cap} from the bounding set: {e}")))?;
         }
         Ok(())
     }

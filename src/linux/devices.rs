@@ -38,18 +38,34 @@ struct Dev {
 pub fn create_all(root: &Root, extra: &[LinuxDevice], bind: bool) -> Result<()> {
     let mut devs: Vec<Dev> = DEFAULT_DEVICES
         .iter()
-        .map(|(p, ma, mi)| Dev { path: p.into(), kind: libc::S_IFCHR, major: *ma as u64, minor: *mi as u64, mode: 0o666, uid: 0, gid: 0 })
+        .map(|(p, ma, mi)| Dev {
+            path: p.into(),
+            kind: libc::S_IFCHR,
+            major: *ma as u64,
+            minor: *mi as u64,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
         .collect();
     for d in extra {
         let kind = match d.typ() {
             LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
             LinuxDeviceType::B => libc::S_IFBLK,
             LinuxDeviceType::P => libc::S_IFIFO,
-            LinuxDeviceType::A => return Err(Error::config(format!("linux.devices: {}: type a is not a device", d.path().display()))),
+            LinuxDeviceType::A => {
+                return Err(Error::config(format!(
+                    "linux.devices: {}: type a is not a device",
+                    d.path().display()
+                )));
+            }
         };
         let path = d.path().clone();
         if !path.starts_with("/dev") {
-            return Err(Error::config(format!("linux.devices: {} is not under /dev", path.display())));
+            return Err(Error::config(format!(
+                "linux.devices: {} is not under /dev",
+                path.display()
+            )));
         }
         devs.retain(|x| x.path != path);
         devs.push(Dev {
@@ -63,7 +79,8 @@ pub fn create_all(root: &Root, extra: &[LinuxDevice], bind: bool) -> Result<()> 
         });
     }
     for d in &devs {
-        create_one(root, d, bind).map_err(|e| Error::other(format!("creating device {}: {e}", d.path.display())))?;
+        create_one(root, d, bind)
+            .map_err(|e| Error::other(format!("creating device {}: {e}", d.path.display())))?;
     }
     Ok(())
 }
@@ -72,11 +89,22 @@ fn create_one(root: &Root, d: &Dev, bind: bool) -> std::result::Result<(), Strin
     let (dir, name) = inroot::parent(root, &d.path).map_err(|e| e.to_string())?;
     let _ = unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir);
     if bind {
-        let f = nix::fcntl::openat(&dir, name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY, Mode::empty())
-            .map_err(|e| format!("creating the mount point: {e}"))?;
+        let f = nix::fcntl::openat(
+            &dir,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("creating the mount point: {e}"))?;
         let target = format!("/proc/self/fd/{}", f.as_raw_fd());
-        nix::mount::mount(Some(&d.path), target.as_str(), None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| format!("bind mount from host: {e}"))?;
+        nix::mount::mount(
+            Some(&d.path),
+            target.as_str(),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind mount from host: {e}"))?;
         return Ok(());
     }
     let kind = match d.kind {
@@ -85,13 +113,37 @@ fn create_one(root: &Root, d: &Dev, bind: bool) -> std::result::Result<(), Strin
         _ => SFlag::S_IFCHR,
     };
     let dev = libc::makedev(d.major as u32, d.minor as u32);
-    mknodat(&dir, name, kind, Mode::from_bits_truncate(d.mode & 0o7777), dev).map_err(|e| format!("mknod: {e}"))?;
+    mknodat(
+        &dir,
+        name,
+        kind,
+        Mode::from_bits_truncate(d.mode & 0o7777),
+        dev,
+    )
+    .map_err(|e| format!("mknod: {e}"))?;
     // mknod applies the umask; set the exact mode (through an O_PATH fd of the new node,
     // never a symlink), then the owner.
-    let node = nix::fcntl::openat(&dir, name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| format!("open: {e}"))?;
+    let node = nix::fcntl::openat(
+        &dir,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("open: {e}"))?;
     let p = format!("/proc/self/fd/{}", node.as_fd().as_raw_fd());
-    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(d.mode & 0o7777)).map_err(|e| format!("chmod: {e}"))?;
-    fchownat(&dir, name, Some(d.uid.into()), Some(d.gid.into()), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| format!("chown: {e}"))?;
+    std::fs::set_permissions(
+        &p,
+        std::os::unix::fs::PermissionsExt::from_mode(d.mode & 0o7777),
+    )
+    .map_err(|e| format!("chmod: {e}"))?;
+    fchownat(
+        &dir,
+        name,
+        Some(d.uid.into()),
+        Some(d.gid.into()),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| format!("chown: {e}"))?;
     Ok(())
 }
 

@@ -13,7 +13,8 @@ use crate::linux::sys;
 /// Runs the hooks of one kind in order; the first failure stops them.
 pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run(h, state_json).map_err(|e| Error::other(format!("error running hook #{i} ({kind}): {e}")))?;
+        run(h, state_json)
+            .map_err(|e| Error::other(format!("error running hook #{i} ({kind}): {e}")))?;
     }
     Ok(())
 }
@@ -42,8 +43,12 @@ fn run(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", path.display()))?;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine: ignore EPIPE.
         let _ = stdin.write_all(state_json.as_bytes());
@@ -64,9 +69,15 @@ fn run(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
                     let _ = child.wait();
                     return Err(format!("timeout after {} seconds", t.as_secs()));
                 }
-                let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let mut fds = [nix::poll::PollFd::new(
+                    pidfd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
                 let ms = left.as_millis().min(i32::MAX as u128) as i32;
-                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX));
+                let _ = nix::poll::poll(
+                    &mut fds,
+                    nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
+                );
             }
         }
     };
@@ -82,10 +93,22 @@ fn run(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);
     }
-    let status = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+    let status = match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
         (Some(c), _) => format!("exit status {c}"),
-        (None, Some(s)) => format!("signal: {}", nix::sys::signal::Signal::try_from(s).map(|s| s.as_str()).unwrap_or("unknown")),
+        (None, Some(s)) => format!(
+            "signal: {}",
+            nix::sys::signal::Signal::try_from(s)
+                .map(|s| s.as_str())
+                .unwrap_or("unknown")
+        ),
         _ => status.to_string(),
     };
-    Err(format!("{status}, stdout: {}, stderr: {}", out.trim(), err.trim()))
+    Err(format!(
+        "{status}, stdout: {}, stderr: {}",
+        out.trim(),
+        err.trim()
+    ))
 }

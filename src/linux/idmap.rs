@@ -26,7 +26,8 @@ use crate::linux::{namespaces, sys};
 pub fn wanted(m: &Mount) -> Option<(bool, bool)> {
     let opts = m.options().as_deref().unwrap_or(&[]);
     let has = |o: &str| opts.iter().any(|x| x == o);
-    if !(has("idmap") || has("ridmap") || m.uid_mappings().is_some() || m.gid_mappings().is_some()) {
+    if !(has("idmap") || has("ridmap") || m.uid_mappings().is_some() || m.gid_mappings().is_some())
+    {
         return None;
     }
     Some((has("rbind") || has("ridmap"), has("ridmap")))
@@ -37,19 +38,45 @@ pub fn wanted(m: &Mount) -> Option<(bool, bool)> {
 pub fn prepare(spec: &Spec, bundle: &Path, userns: &Path) -> Result<Vec<(usize, OwnedFd)>> {
     let mut out = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        let Some((tree, recursive)) = wanted(m) else { continue };
-        let what = |e: &dyn std::fmt::Display| Error::other(format!("mounts[{i}] ({}): idmapped mount: {e}", m.destination().display()));
+        let Some((tree, recursive)) = wanted(m) else {
+            continue;
+        };
+        let what = |e: &dyn std::fmt::Display| {
+            Error::other(format!(
+                "mounts[{i}] ({}): idmapped mount: {e}",
+                m.destination().display()
+            ))
+        };
         let src = m.source().as_ref().ok_or_else(|| what(&"no source"))?;
-        let src = if src.is_absolute() { src.clone() } else { bundle.join(src) };
-        let fd = sys::open_tree_clone(&src.to_string_lossy(), tree).map_err(|e| what(&format!("open_tree {}: {e}", src.display())))?;
+        let src = if src.is_absolute() {
+            src.clone()
+        } else {
+            bundle.join(src)
+        };
+        let fd = sys::open_tree_clone(&src.to_string_lossy(), tree)
+            .map_err(|e| what(&format!("open_tree {}: {e}", src.display())))?;
         let userns = match (m.uid_mappings(), m.gid_mappings()) {
             (Some(u), Some(g)) => userns_with(u, g).map_err(|e| what(&e))?,
-            _ => nix::fcntl::open(userns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).at("cannot open", userns)?,
+            _ => nix::fcntl::open(userns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .at("cannot open", userns)?,
         };
-        let attr = sys::MountAttr { attr_set: sys::MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
-        sys::mount_setattr(fd.as_raw_fd(), "", recursive, &attr).map_err(|e| match e.raw_os_error() {
-            Some(libc::EINVAL) => what(&format!("the filesystem of {} does not support idmapped mounts (mount_setattr: {e})", src.display())),
-            _ => what(&format!("mount_setattr(MOUNT_ATTR_IDMAP) on {}: {e}", src.display())),
+        let attr = sys::MountAttr {
+            attr_set: sys::MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        };
+        sys::mount_setattr(fd.as_raw_fd(), "", recursive, &attr).map_err(|e| {
+            match e.raw_os_error() {
+                Some(libc::EINVAL) => what(&format!(
+                    "the filesystem of {} does not support idmapped mounts (mount_setattr: {e})",
+                    src.display()
+                )),
+                _ => what(&format!(
+                    "mount_setattr(MOUNT_ATTR_IDMAP) on {}: {e}",
+                    src.display()
+                )),
+            }
         })?;
         out.push((i, fd));
     }
@@ -60,7 +87,9 @@ pub fn prepare(spec: &Spec, bundle: &Path, userns: &Path) -> Result<Vec<(usize, 
 /// fd is open.
 fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    match sys::clone_fork(libc::CLONE_NEWUSER as u64, Some(libc::SIGCHLD), None).map_err(|e| Error::sys("clone a user namespace", e))? {
+    match sys::clone_fork(libc::CLONE_NEWUSER as u64, Some(libc::SIGCHLD), None)
+        .map_err(|e| Error::sys("clone a user namespace", e))?
+    {
         sys::Forked::Child => {
             drop(w);
             let mut b = [0u8; 1];
@@ -71,7 +100,12 @@ fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd
             drop(r);
             let res = namespaces::write_id_maps(pid, uid, gid).and_then(|()| {
                 let p = format!("/proc/{pid}/ns/user");
-                nix::fcntl::open(p.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).at("cannot open", &p)
+                nix::fcntl::open(
+                    p.as_str(),
+                    OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .at("cannot open", &p)
             });
             drop(w);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);

@@ -33,15 +33,23 @@ pub fn clean(p: &Path) -> PathBuf {
 }
 
 fn how(flags: OFlag) -> OpenHow {
-    OpenHow::new().flags(flags | OFlag::O_PATH | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+    OpenHow::new()
+        .flags(flags | OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
 }
 
 /// An O_PATH fd for `path` (symlinks followed inside the rootfs).
 pub fn resolve(root: &Root, path: &Path) -> Result<OwnedFd> {
     match openat2(root.as_fd(), path, how(OFlag::empty())) {
         Ok(fd) => Ok(fd),
-        Err(Errno::ENOSYS) => root.resolve(path).map(OwnedFd::from).map_err(|e| Error::other(format!("resolving {}: {e}", path.display()))),
-        Err(e) => Err(Error::sys(format!("resolving {} in the rootfs", path.display()), e)),
+        Err(Errno::ENOSYS) => root
+            .resolve(path)
+            .map(OwnedFd::from)
+            .map_err(|e| Error::other(format!("resolving {}: {e}", path.display()))),
+        Err(e) => Err(Error::sys(
+            format!("resolving {} in the rootfs", path.display()),
+            e,
+        )),
     }
 }
 
@@ -94,9 +102,17 @@ fn mkdir_slow(root: &Root, mut path: PathBuf) -> Result<OwnedFd> {
                         // A procfs link's text (/proc/self/fd/N, /proc/self/cwd) names a
                         // host path, not one in the rootfs: never recreate it here.
                         if on_procfs(root, prefix.parent().unwrap_or(Path::new("/"))) {
-                            return Err(Error::other(format!("creating {} in the rootfs: {} is a link in /proc", path.display(), prefix.display())));
+                            return Err(Error::other(format!(
+                                "creating {} in the rootfs: {} is a link in /proc",
+                                path.display(),
+                                prefix.display()
+                            )));
                         }
-                        let base = if target.is_absolute() { target } else { prefix.parent().unwrap_or(Path::new("/")).join(target) };
+                        let base = if target.is_absolute() {
+                            target
+                        } else {
+                            prefix.parent().unwrap_or(Path::new("/")).join(target)
+                        };
                         let rest: PathBuf = comps[i + 1..].iter().collect();
                         replaced = Some(clean(&base.join(rest)));
                         break;
@@ -104,21 +120,34 @@ fn mkdir_slow(root: &Root, mut path: PathBuf) -> Result<OwnedFd> {
                 }
                 match replaced {
                     Some(p) => path = p,
-                    None => return Err(Error::other(format!("creating {} in the rootfs: {e}", path.display()))),
+                    None => {
+                        return Err(Error::other(format!(
+                            "creating {} in the rootfs: {e}",
+                            path.display()
+                        )));
+                    }
                 }
             }
         }
     }
-    Err(Error::other(format!("creating {} in the rootfs: too many levels of symbolic links", path.display())))
+    Err(Error::other(format!(
+        "creating {} in the rootfs: too many levels of symbolic links",
+        path.display()
+    )))
 }
 
 fn on_procfs(root: &Root, dir: &Path) -> bool {
-    resolve(root, dir).is_ok_and(|fd| nix::sys::statfs::fstatfs(&fd).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC))
+    resolve(root, dir).is_ok_and(|fd| {
+        nix::sys::statfs::fstatfs(&fd)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+    })
 }
 
 /// The directory that will hold `path` (created in-root if missing) and the last component.
 pub fn parent<'p>(root: &Root, path: &'p Path) -> Result<(OwnedFd, &'p OsStr)> {
-    let name = path.file_name().ok_or_else(|| Error::other(format!("{}: no file name", path.display())))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::other(format!("{}: no file name", path.display())))?;
     let dir = mkdir_all(root, path.parent().unwrap_or(Path::new("/")))?;
     Ok((dir, name))
 }

@@ -33,14 +33,18 @@ pub struct Plan {
 
 impl Plan {
     pub fn from_spec(spec: &Spec) -> Plan {
-        let mut p = Plan { new: CloneFlags::empty(), join: Vec::new() };
+        let mut p = Plan {
+            new: CloneFlags::empty(),
+            join: Vec::new(),
+        };
         for (t, path) in crate::spec::namespaces(spec) {
             match path {
                 Some(path) => p.join.push((t, path)),
                 None => p.new |= flag(t),
             }
         }
-        p.join.sort_by_key(|(t, _)| if *t == LinuxNamespaceType::User { 0 } else { 1 });
+        p.join
+            .sort_by_key(|(t, _)| if *t == LinuxNamespaceType::User { 0 } else { 1 });
         p
     }
     pub fn has_new(&self, t: LinuxNamespaceType) -> bool {
@@ -63,12 +67,16 @@ pub fn join_all(join: &[(LinuxNamespaceType, PathBuf)]) -> Result<()> {
 /// Writes /proc/PID/{uid_map,setgroups,gid_map} for a child in a new user namespace.
 pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<()> {
     let fmt = |m: &[LinuxIdMapping]| {
-        m.iter().map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size())).collect::<String>()
+        m.iter()
+            .map(|x| format!("{} {} {}\n", x.container_id(), x.host_id(), x.size()))
+            .collect::<String>()
     };
     // An unprivileged user may write only a map of its own single id; anything more goes
     // through the setuid helpers, which check /etc/subuid and /etc/subgid (as runc does).
     if !nix::unistd::geteuid().is_root() {
-        let own = |m: &[LinuxIdMapping], id: u32| m.len() == 1 && m[0].size() == 1 && m[0].host_id() == id;
+        let own = |m: &[LinuxIdMapping], id: u32| {
+            m.len() == 1 && m[0].size() == 1 && m[0].host_id() == id
+        };
         let uid_own = own(uid, nix::unistd::geteuid().as_raw());
         let gid_own = own(gid, nix::unistd::getegid().as_raw());
         if !uid_own || !gid_own {
@@ -107,27 +115,56 @@ fn map_helper(tool: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
     let mut cmd = std::process::Command::new(tool);
     cmd.arg(pid.to_string());
     for m in maps {
-        cmd.args([m.container_id().to_string(), m.host_id().to_string(), m.size().to_string()]);
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
     }
-    let out = cmd.stdin(std::process::Stdio::null()).output().map_err(|e| Error::other(format!("rootless id mapping needs {tool} (package uidmap): {e}")))?;
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::other(format!(
+                "rootless id mapping needs {tool} (package uidmap): {e}"
+            ))
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::other(format!("{tool} failed ({}): {}", out.status, err.trim())));
+        return Err(Error::other(format!(
+            "{tool} failed ({}): {}",
+            out.status,
+            err.trim()
+        )));
     }
     Ok(())
 }
 
 /// Writes /proc/self/timens_offsets before the time namespace gets its first process.
 pub fn write_time_offsets(spec: &Spec) -> Result<()> {
-    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else { return Ok(()) };
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return Ok(());
+    };
     let mut s = String::new();
     for (clock, o) in offsets {
         let name = match clock.as_str() {
             "monotonic" => "monotonic",
             "boottime" => "boottime",
-            other => return Err(Error::config(format!("linux.timeOffsets: unknown clock {other:?}"))),
+            other => {
+                return Err(Error::config(format!(
+                    "linux.timeOffsets: unknown clock {other:?}"
+                )));
+            }
         };
-        s.push_str(&format!("{name} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0)));
+        s.push_str(&format!(
+            "{name} {} {}\n",
+            o.secs().unwrap_or(0),
+            o.nanosecs().unwrap_or(0)
+        ));
     }
     std::fs::write("/proc/self/timens_offsets", s).at("cannot write", "/proc/self/timens_offsets")
 }
@@ -140,7 +177,8 @@ pub fn configure(spec: &Spec, plan: &Plan) -> Result<()> {
         }
         if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
             // SAFETY-free: nix has no setdomainname; write the sysctl.
-            std::fs::write("/proc/sys/kernel/domainname", d).at("cannot write", "/proc/sys/kernel/domainname")?;
+            std::fs::write("/proc/sys/kernel/domainname", d)
+                .at("cannot write", "/proc/sys/kernel/domainname")?;
         }
     }
     if plan.has_new(LinuxNamespaceType::Network) {

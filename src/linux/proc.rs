@@ -8,7 +8,10 @@ pub fn start_time(pid: i32) -> Option<u64> {
 /// Whether `pid` is a live (not zombie) process that started at `start_time`, from one read
 /// of its stat file: two reads could straddle its reaping and see a start time, then nothing.
 pub fn alive_since(pid: i32, start_time: u64) -> bool {
-    pid > 0 && stat_fields(pid).is_some_and(|f| live(&f) && f.get(19).and_then(|s| s.parse::<u64>().ok()) == Some(start_time))
+    pid > 0
+        && stat_fields(pid).is_some_and(|f| {
+            live(&f) && f.get(19).and_then(|s| s.parse::<u64>().ok()) == Some(start_time)
+        })
 }
 
 /// Whether `pid` is a live (not zombie) process.
@@ -18,7 +21,9 @@ pub fn alive(pid: i32) -> bool {
 
 /// The state letter (field 3) is not Z (zombie) or X (dead).
 fn live(f: &[String]) -> bool {
-    f.first().and_then(|s| s.chars().next()).is_some_and(|c| c != 'Z' && c != 'X')
+    f.first()
+        .and_then(|s| s.chars().next())
+        .is_some_and(|c| c != 'Z' && c != 'X')
 }
 
 /// Fields after the command name (which may contain spaces and parentheses): index 0 is field 3.

@@ -11,11 +11,17 @@ use crate::error::{Context, Error, Result};
 
 /// HOME from the container's /etc/passwd for `uid`, "/" when not found (as runc does).
 pub fn home_for(uid: u32) -> String {
-    let Ok(data) = std::fs::read_to_string("/etc/passwd") else { return "/".into() };
+    let Ok(data) = std::fs::read_to_string("/etc/passwd") else {
+        return "/".into();
+    };
     for line in data.lines() {
         let f: Vec<&str> = line.split(':').collect();
         if f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) {
-            return if f[5].is_empty() { "/".into() } else { f[5].to_string() };
+            return if f[5].is_empty() {
+                "/".into()
+            } else {
+                f[5].to_string()
+            };
         }
     }
     "/".into()
@@ -44,11 +50,19 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<String> {
     if arg0.contains('/') {
         return match check(Path::new(arg0)) {
             Ok(()) => Ok(arg0.to_string()),
-            Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(Error::other(format!("exec: {arg0:?}: permission denied"))),
-            Err(_) => Err(Error::other(format!("exec: {arg0:?}: stat {arg0}: no such file or directory"))),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                Err(Error::other(format!("exec: {arg0:?}: permission denied")))
+            }
+            Err(_) => Err(Error::other(format!(
+                "exec: {arg0:?}: stat {arg0}: no such file or directory"
+            ))),
         };
     }
-    let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("");
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("");
     // As Go's exec.LookPath: a candidate that is not executable is skipped.
     for dir in path.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
@@ -57,20 +71,26 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<String> {
             return Ok(cand.to_string_lossy().into_owned());
         }
     }
-    Err(Error::other(format!("exec: {arg0:?}: executable file not found in $PATH")))
+    Err(Error::other(format!(
+        "exec: {arg0:?}: executable file not found in $PATH"
+    )))
 }
 
 pub fn to_cstrings(what: &str, v: &[String]) -> Result<Vec<CString>> {
     v.iter()
-        .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::config(format!("{what}: {s:?} contains a NUL byte"))))
+        .map(|s| {
+            CString::new(s.as_bytes())
+                .map_err(|_| Error::config(format!("{what}: {s:?} contains a NUL byte")))
+        })
         .collect()
 }
 
 /// Sets the rlimits (before capabilities are dropped: raising a hard limit needs CAP_SYS_RESOURCE).
 pub fn set_rlimits(limits: &[PosixRlimit]) -> Result<()> {
     for r in limits {
-        let res = rlimit_resource(&r.typ().to_string())
-            .ok_or_else(|| Error::config(format!("process.rlimits: unknown rlimit type {}", r.typ())))?;
+        let res = rlimit_resource(&r.typ().to_string()).ok_or_else(|| {
+            Error::config(format!("process.rlimits: unknown rlimit type {}", r.typ()))
+        })?;
         nix::sys::resource::setrlimit(res, r.soft(), r.hard())
             .ctx(|| format!("setrlimit {} soft {} hard {}", r.typ(), r.soft(), r.hard()))?;
     }
@@ -134,11 +154,20 @@ mod tests {
     fn lookup_words() {
         let env = vec!["PATH=/nonexistent:/bin".to_string()];
         assert!(find_executable("sh", &env).is_ok());
-        let e = find_executable("no-such-cmd-xyz", &env).unwrap_err().to_string();
-        assert_eq!(e, "exec: \"no-such-cmd-xyz\": executable file not found in $PATH");
-        let e = find_executable("/etc/passwd", &env).unwrap_err().to_string();
+        let e = find_executable("no-such-cmd-xyz", &env)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "exec: \"no-such-cmd-xyz\": executable file not found in $PATH"
+        );
+        let e = find_executable("/etc/passwd", &env)
+            .unwrap_err()
+            .to_string();
         assert!(e.ends_with("permission denied"), "{e}");
-        let e = find_executable("passwd", &["PATH=/etc".to_string()]).unwrap_err().to_string();
+        let e = find_executable("passwd", &["PATH=/etc".to_string()])
+            .unwrap_err()
+            .to_string();
         assert!(e.ends_with("not found in $PATH"), "{e}");
     }
 }

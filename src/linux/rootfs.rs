@@ -47,14 +47,22 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(mounts::propagation_flag)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).ctx(|| "making / a slave mount".into())?;
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+        .ctx(|| "making / a slave mount".into())?;
     if prop.intersects(MsFlags::MS_SHARED) {
         make_parent_private(c.rootfs)?;
     }
-    mount(Some(c.rootfs), c.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .ctx(|| format!("bind mounting rootfs {}", c.rootfs.display()))?;
+    mount(
+        Some(c.rootfs),
+        c.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind mounting rootfs {}", c.rootfs.display()))?;
 
-    let root = Root::open(c.rootfs).map_err(|e| Error::other(format!("opening rootfs {}: {e}", c.rootfs.display())))?;
+    let root = Root::open(c.rootfs)
+        .map_err(|e| Error::other(format!("opening rootfs {}: {e}", c.rootfs.display())))?;
     let mut dev_is_bind = false;
     for (i, m) in c.spec.mounts().iter().flatten().enumerate() {
         let dest = inroot::clean(m.destination());
@@ -63,8 +71,9 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
             dev_is_bind = true;
         }
         let idmapped = c.idmapped.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd);
-        mount_one(c, &root, m, &dest, &opts, idmapped)
-            .map_err(|e| Error::other(format!("mounts[{i}] ({}): {e}", m.destination().display())))?;
+        mount_one(c, &root, m, &dest, &opts, idmapped).map_err(|e| {
+            Error::other(format!("mounts[{i}] ({}): {e}", m.destination().display()))
+        })?;
     }
     // runc creates a missing working directory.
     if let Some(p) = c.spec.process().as_ref() {
@@ -81,7 +90,8 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
 fn make_parent_private(rootfs: &Path) -> Result<()> {
     // Find the mount point that holds the rootfs and make it private: pivot_root refuses a
     // shared parent.
-    let info = std::fs::read_to_string("/proc/self/mountinfo").at("cannot read", "/proc/self/mountinfo")?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .at("cannot read", "/proc/self/mountinfo")?;
     let mut best = PathBuf::from("/");
     for line in info.lines() {
         if let Some(mp) = line.split(' ').nth(4) {
@@ -91,11 +101,24 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
             }
         }
     }
-    mount(None::<&str>, &best, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
-        .ctx(|| format!("making {} private", best.display()))
+    mount(
+        None::<&str>,
+        &best,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| format!("making {} private", best.display()))
 }
 
-fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &MountOptions, idmapped: Option<&std::os::fd::OwnedFd>) -> Result<()> {
+fn mount_one(
+    c: &RootfsConfig,
+    root: &Root,
+    m: &Mount,
+    dest: &Path,
+    opts: &MountOptions,
+    idmapped: Option<&std::os::fd::OwnedFd>,
+) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     if opts.is_bind() || typ == "bind" {
         return bind_mount(c, root, m, dest, opts, idmapped);
@@ -107,7 +130,11 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Mount
     let target = inroot::mkdir_all(root, dest)?;
     check_proc_dest(c, typ, &target)?;
     let target = fdpath(&target);
-    let source = m.source().as_ref().map(|s| s.display().to_string()).unwrap_or_else(|| typ.to_string());
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.display().to_string())
+        .unwrap_or_else(|| typ.to_string());
     // `remount` (with other options) changes the mount already at the destination: the kernel
     // ignores source and type then, as for runc.
     let mut flags = opts.flags.difference(MsFlags::MS_BIND | MsFlags::MS_REC);
@@ -115,14 +142,30 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Mount
         return tmpcopyup(&source, &target, flags, &opts.data());
     }
     let data = opts.data();
-    let r = mount(Some(source.as_str()), target.as_str(), Some(typ), flags, Some(data.as_str()));
+    let r = mount(
+        Some(source.as_str()),
+        target.as_str(),
+        Some(typ),
+        flags,
+        Some(data.as_str()),
+    );
     if let Err(e) = r {
         // mqueue/sysfs may refuse some flags in a user namespace; runc retries without them.
         if e == nix::errno::Errno::EPERM && c.userns && typ == "sysfs" {
             flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-            mount(Some("/sys"), target.as_str(), None::<&str>, flags, None::<&str>).ctx(|| "bind mounting /sys".into())?;
+            mount(
+                Some("/sys"),
+                target.as_str(),
+                None::<&str>,
+                flags,
+                None::<&str>,
+            )
+            .ctx(|| "bind mounting /sys".into())?;
         } else {
-            return Err(Error::sys(format!("mount {typ} {source:?} with options {data:?}"), e));
+            return Err(Error::sys(
+                format!("mount {typ} {source:?} with options {data:?}"),
+                e,
+            ));
         }
     }
     finish(root, dest, opts)
@@ -133,13 +176,22 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Mount
 /// A decoy there would feed lies to the container's own setup (cap_last_cap, attr files).
 fn check_proc_dest(c: &RootfsConfig, typ: &str, target: &OwnedFd) -> Result<()> {
     const LXCFS: [&str; 10] = [
-        "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
-        "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
     ];
     if typ == "proc" {
         return Ok(());
     }
-    let fs = nix::sys::statfs::fstatfs(target).map_err(|e| Error::sys("statfs of a mount destination", e))?;
+    let fs = nix::sys::statfs::fstatfs(target)
+        .map_err(|e| Error::sys("statfs of a mount destination", e))?;
     if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
         return Ok(());
     }
@@ -151,7 +203,10 @@ fn check_proc_dest(c: &RootfsConfig, typ: &str, target: &OwnedFd) -> Result<()> 
     if LXCFS.iter().any(|p| Path::new(p) == inside) {
         return Ok(());
     }
-    Err(Error::config(format!("{} cannot be mounted because it is inside /proc", inside.display())))
+    Err(Error::config(format!(
+        "{} cannot be mounted because it is inside /proc",
+        inside.display()
+    )))
 }
 
 /// Propagation and recursive attributes, on the mount now at `dest`.
@@ -162,7 +217,14 @@ fn finish(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
     let h = inroot::resolve(root, dest)?;
     let target = fdpath(&h);
     for p in &opts.propagation {
-        mount(None::<&str>, target.as_str(), None::<&str>, *p, None::<&str>).ctx(|| "setting propagation".into())?;
+        mount(
+            None::<&str>,
+            target.as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .ctx(|| "setting propagation".into())?;
     }
     if opts.rec_set != 0 || opts.rec_clr != 0 {
         let mut set = opts.rec_set & !mounts::ATIME_MARK;
@@ -171,15 +233,35 @@ fn finish(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
             clr |= sys::MOUNT_ATTR__ATIME;
             set &= !0;
         }
-        let attr = sys::MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
-        sys::mount_setattr(h.as_fd().as_raw_fd(), "", true, &attr).ctx(|| "mount_setattr (recursive options)".into())?;
+        let attr = sys::MountAttr {
+            attr_set: set,
+            attr_clr: clr,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        sys::mount_setattr(h.as_fd().as_raw_fd(), "", true, &attr)
+            .ctx(|| "mount_setattr (recursive options)".into())?;
     }
     Ok(())
 }
 
-fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &MountOptions, idmapped: Option<&std::os::fd::OwnedFd>) -> Result<()> {
-    let src = m.source().as_ref().ok_or_else(|| Error::config("bind mount without a source"))?;
-    let src = if src.is_absolute() { src.clone() } else { c.bundle.join(src) };
+fn bind_mount(
+    c: &RootfsConfig,
+    root: &Root,
+    m: &Mount,
+    dest: &Path,
+    opts: &MountOptions,
+    idmapped: Option<&std::os::fd::OwnedFd>,
+) -> Result<()> {
+    let src = m
+        .source()
+        .as_ref()
+        .ok_or_else(|| Error::config("bind mount without a source"))?;
+    let src = if src.is_absolute() {
+        src.clone()
+    } else {
+        c.bundle.join(src)
+    };
     let meta = std::fs::metadata(&src).at("bind mount source", &src)?;
     let handle = if meta.is_dir() {
         inroot::mkdir_all(root, dest)?
@@ -189,10 +271,24 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Moun
             Err(_) => {
                 // A file mount point: created (never through a symlink) in its in-root parent.
                 let (dir, name) = inroot::parent(root, dest)?;
-                let f = nix::fcntl::openat(&dir, name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY, Mode::from_bits_truncate(0o644));
+                let f = nix::fcntl::openat(
+                    &dir,
+                    name,
+                    OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC
+                        | OFlag::O_RDONLY,
+                    Mode::from_bits_truncate(0o644),
+                );
                 match f {
                     Ok(_) | Err(nix::errno::Errno::EEXIST) => {}
-                    Err(e) => return Err(Error::sys(format!("creating mount point {}", dest.display()), e)),
+                    Err(e) => {
+                        return Err(Error::sys(
+                            format!("creating mount point {}", dest.display()),
+                            e,
+                        ));
+                    }
                 }
                 inroot::resolve(root, dest)?
             }
@@ -200,15 +296,24 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Moun
     };
     check_proc_dest(c, "bind", &handle)?;
     if let Some(fd) = idmapped {
-        sys::move_mount_fd(fd.as_fd(), handle.as_fd()).map_err(|e| Error::sys(format!("attaching idmapped mount of {}", src.display()), e))?;
+        sys::move_mount_fd(fd.as_fd(), handle.as_fd())
+            .map_err(|e| Error::sys(format!("attaching idmapped mount of {}", src.display()), e))?;
     } else {
         let target = fdpath(&handle);
         let rec = opts.flags & MsFlags::MS_REC;
-        mount(Some(&src), target.as_str(), None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
-            .ctx(|| format!("bind mount {}", src.display()))?;
+        mount(
+            Some(&src),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind mount {}", src.display()))?;
     }
     drop(handle);
-    let extra = opts.flags.difference(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let extra = opts
+        .flags
+        .difference(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         let h = inroot::resolve(root, dest)?;
         remount_bind(&fdpath(&h), extra)?;
@@ -220,12 +325,25 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Mount, dest: &Path, opts: &Moun
 /// noexec, atime) from the source when the plain remount is refused.
 fn remount_bind(target: &str, flags: MsFlags) -> Result<()> {
     let base = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
-    match mount(None::<&str>, target, None::<&str>, base | flags, None::<&str>) {
+    match mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        base | flags,
+        None::<&str>,
+    ) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EPERM) => {
             let st = nix::sys::statvfs::statvfs(target).ctx(|| format!("statvfs {target}"))?;
             let locked = locked_flags(st.flags());
-            mount(None::<&str>, target, None::<&str>, base | flags | locked, None::<&str>).ctx(|| "remount bind mount".into())
+            mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                base | flags | locked,
+                None::<&str>,
+            )
+            .ctx(|| "remount bind mount".into())
         }
         Err(e) => Err(Error::sys("remount bind mount", e)),
     }
@@ -256,12 +374,33 @@ fn locked_flags(f: nix::sys::statvfs::FsFlags) -> MsFlags {
 fn tmpcopyup(source: &str, target: &str, flags: MsFlags, data: &str) -> Result<()> {
     let tmp = tempdir()?;
     let r = (|| {
-        mount(Some(source), tmp.as_path(), Some("tmpfs"), flags.difference(MsFlags::MS_RDONLY), Some(data)).ctx(|| "mount tmpfs".into())?;
+        mount(
+            Some(source),
+            tmp.as_path(),
+            Some("tmpfs"),
+            flags.difference(MsFlags::MS_RDONLY),
+            Some(data),
+        )
+        .ctx(|| "mount tmpfs".into())?;
         copy_tree(Path::new(target), &tmp).ctx(|| "tmpcopyup".into())?;
         if flags.contains(MsFlags::MS_RDONLY) {
-            mount(None::<&str>, tmp.as_path(), None::<&str>, MsFlags::MS_REMOUNT | flags, Some(data)).ctx(|| "remount tmpfs ro".into())?;
+            mount(
+                None::<&str>,
+                tmp.as_path(),
+                None::<&str>,
+                MsFlags::MS_REMOUNT | flags,
+                Some(data),
+            )
+            .ctx(|| "remount tmpfs ro".into())?;
         }
-        mount(Some(tmp.as_path()), target, None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(|| "move tmpfs into place".into())
+        mount(
+            Some(tmp.as_path()),
+            target,
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .ctx(|| "move tmpfs into place".into())
     })();
     let _ = umount2(tmp.as_path(), MntFlags::MNT_DETACH);
     let _ = std::fs::remove_dir(&tmp);
@@ -288,7 +427,11 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 fn copy_dir_entries(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     // The top directory may be reached through a /proc/self/fd link: follow it.
-    let m = if top { std::fs::metadata(from)? } else { std::fs::symlink_metadata(from)? };
+    let m = if top {
+        std::fs::metadata(from)?
+    } else {
+        std::fs::symlink_metadata(from)?
+    };
     std::fs::set_permissions(to, perm(m.mode() & 0o7777))?;
     std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid()))?;
     for entry in std::fs::read_dir(from)? {
@@ -317,46 +460,92 @@ fn copy_dir_entries(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
 fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
     let target = inroot::mkdir_all(root, dest)?;
     let tpath = fdpath(&target);
-    let flags = opts.flags.difference(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let flags = opts
+        .flags
+        .difference(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     let only_v2 = !c.cgroups.is_empty() && c.cgroups.iter().all(|(h, _)| h.v2);
     if only_v2 {
-        return match mount(Some("cgroup2"), tpath.as_str(), Some("cgroup2"), flags, None::<&str>) {
+        return match mount(
+            Some("cgroup2"),
+            tpath.as_str(),
+            Some("cgroup2"),
+            flags,
+            None::<&str>,
+        ) {
             Ok(()) => Ok(()),
             // In a user namespace without its own cgroup namespace the kernel refuses a new
             // cgroup2 mount; bind the container's own cgroup instead (runc binds too).
             Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EBUSY) if c.userns => {
                 let dir = &c.cgroups[0].1;
-                mount(Some(dir), tpath.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
+                mount(
+                    Some(dir),
+                    tpath.as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
                 drop(target);
                 let m = inroot::resolve(root, dest)?;
-                remount_bind(&fdpath(&m), flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+                remount_bind(
+                    &fdpath(&m),
+                    flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                )
             }
             Err(e) => Err(Error::sys("mount cgroup2", e)),
         };
     }
-    mount(Some("tmpfs"), tpath.as_str(), Some("tmpfs"), flags.difference(MsFlags::MS_RDONLY), Some("mode=755"))
-        .ctx(|| "mount tmpfs for cgroups".into())?;
+    mount(
+        Some("tmpfs"),
+        tpath.as_str(),
+        Some("tmpfs"),
+        flags.difference(MsFlags::MS_RDONLY),
+        Some("mode=755"),
+    )
+    .ctx(|| "mount tmpfs for cgroups".into())?;
     drop(target);
     for (h, dir) in c.cgroups {
         let name = if h.v2 {
             "unified".to_string()
         } else {
-            h.controllers.iter().map(|s| s.strip_prefix("name=").unwrap_or(s)).collect::<Vec<_>>().join(",")
+            h.controllers
+                .iter()
+                .map(|s| s.strip_prefix("name=").unwrap_or(s))
+                .collect::<Vec<_>>()
+                .join(",")
         };
         let sub = dest.join(&name);
         let t = inroot::mkdir_all(root, &sub)?;
         let tp = fdpath(&t);
         if c.cgroupns {
-            let (fstype, data) = if h.v2 { ("cgroup2", String::new()) } else { ("cgroup", h.controllers.join(",")) };
-            mount(Some("cgroup"), tp.as_str(), Some(fstype), flags, Some(data.as_str()))
-                .ctx(|| format!("mount cgroup {name}"))?;
+            let (fstype, data) = if h.v2 {
+                ("cgroup2", String::new())
+            } else {
+                ("cgroup", h.controllers.join(","))
+            };
+            mount(
+                Some("cgroup"),
+                tp.as_str(),
+                Some(fstype),
+                flags,
+                Some(data.as_str()),
+            )
+            .ctx(|| format!("mount cgroup {name}"))?;
         } else {
-            mount(Some(dir), tp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
+            mount(
+                Some(dir),
+                tp.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
             drop(t);
             let m = inroot::resolve(root, &sub)?;
-            remount_bind(&fdpath(&m), flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
+            remount_bind(
+                &fdpath(&m),
+                flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            )?;
         }
         // Co-mounted controllers get a symlink each (cpu -> cpu,cpuacct).
         if h.controllers.len() > 1 {
@@ -368,8 +557,14 @@ fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions)
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         let h = inroot::resolve(root, dest)?;
-        mount(None::<&str>, fdpath(&h).as_str(), None::<&str>, MsFlags::MS_REMOUNT | flags, Some("mode=755"))
-            .ctx(|| "remount cgroup tmpfs read-only".into())?;
+        mount(
+            None::<&str>,
+            fdpath(&h).as_str(),
+            None::<&str>,
+            MsFlags::MS_REMOUNT | flags,
+            Some("mode=755"),
+        )
+        .ctx(|| "remount cgroup tmpfs read-only".into())?;
     }
     Ok(())
 }
@@ -379,14 +574,28 @@ fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions)
 pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
     if no_pivot {
-        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(|| "moving rootfs to /".into())?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .ctx(|| "moving rootfs to /".into())?;
         nix::unistd::chroot(".").ctx(|| "chroot".into())?;
     } else {
         let old = std::fs::File::open("/").at("cannot open", "/")?;
         sys::pivot_root(".", ".").ctx(|| format!("pivot_root {}", rootfs.display()))?;
         // The old root is now stacked under the new one: detach it without propagating.
         nix::unistd::fchdir(&old).ctx(|| "fchdir old root".into())?;
-        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).ctx(|| "making old root a slave".into())?;
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| "making old root a slave".into())?;
         umount2(".", MntFlags::MNT_DETACH).ctx(|| "detaching old root".into())?;
     }
     nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
@@ -396,30 +605,60 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// After pivot_root: read-only paths, masked paths, a read-only root, and rootfsPropagation.
 pub fn finalize(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
-    for p in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         readonly_path(p)?;
     }
-    for p in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
         mask_path(p)?;
     }
-    if spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
-        remount_bind("/", MsFlags::MS_RDONLY).map_err(|e| Error::other(format!("making the root read-only: {e}")))?;
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly() == Some(true))
+    {
+        remount_bind("/", MsFlags::MS_RDONLY)
+            .map_err(|e| Error::other(format!("making the root read-only: {e}")))?;
     }
     // The root itself ends with the configured propagation; mounts below keep what their
     // own options made them (a `shared` bind stays shared under rslave).
-    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()).and_then(mounts::propagation_flag) {
-        mount(None::<&str>, "/", None::<&str>, p.difference(MsFlags::MS_REC), None::<&str>).ctx(|| "setting rootfsPropagation".into())?;
+    if let Some(p) = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(mounts::propagation_flag)
+    {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            p.difference(MsFlags::MS_REC),
+            None::<&str>,
+        )
+        .ctx(|| "setting rootfsPropagation".into())?;
     }
     Ok(())
 }
 
 fn readonly_path(p: &str) -> Result<()> {
-    match mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>) {
+    match mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
         Ok(()) => {}
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(Error::sys(format!("readonlyPaths: bind {p}"), e)),
     }
-    remount_bind(p, MsFlags::MS_RDONLY | MsFlags::MS_REC).map_err(|e| Error::other(format!("readonlyPaths: {p}: {e}")))
+    remount_bind(p, MsFlags::MS_RDONLY | MsFlags::MS_REC)
+        .map_err(|e| Error::other(format!("readonlyPaths: {p}: {e}")))
 }
 
 /// Masks a path: a directory gets an empty read-only tmpfs, anything else /dev/null, which
@@ -430,19 +669,37 @@ fn mask_path(p: &str) -> Result<()> {
         Err(_) => return Ok(()),
     };
     if meta.is_dir() {
-        return mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
-            .ctx(|| format!("maskedPaths: tmpfs on {p}"));
+        return mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .ctx(|| format!("maskedPaths: tmpfs on {p}"));
     }
     // nix's open, not std's: std masks O_ACCMODE out of custom flags, and musl counts O_PATH
     // in O_ACCMODE, so std would open (and block on a FIFO planted as) /dev/null.
-    let null = nix::fcntl::open("/dev/null", OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(std::io::Error::from)
-        .at("maskedPaths: cannot open", "/dev/null")?;
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+    .at("maskedPaths: cannot open", "/dev/null")?;
     let st = nix::sys::stat::fstat(&null).ctx(|| "fstat /dev/null".into())?;
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
-        return Err(Error::other("maskedPaths: /dev/null is not the null device".to_string()));
+        return Err(Error::other(
+            "maskedPaths: /dev/null is not the null device".to_string(),
+        ));
     }
-    match mount(Some(fdpath(&null).as_str()), p, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+    match mount(
+        Some(fdpath(&null).as_str()),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    ) {
         Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
         Err(e) => Err(Error::sys(format!("maskedPaths: bind /dev/null on {p}"), e)),
     }
@@ -454,6 +711,9 @@ mod tests {
     #[test]
     fn dests() {
         assert_eq!(inroot::clean(Path::new("proc")), PathBuf::from("/proc"));
-        assert_eq!(inroot::clean(Path::new("/a/../../b/./c")), PathBuf::from("/b/c"));
+        assert_eq!(
+            inroot::clean(Path::new("/a/../../b/./c")),
+            PathBuf::from("/b/c")
+        );
     }
 }

@@ -18,13 +18,16 @@ const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c7630;
 
 /// Whether /proc/self/exe already lives on a read-only overlay or a sealed memfd.
 pub fn is_sealed() -> bool {
-    let overlay = nix::sys::statfs::statfs("/proc/self/exe").is_ok_and(|s| s.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC);
-    let ro = nix::sys::statvfs::statvfs("/proc/self/exe").is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    let overlay = nix::sys::statfs::statfs("/proc/self/exe")
+        .is_ok_and(|s| s.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC);
+    let ro = nix::sys::statvfs::statvfs("/proc/self/exe")
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
     match (overlay, ro) {
         (true, true) => true,
         _ => {
             // A sealed memfd: its link reads "/memfd:tong-sealed (deleted)".
-            std::fs::read_link("/proc/self/exe").is_ok_and(|p| p.as_os_str().as_bytes().starts_with(b"/memfd:tong-sealed"))
+            std::fs::read_link("/proc/self/exe")
+                .is_ok_and(|p| p.as_os_str().as_bytes().starts_with(b"/memfd:tong-sealed"))
         }
     }
 }
@@ -38,11 +41,15 @@ pub fn ensure_sealed(spare_dir: &std::path::Path) -> Result<()> {
     let fd = match overlay_fd(spare_dir) {
         Ok(fd) => fd,
         Err(e) => {
-            crate::logging::debug(&format!("overlayfs seal unavailable ({e}); copying the binary to a sealed memfd"));
+            crate::logging::debug(&format!(
+                "overlayfs seal unavailable ({e}); copying the binary to a sealed memfd"
+            ));
             memfd_copy()?
         }
     };
-    let argv: Vec<CString> = std::env::args_os().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
+    let argv: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
+        .collect();
     let envp: Vec<CString> = std::env::vars_os()
         .map(|(k, v)| {
             let mut b = k.as_bytes().to_vec();
@@ -57,9 +64,17 @@ pub fn ensure_sealed(spare_dir: &std::path::Path) -> Result<()> {
 
 fn overlay_fd(spare_dir: &std::path::Path) -> Result<OwnedFd> {
     let exe = std::fs::read_link("/proc/self/exe").at("cannot read", "/proc/self/exe")?;
-    let dir = exe.parent().ok_or_else(|| Error::other("tong binary has no directory"))?;
-    let name = exe.file_name().ok_or_else(|| Error::other("tong binary has no name"))?;
-    let esc = |p: &std::path::Path| p.to_string_lossy().replace('\\', "\\\\").replace(':', "\\:");
+    let dir = exe
+        .parent()
+        .ok_or_else(|| Error::other("tong binary has no directory"))?;
+    let name = exe
+        .file_name()
+        .ok_or_else(|| Error::other("tong binary has no name"))?;
+    let esc = |p: &std::path::Path| {
+        p.to_string_lossy()
+            .replace('\\', "\\\\")
+            .replace(':', "\\:")
+    };
     // Without an upper layer overlayfs needs two lower layers: the binary's directory on top,
     // and any other directory (the state root) below it.
     let lower = format!("{}:{}", esc(dir), esc(spare_dir));
@@ -80,8 +95,10 @@ fn memfd_copy() -> Result<OwnedFd> {
     let mfd = sys::memfd_sealable("tong-sealed").ctx(|| "memfd_create".into())?;
     let mut dst = std::fs::File::from(nix::unistd::dup(&mfd).ctx(|| "dup".into())?);
     std::io::copy(&mut src, &mut dst).ctx(|| "copying tong into a memfd".into())?;
-    sys::add_seals(mfd.as_raw_fd(), libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE)
-        .ctx(|| "sealing the memfd".into())?;
+    sys::add_seals(
+        mfd.as_raw_fd(),
+        libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE,
+    )
+    .ctx(|| "sealing the memfd".into())?;
     Ok(mfd)
 }
-

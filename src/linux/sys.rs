@@ -6,11 +6,19 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
 }
 
 fn check_int(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
 }
 
 #[repr(C)]
@@ -41,7 +49,11 @@ pub enum Forked {
 /// `cgroup_fd` places the child straight into a cgroup v2 directory (CLONE_INTO_CGROUP).
 ///
 /// The caller must be single-threaded (tong is, until the container's init exists).
-pub fn clone_fork(flags: u64, exit_signal: Option<i32>, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
+pub fn clone_fork(
+    flags: u64,
+    exit_signal: Option<i32>,
+    cgroup_fd: Option<RawFd>,
+) -> io::Result<Forked> {
     let mut args = CloneArgs {
         flags,
         exit_signal: exit_signal.unwrap_or(0) as u64,
@@ -54,11 +66,19 @@ pub fn clone_fork(flags: u64, exit_signal: Option<i32>, cgroup_fd: Option<RawFd>
     // SAFETY: clone3 with a null stack behaves like fork: the child gets a copy of this
     // single-threaded address space and returns here with 0. `args` outlives the call.
     let rc = unsafe {
-        libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>())
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
     };
     let rc = match check(rc) {
         Ok(rc) => rc,
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) && cgroup_fd.is_none() && flags & 0x80 == 0 => {
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENOSYS)
+                && cgroup_fd.is_none()
+                && flags & 0x80 == 0 =>
+        {
             // Old kernel: clone(2) with the same flags (it cannot create a time namespace).
             let raw = (flags as libc::c_ulong) | exit_signal.unwrap_or(0) as libc::c_ulong;
             // SAFETY: as above; a null stack makes clone(2) fork-like.
@@ -66,7 +86,11 @@ pub fn clone_fork(flags: u64, exit_signal: Option<i32>, cgroup_fd: Option<RawFd>
         }
         Err(e) => return Err(e),
     };
-    Ok(if rc == 0 { Forked::Child } else { Forked::Parent(rc as i32) })
+    Ok(if rc == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(rc as i32)
+    })
 }
 
 pub fn pivot_root(new_root: &str, put_old: &str) -> io::Result<()> {
@@ -79,7 +103,8 @@ pub fn pivot_root(new_root: &str, put_old: &str) -> io::Result<()> {
 pub fn close_range_cloexec(first: u32) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes fd flags; no memory is passed.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) }).map(|_| ())
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) })
+        .map(|_| ())
 }
 
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
@@ -92,7 +117,13 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     // SAFETY: null siginfo is allowed; the fd is borrowed for the call.
     check(unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<u8>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<u8>(),
+            0,
+        )
     })
     .map(|_| ())
 }
@@ -149,7 +180,9 @@ pub fn open_tree_clone(path: &str, recursive: bool) -> io::Result<OwnedFd> {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
     // SAFETY: valid string pointer; open_tree returns a new fd or -1.
-    let fd = check_int(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) as libc::c_int })?;
+    let fd = check_int(unsafe {
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) as libc::c_int
+    })?;
     // SAFETY: fresh fd from open_tree.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -181,14 +214,23 @@ pub fn fs_mount_detached(fstype: &str, options: &[(&str, &str)]) -> io::Result<O
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
     let t = cstr(fstype)?;
     // SAFETY: fsopen returns a new fd or -1.
-    let fsfd = check_int(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), 1 as libc::c_uint) as libc::c_int })?;
+    let fsfd = check_int(unsafe {
+        libc::syscall(libc::SYS_fsopen, t.as_ptr(), 1 as libc::c_uint) as libc::c_int
+    })?;
     // SAFETY: fresh fd from fsopen.
     let fsfd = unsafe { OwnedFd::from_raw_fd(fsfd) };
     for (i, (k, v)) in options.iter().enumerate() {
         let (k, v) = (cstr(k)?, cstr(v)?);
         // SAFETY: valid strings; fsfd is open.
         let r = check(unsafe {
-            libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0)
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fsfd.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
         });
         // Only the first option is required; the rest are best effort.
         if i == 0 {
@@ -197,11 +239,23 @@ pub fn fs_mount_detached(fstype: &str, options: &[(&str, &str)]) -> io::Result<O
     }
     // SAFETY: no pointers besides null.
     check(unsafe {
-        libc::syscall(libc::SYS_fsconfig, fsfd.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0)
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fsfd.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u8>(),
+            0,
+        )
     })?;
     // SAFETY: fsmount returns a new fd; MOUNT_ATTR_RDONLY makes the mount read-only.
     let mfd = check(unsafe {
-        libc::syscall(libc::SYS_fsmount, fsfd.as_raw_fd(), FSMOUNT_CLOEXEC, (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID) as libc::c_uint)
+        libc::syscall(
+            libc::SYS_fsmount,
+            fsfd.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID) as libc::c_uint,
+        )
     })?;
     // SAFETY: fresh fd from fsmount.
     Ok(unsafe { OwnedFd::from_raw_fd(mfd as RawFd) })
@@ -210,7 +264,9 @@ pub fn fs_mount_detached(fstype: &str, options: &[(&str, &str)]) -> io::Result<O
 /// Brings a network interface up (SIOCSIFFLAGS with IFF_UP).
 pub fn set_link_up(name: &str) -> io::Result<()> {
     // SAFETY: socket() returns a new fd or -1.
-    let sock = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let sock = check_int(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
     // SAFETY: fresh fd.
     let sock = unsafe { OwnedFd::from_raw_fd(sock) };
     // SAFETY: ifreq is plain old data; zeroed is a valid value.
@@ -220,7 +276,11 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
     }
     // SAFETY: the ioctls read and write the ifreq we own.
     unsafe {
-        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req))?;
+        check_int(libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS as _,
+            &mut req,
+        ))?;
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
         check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req))?;
     }
@@ -229,7 +289,16 @@ pub fn set_link_up(name: &str) -> io::Result<()> {
 
 pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
     // SAFETY: the prctl options used by tong take integer arguments only.
-    check_int(unsafe { libc::prctl(option, arg, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) }).map(|_| ())
+    check_int(unsafe {
+        libc::prctl(
+            option,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+    .map(|_| ())
 }
 
 /// Resets the signal mask and every handled signal to its default, as a new program expects
@@ -301,7 +370,12 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 pub fn cstr(s: &str) -> io::Result<CString> {
-    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{s:?} contains a NUL byte")))
+    CString::new(s).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{s:?} contains a NUL byte"),
+        )
+    })
 }
 
 /// capset(2) for this thread: effective, permitted and inheritable in one call.
@@ -319,15 +393,27 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()
         inheritable: u32,
     }
     const VERSION_3: u32 = 0x20080522;
-    let hdr = Header { version: VERSION_3, pid: 0 };
+    let hdr = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
     let lo = |v: u64| v as u32;
     let hi = |v: u64| (v >> 32) as u32;
     let data = [
-        Data { effective: lo(effective), permitted: lo(permitted), inheritable: lo(inheritable) },
-        Data { effective: hi(effective), permitted: hi(permitted), inheritable: hi(inheritable) },
+        Data {
+            effective: lo(effective),
+            permitted: lo(permitted),
+            inheritable: lo(inheritable),
+        },
+        Data {
+            effective: hi(effective),
+            permitted: hi(permitted),
+            inheritable: hi(inheritable),
+        },
     ];
     // SAFETY: header and two data structs as capset v3 expects; both outlive the call.
-    check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) }).map(|_| ())
+    check(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) })
+        .map(|_| ())
 }
 
 /// execveat(fd, "", argv, envp, AT_EMPTY_PATH): runs the program an fd refers to.
@@ -338,7 +424,16 @@ pub fn fexecve(fd: RawFd, argv: &[CString], envp: &[CString]) -> io::Error {
     e.push(std::ptr::null());
     let empty = c"";
     // SAFETY: NUL-terminated pointer arrays and strings that outlive the call.
-    unsafe { libc::syscall(libc::SYS_execveat, fd, empty.as_ptr(), a.as_ptr(), e.as_ptr(), libc::AT_EMPTY_PATH) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            empty.as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
     io::Error::last_os_error()
 }
 
@@ -346,7 +441,9 @@ pub fn fexecve(fd: RawFd, argv: &[CString], envp: &[CString]) -> io::Error {
 pub fn memfd_sealable(name: &str) -> io::Result<OwnedFd> {
     let n = cstr(name)?;
     // SAFETY: valid name; returns a new fd.
-    let fd = check_int(unsafe { libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })?;
+    let fd = check_int(unsafe {
+        libc::memfd_create(n.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
     // SAFETY: fresh fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -383,7 +480,8 @@ pub fn join_session_keyring(name: &str) -> io::Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
     let n = cstr(name)?;
     // SAFETY: valid NUL-terminated name for the duration of the call.
-    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, n.as_ptr()) }).map(|_| ())
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, n.as_ptr()) })
+        .map(|_| ())
 }
 
 pub fn get_winsize(fd: RawFd) -> Option<libc::winsize> {
@@ -422,7 +520,14 @@ pub fn bpf_load_cgroup_device(insns: &[u64]) -> io::Result<OwnedFd> {
     attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
     // SAFETY: attr is a zero-padded bpf_attr for PROG_LOAD whose pointers (instructions,
     // license) outlive the call.
-    let fd = check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, attr.as_ptr(), attr.len() as u32) })?;
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            attr.as_ptr(),
+            attr.len() as u32,
+        )
+    })?;
     // SAFETY: a fresh program fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -435,7 +540,15 @@ pub fn bpf_attach_cgroup_device(cgroup_fd: RawFd, prog_fd: RawFd) -> io::Result<
     attr[8..12].copy_from_slice(&BPF_CGROUP_DEVICE.to_ne_bytes());
     attr[12..16].copy_from_slice(&BPF_F_ALLOW_MULTI.to_ne_bytes());
     // SAFETY: attr is a zero-padded bpf_attr for PROG_ATTACH holding plain integers.
-    check(unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, attr.as_ptr(), attr.len() as u32) }).map(|_| ())
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            attr.as_ptr(),
+            attr.len() as u32,
+        )
+    })
+    .map(|_| ())
 }
 
 /// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog) with a program given as raw sock_filter bytes.
@@ -445,11 +558,21 @@ pub fn seccomp_set_filter(bpf: &[u8], flags: u32) -> io::Result<Option<OwnedFd>>
         len: u16,
         filter: *const u8,
     }
-    let prog = SockFprog { len: (bpf.len() / 8) as u16, filter: bpf.as_ptr() };
+    let prog = SockFprog {
+        len: (bpf.len() / 8) as u16,
+        filter: bpf.as_ptr(),
+    };
     const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
     // SAFETY: prog points at `bpf`, a whole number of 8-byte sock_filter instructions that
     // outlives the call; the kernel copies the program.
-    let rc = check(unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog as *const SockFprog) })?;
+    let rc = check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const SockFprog,
+        )
+    })?;
     // With SECCOMP_FILTER_FLAG_NEW_LISTENER the result is the notify fd.
     // SAFETY: a fresh fd returned by the kernel.
     Ok((flags & 8 != 0 && rc > 0).then(|| unsafe { OwnedFd::from_raw_fd(rc as RawFd) }))
@@ -459,7 +582,13 @@ pub fn seccomp_set_filter(bpf: &[u8], flags: u32) -> io::Result<Option<OwnedFd>>
 pub fn pty_peer(master: RawFd) -> io::Result<OwnedFd> {
     const TIOCGPTPEER: libc::c_ulong = 0x5441;
     // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
-    let fd = check_int(unsafe { libc::ioctl(master, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+    let fd = check_int(unsafe {
+        libc::ioctl(
+            master,
+            TIOCGPTPEER as _,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    })?;
     // SAFETY: a fresh fd from the kernel.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -480,6 +609,10 @@ pub fn flock_exclusive(fd: RawFd) -> io::Result<()> {
 /// lets the archive link there and fails like a write error if it is ever reached.
 #[cfg(target_env = "musl")]
 #[unsafe(no_mangle)]
-pub extern "C" fn __fprintf_chk(_stream: *mut libc::c_void, _flag: libc::c_int, _format: *const libc::c_char) -> libc::c_int {
+pub extern "C" fn __fprintf_chk(
+    _stream: *mut libc::c_void,
+    _flag: libc::c_int,
+    _format: *const libc::c_char,
+) -> libc::c_int {
     -1
 }

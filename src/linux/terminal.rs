@@ -14,24 +14,37 @@ use crate::error::{Context, Error, Result};
 /// slave is also bound at /dev/console (the container's init). The slave is opened from the
 /// master (TIOCGPTPEER), never by a path the container could redirect (CVE-2025-52565).
 pub fn setup(socket: RawFd, size: Option<(u16, u16)>, console: bool) -> Result<()> {
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx".into())?;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .ctx(|| "open /dev/ptmx".into())?;
     nix::pty::grantpt(&master).ctx(|| "grantpt".into())?;
     nix::pty::unlockpt(&master).ctx(|| "unlockpt".into())?;
     let name = nix::pty::ptsname_r(&master).ctx(|| "ptsname".into())?;
     if let Some((h, w)) = size {
-        let ws = libc::winsize { ws_row: h, ws_col: w, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = libc::winsize {
+            ws_row: h,
+            ws_col: w,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY-free path: nix's ioctl wrapper is not exported for TIOCSWINSZ; use termios.
         let _ = crate::linux::sys::set_winsize(master.as_raw_fd(), &ws);
     }
-    let slave: OwnedFd = crate::linux::sys::pty_peer(master.as_raw_fd()).ctx(|| format!("open {name} (TIOCGPTPEER)"))?;
+    let slave: OwnedFd = crate::linux::sys::pty_peer(master.as_raw_fd())
+        .ctx(|| format!("open {name} (TIOCGPTPEER)"))?;
     if console {
         bind_console(&slave)?;
     }
     let payload = name.as_bytes();
     let iov = [IoSlice::new(payload)];
     let fds = [master.as_raw_fd()];
-    sendmsg::<()>(socket, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .map_err(|e| Error::sys("sending the pty master to the console socket", e))?;
+    sendmsg::<()>(
+        socket,
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| Error::sys("sending the pty master to the console socket", e))?;
     drop(master);
     for target in 0..3 {
         crate::linux::sys::dup2(slave.as_raw_fd(), target).ctx(|| "dup2 pty slave".into())?;
@@ -56,8 +69,14 @@ fn bind_console(slave: &OwnedFd) -> Result<()> {
     }
     let src = format!("/proc/self/fd/{}", slave.as_raw_fd());
     let dst = format!("/proc/self/fd/{}", target.as_raw_fd());
-    nix::mount::mount(Some(src.as_str()), dst.as_str(), None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-        .ctx(|| "bind mounting the pty at /dev/console".into())
+    nix::mount::mount(
+        Some(src.as_str()),
+        dst.as_str(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(|| "bind mounting the pty at /dev/console".into())
 }
 
 /// Receives a pty master sent over a unix socket (the console-socket protocol).
@@ -66,13 +85,22 @@ pub fn recv_master(socket: RawFd) -> Result<OwnedFd> {
     let mut buf = [0u8; 4096];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let r = nix::sys::socket::recvmsg::<()>(socket, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| Error::sys("receiving the pty master", e))?;
-    for c in r.cmsgs().map_err(|e| Error::sys("receiving the pty master", e))? {
+    let r = nix::sys::socket::recvmsg::<()>(
+        socket,
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| Error::sys("receiving the pty master", e))?;
+    for c in r
+        .cmsgs()
+        .map_err(|e| Error::sys("receiving the pty master", e))?
+    {
         if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c
-            && let Some(fd) = fds.first() {
-                return Ok(crate::linux::sys::own_fd(*fd));
-            }
+            && let Some(fd) = fds.first()
+        {
+            return Ok(crate::linux::sys::own_fd(*fd));
+        }
     }
     Err(Error::other("the container sent no terminal"))
 }
@@ -103,6 +131,10 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(crate::linux::sys::borrow(self.fd), nix::sys::termios::SetArg::TCSANOW, &self.saved);
+        let _ = nix::sys::termios::tcsetattr(
+            crate::linux::sys::borrow(self.fd),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
     }
 }

@@ -19,8 +19,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Generous upper bound for any single runtime invocation; only there so a
@@ -175,14 +175,16 @@ impl Out {
 
     /// The error lines on stderr (empty lines dropped).
     pub fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
     }
 }
 
 pub fn exit_code(st: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    st.code()
-        .unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
+    st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -428,7 +430,10 @@ impl Env {
     pub fn rt_with_root(&self, root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Out {
         let mut full: Vec<OsString> = vec!["--root".into(), root.as_os_str().to_os_string()];
         full.extend(args.iter().map(OsString::from));
-        let opts = Opts { envs: envs.to_vec(), ..Default::default() };
+        let opts = Opts {
+            envs: envs.to_vec(),
+            ..Default::default()
+        };
         spawn_cmd_os(&runtime(), &full, opts, &self.base).wait()
     }
 
@@ -575,7 +580,9 @@ impl Env {
     /// All ids the runtime lists under this env's root (empty if `list`
     /// fails).
     pub fn list_ids(&self) -> Vec<String> {
-        let out = self.spawn(&["list", "-q"]).wait_timeout(Duration::from_secs(20));
+        let out = self
+            .spawn(&["list", "-q"])
+            .wait_timeout(Duration::from_secs(20));
         if !out.ok() {
             return vec![];
         }
@@ -833,7 +840,11 @@ fn spawn_cmd(prog: &Path, args: &[String], opts: Opts, scratch: &Path) -> Spawne
 
 fn spawn_cmd_os(prog: &Path, args: &[OsString], opts: Opts, scratch: &Path) -> Spawned {
     let k = SEQ.fetch_add(1, Ordering::SeqCst);
-    let dir = if scratch.is_dir() { scratch.to_path_buf() } else { PathBuf::from("/tmp") };
+    let dir = if scratch.is_dir() {
+        scratch.to_path_buf()
+    } else {
+        PathBuf::from("/tmp")
+    };
     let tag = format!("tong-test-io-{}-{}", std::process::id(), k);
     let out_path = dir.join(format!("{tag}.out"));
     let err_path = dir.join(format!("{tag}.err"));
@@ -860,7 +871,10 @@ fn spawn_cmd_os(prog: &Path, args: &[OsString], opts: Opts, scratch: &Path) -> S
     let what = format!(
         "{} {}",
         prog.display(),
-        args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let child = cmd
         .spawn()
@@ -950,14 +964,25 @@ pub const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
 tester:x:1000:1000:tester:/home/tester:/bin/sh\n\
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 
-pub const GROUP: &str = "root:x:0:\ntty:x:5:\ntester:x:1000:\nextra:x:2000:tester\nnogroup:x:65534:\n";
+pub const GROUP: &str =
+    "root:x:0:\ntty:x:5:\ntester:x:1000:\nextra:x:2000:tester\nnogroup:x:65534:\n";
 
 /// Same layout as hack/mkbundle.sh: static busybox plus applet symlinks in
 /// /bin, the usual empty dirs, /etc/passwd and /etc/group.
 pub fn make_rootfs(rootfs: &Path) {
     for d in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "root",
-        "home/tester", "var",
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "etc",
+        "root",
+        "home/tester",
+        "var",
     ] {
         fs::create_dir_all(rootfs.join(d)).unwrap();
     }
@@ -1179,7 +1204,12 @@ impl Snapshot {
                 .unwrap_or_default();
             let cg = fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
             let cmdline = fs::read(dir.join("cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .replace('\0', " ")
+                        .trim()
+                        .to_string()
+                })
                 .unwrap_or_default();
             let mut why = Vec::new();
             if proot == base_s || proot.starts_with(&base_dir) {
@@ -1205,7 +1235,10 @@ impl Snapshot {
             }
         }
 
-        for l in fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
+        for l in fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+        {
             if unescape_mountinfo(l).contains(name) {
                 s.mounts.insert(l.to_string(), format!("mount {l}"));
             }
@@ -1259,7 +1292,11 @@ impl Snapshot {
             (&self.state_files, &now.state_files),
             (&self.fds, &now.fds),
         ] {
-            v.extend(b.iter().filter(|(k, _)| !a.contains_key(*k)).map(|(_, d)| d.clone()));
+            v.extend(
+                b.iter()
+                    .filter(|(k, _)| !a.contains_key(*k))
+                    .map(|(_, d)| d.clone()),
+            );
         }
         v
     }
@@ -1280,7 +1317,9 @@ pub struct ProcEntry {
 /// Every process (thread-group leader) in /proc.
 pub fn proc_table() -> Vec<ProcEntry> {
     let mut v = Vec::new();
-    let Ok(rd) = fs::read_dir("/proc") else { return v };
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return v;
+    };
     for e in rd.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -1300,7 +1339,13 @@ pub fn proc_table() -> Vec<ProcEntry> {
         ) else {
             continue;
         };
-        v.push(ProcEntry { pid, comm, state, ppid, start });
+        v.push(ProcEntry {
+            pid,
+            comm,
+            state,
+            ppid,
+            start,
+        });
     }
     v
 }
@@ -1332,7 +1377,12 @@ pub fn start_reaper() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
         let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "PR_SET_CHILD_SUBREAPER: {}",
+            std::io::Error::last_os_error()
+        );
         std::thread::Builder::new()
             .name("reaper".into())
             .spawn(reaper_loop)
@@ -1360,7 +1410,8 @@ fn reaper_loop() {
                 // containers read as rooted at `/`).
                 let root = fs::read_link(format!("/proc/{}/root", e.pid)).unwrap_or_default();
                 let cg = fs::read_to_string(format!("/proc/{}/cgroup", e.pid)).unwrap_or_default();
-                if root.to_string_lossy().starts_with("/tmp/tong-test-") || cg.contains(&env_cgroup) {
+                if root.to_string_lossy().starts_with("/tmp/tong-test-") || cg.contains(&env_cgroup)
+                {
                     grandchildren.insert(e.pid, e.start);
                 }
             }
@@ -1433,7 +1484,10 @@ impl ConsoleSocket {
                             Err(_) => return None,
                         }
                     }
-                    assert!(start.elapsed() < CMD_DEADLINE, "runtime never connected to the console socket");
+                    assert!(
+                        start.elapsed() < CMD_DEADLINE,
+                        "runtime never connected to the console socket"
+                    );
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(e) => panic!("accept: {e}"),

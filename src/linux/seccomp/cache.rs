@@ -41,7 +41,13 @@ pub fn key(s: &LinuxSeccomp) -> Option<Key> {
     let mut h = Sha256::new();
     h.update(b"tong seccomp cache 1\0");
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.update(format!("\0libseccomp {}.{}.{} api {api} arch {arch:?}\0", v.major, v.minor, v.micro).as_bytes());
+    h.update(
+        format!(
+            "\0libseccomp {}.{}.{} api {api} arch {arch:?}\0",
+            v.major, v.minor, v.micro
+        )
+        .as_bytes(),
+    );
     h.update(&profile);
     Some(h.finalize().into())
 }
@@ -58,13 +64,23 @@ fn hex(b: &[u8]) -> String {
 /// The cache directory, created if missing; None (no caching) if it is not ours alone.
 fn dir(root: &Path) -> Option<PathBuf> {
     let d = root.join(DIR);
-    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).recursive(true).create(&d) {
-        logging::debug(&format!("seccomp cache: cannot create {}: {e}", d.display()));
+    if let Err(e) = std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&d)
+    {
+        logging::debug(&format!(
+            "seccomp cache: cannot create {}: {e}",
+            d.display()
+        ));
         return None;
     }
     let m = std::fs::symlink_metadata(&d).ok()?;
     if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() || m.mode() & 0o077 != 0 {
-        logging::warn(&format!("seccomp cache: {} is not a directory private to this user; not using it", d.display()));
+        logging::warn(&format!(
+            "seccomp cache: {} is not a directory private to this user; not using it",
+            d.display()
+        ));
         return None;
     }
     Some(d)
@@ -73,14 +89,21 @@ fn dir(root: &Path) -> Option<PathBuf> {
 /// The program cached for `key`, if a valid entry exists.
 pub fn lookup(root: &Path, key: &Key) -> Option<Vec<u8>> {
     let path = entry_path(root, key);
-    let mut f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&path) {
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    {
         Ok(f) => f,
         Err(_) => return None,
     };
     match read_entry(&mut f, key) {
         Ok(p) => Some(p),
         Err(why) => {
-            logging::debug(&format!("seccomp cache: rejecting {}: {why}", path.display()));
+            logging::debug(&format!(
+                "seccomp cache: rejecting {}: {why}",
+                path.display()
+            ));
             None
         }
     }
@@ -111,7 +134,10 @@ pub fn parse(buf: &[u8], key: &Key) -> std::result::Result<Vec<u8>, String> {
     let len = u32::from_le_bytes([buf[72], buf[73], buf[74], buf[75]]) as usize;
     let prog = &buf[HEADER..];
     if prog.len() != len || len == 0 || len % 8 != 0 || len > MAX_PROGRAM {
-        return Err(format!("length {} does not match the header's {len}", prog.len()));
+        return Err(format!(
+            "length {} does not match the header's {len}",
+            prog.len()
+        ));
     }
     let sum: [u8; 32] = Sha256::digest(prog).into();
     if buf[40..72] != sum {
@@ -139,7 +165,10 @@ pub fn store(root: &Path, key: &Key, prog: &[u8]) {
     let Some(d) = dir(root) else { return };
     trim(&d);
     let name = hex(key);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
     let tmp = d.join(format!(".{name}.{}.{nanos}", std::process::id()));
     let r = (|| {
         let mut f = std::fs::OpenOptions::new()
@@ -194,7 +223,11 @@ mod tests {
         let e = encode(&key, &prog);
         assert_eq!(parse(&e, &key).unwrap(), prog);
         assert!(parse(&e, &[8u8; 32]).unwrap_err().contains("key"));
-        assert!(parse(&e[..e.len() - 8], &key).unwrap_err().contains("length"));
+        assert!(
+            parse(&e[..e.len() - 8], &key)
+                .unwrap_err()
+                .contains("length")
+        );
         let mut bad = e.clone();
         *bad.last_mut().unwrap() ^= 1;
         assert!(parse(&bad, &key).unwrap_err().contains("checksum"));
@@ -213,7 +246,8 @@ mod tests {
 
     #[test]
     fn the_store_is_bounded() {
-        let root = std::env::temp_dir().join(format!("tong-seccomp-cache-unit-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("tong-seccomp-cache-unit-{}", std::process::id()));
         for i in 0..(MAX_ENTRIES + 5) {
             let mut k = [0u8; 32];
             k[0] = i as u8;

@@ -12,8 +12,12 @@ use std::io::{Read, Seek};
 use std::path::Path;
 use std::str::FromStr;
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+};
 
 use crate::error::{Context, Error, Result};
 use crate::linux::sys;
@@ -32,7 +36,9 @@ const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 8;
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> ScmpAction {
     let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
     match a {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
         LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
         LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
@@ -52,7 +58,10 @@ fn op(a: &oci_spec::runtime::LinuxSeccompArg) -> ScmpArgCompare {
         LinuxSeccompOperator::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, a.value()),
         LinuxSeccompOperator::ScmpCmpGt => (ScmpCompareOp::Greater, a.value()),
         // (arg & value) == valueTwo
-        LinuxSeccompOperator::ScmpCmpMaskedEq => (ScmpCompareOp::MaskedEqual(a.value()), a.value_two().unwrap_or(0)),
+        LinuxSeccompOperator::ScmpCmpMaskedEq => (
+            ScmpCompareOp::MaskedEqual(a.value()),
+            a.value_two().unwrap_or(0),
+        ),
     };
     ScmpArgCompare::new(a.index() as u32, op, datum)
 }
@@ -66,30 +75,50 @@ fn err(what: &str, e: impl std::fmt::Display) -> Error {
 /// listener fd, which the cache does not represent).
 pub fn compile(s: &LinuxSeccomp, cache_root: Option<&Path>) -> Result<Compiled> {
     let (flags, listener) = flags_and_listener(s)?;
-    let cached = cache_root.filter(|_| listener.is_none()).and_then(|root| Some((root, cache::key(s)?)));
+    let cached = cache_root
+        .filter(|_| listener.is_none())
+        .and_then(|root| Some((root, cache::key(s)?)));
     if let Some((root, key)) = &cached
-        && let Some(bpf) = cache::lookup(root, key) {
+        && let Some(bpf) = cache::lookup(root, key)
+    {
         crate::logging::debug("seccomp: program taken from the cache");
-        return Ok(Compiled { bpf, flags, listener });
+        return Ok(Compiled {
+            bpf,
+            flags,
+            listener,
+        });
     }
     let bpf = export(s)?;
     if let Some((root, key)) = &cached {
         cache::store(root, key, &bpf);
     }
-    Ok(Compiled { bpf, flags, listener })
+    Ok(Compiled {
+        bpf,
+        flags,
+        listener,
+    })
 }
 
 /// The load flags and the notify listener a profile asks for.
 fn flags_and_listener(s: &LinuxSeccomp) -> Result<(u32, Option<(std::path::PathBuf, String)>)> {
     let notify = s.default_action() == LinuxSeccompAction::ScmpActNotify
-        || s.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
+        || s.syscalls()
+            .iter()
+            .flatten()
+            .any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
     let listener = match (notify, s.listener_path()) {
         (true, Some(p)) => Some((p.clone(), s.listener_metadata().clone().unwrap_or_default())),
-        (true, None) => return Err(Error::config("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener path")),
+        (true, None) => {
+            return Err(Error::config(
+                "linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener path",
+            ));
+        }
         (false, _) => None,
     };
     if s.default_action() == LinuxSeccompAction::ScmpActNotify {
-        return Err(Error::config("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action"));
+        return Err(Error::config(
+            "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action",
+        ));
     }
     let mut flags = 0u32;
     for f in s.flags().iter().flatten() {
@@ -110,13 +139,19 @@ fn flags_and_listener(s: &LinuxSeccomp) -> Result<(u32, Option<(std::path::PathB
 pub fn export(s: &LinuxSeccomp) -> Result<Vec<u8>> {
     let default = action(s.default_action(), s.default_errno_ret());
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| err("creating the filter", e))?;
-    ctx.set_ctl_nnp(false).map_err(|e| err("clearing no_new_privs", e))?;
+    ctx.set_ctl_nnp(false)
+        .map_err(|e| err("clearing no_new_privs", e))?;
     // A syscall from another architecture than the filter's fails rather than kills.
     let _ = ctx.set_act_badarch(ScmpAction::KillThread);
     for a in s.architectures().iter().flatten() {
-        let name = serde_json::to_value(a).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let arch = ScmpArch::from_str(&name).map_err(|e| err(&format!("architecture {name}"), e))?;
-        ctx.add_arch(arch).map_err(|e| err(&format!("architecture {name}"), e))?;
+        let name = serde_json::to_value(a)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let arch =
+            ScmpArch::from_str(&name).map_err(|e| err(&format!("architecture {name}"), e))?;
+        ctx.add_arch(arch)
+            .map_err(|e| err(&format!("architecture {name}"), e))?;
     }
     let mut max_nr = -1;
     for (i, call) in s.syscalls().iter().flatten().enumerate() {
@@ -133,19 +168,27 @@ pub fn export(s: &LinuxSeccomp) -> Result<Vec<u8>> {
         let mut per_index = [0u32; 6];
         for a in &args {
             if a.index() >= 6 {
-                return Err(err(&format!("syscalls[{i}].args"), format!("index {} is out of range", a.index())));
+                return Err(err(
+                    &format!("syscalls[{i}].args"),
+                    format!("index {} is out of range", a.index()),
+                ));
             }
             per_index[a.index()] += 1;
         }
         let conds: Vec<ScmpArgCompare> = args.iter().map(op).collect();
         for name in call.names() {
             // runc skips names this libseccomp does not know (newer or foreign syscalls).
-            let Ok(sc) = ScmpSyscall::from_name(name) else { continue };
+            let Ok(sc) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
             let r = if conds.is_empty() {
                 ctx.add_rule(act, sc)
             } else if per_index.iter().any(|n| *n > 1) {
                 // Several conditions on one argument: one rule per condition (runc's rule).
-                conds.iter().try_for_each(|c| ctx.add_rule_conditional(act, sc, &[*c]).map(|_| ())).map(|_| &mut ctx)
+                conds
+                    .iter()
+                    .try_for_each(|c| ctx.add_rule_conditional(act, sc, &[*c]).map(|_| ()))
+                    .map(|_| &mut ctx)
             } else {
                 ctx.add_rule_conditional(act, sc, &conds)
             };
@@ -162,11 +205,13 @@ pub fn export(s: &LinuxSeccomp) -> Result<Vec<u8>> {
             }
         }
     }
-    let mut f = std::fs::File::from(sys::memfd_sealable("tong-seccomp").ctx(|| "memfd_create".into())?);
+    let mut f =
+        std::fs::File::from(sys::memfd_sealable("tong-seccomp").ctx(|| "memfd_create".into())?);
     ctx.export_bpf(&f).map_err(|e| err("exporting BPF", e))?;
     let mut bpf = Vec::new();
     f.rewind().ctx(|| "reading the BPF program".into())?;
-    f.read_to_end(&mut bpf).ctx(|| "reading the BPF program".into())?;
+    f.read_to_end(&mut bpf)
+        .ctx(|| "reading the BPF program".into())?;
     if bpf.is_empty() || bpf.len() % 8 != 0 {
         return Err(err("exporting BPF", "libseccomp produced no program"));
     }
@@ -181,9 +226,15 @@ pub fn allows_unconditionally(s: &LinuxSeccomp, names: &[&str]) -> bool {
     let default_allow = s.default_action() == LinuxSeccompAction::ScmpActAllow;
     names.iter().all(|n| {
         let mut by_name = false;
-        for call in s.syscalls().iter().flatten().filter(|c| c.names().iter().any(|x| x == n)) {
+        for call in s
+            .syscalls()
+            .iter()
+            .flatten()
+            .filter(|c| c.names().iter().any(|x| x == n))
+        {
             let conditional = call.args().as_ref().is_some_and(|a| !a.is_empty());
-            if call.action() != LinuxSeccompAction::ScmpActAllow || (conditional && !default_allow) {
+            if call.action() != LinuxSeccompAction::ScmpActAllow || (conditional && !default_allow)
+            {
                 return false;
             }
             by_name = true;
@@ -195,16 +246,25 @@ pub fn allows_unconditionally(s: &LinuxSeccomp, names: &[&str]) -> bool {
 /// Loads a compiled filter into this process (the caller has no_new_privs or CAP_SYS_ADMIN).
 /// With notify rules, returns the notify fd.
 pub fn load(c: &Compiled) -> Result<Option<std::os::fd::OwnedFd>> {
-    let fd = sys::seccomp_set_filter(&c.bpf, c.flags).ctx(|| "loading the seccomp filter".into())?;
+    let fd =
+        sys::seccomp_set_filter(&c.bpf, c.flags).ctx(|| "loading the seccomp filter".into())?;
     Ok(fd)
 }
 
 /// Sends a notify fd to the profile's listener, with runc's message: the container state
 /// and metadata as JSON, the fd over SCM_RIGHTS.
-pub fn send_to_listener(c: &Compiled, fd: std::os::fd::BorrowedFd<'_>, pid: i32, state: &serde_json::Value) -> Result<()> {
+pub fn send_to_listener(
+    c: &Compiled,
+    fd: std::os::fd::BorrowedFd<'_>,
+    pid: i32,
+    state: &serde_json::Value,
+) -> Result<()> {
     use std::os::fd::AsRawFd;
-    let Some((path, metadata)) = &c.listener else { return Ok(()) };
-    let sock = std::os::unix::net::UnixStream::connect(path).map_err(|e| Error::path("linux.seccomp.listenerPath: cannot connect", path, e))?;
+    let Some((path, metadata)) = &c.listener else {
+        return Ok(());
+    };
+    let sock = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| Error::path("linux.seccomp.listenerPath: cannot connect", path, e))?;
     let msg = serde_json::json!({
         "ociVersion": crate::spec::SPEC_VERSION,
         "fds": ["seccompFd"],
@@ -215,8 +275,14 @@ pub fn send_to_listener(c: &Compiled, fd: std::os::fd::BorrowedFd<'_>, pid: i32,
     .to_string();
     let iov = [std::io::IoSlice::new(msg.as_bytes())];
     let fds = [fd.as_raw_fd()];
-    nix::sys::socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &[nix::sys::socket::ControlMessage::ScmRights(&fds)], nix::sys::socket::MsgFlags::empty(), None)
-        .map_err(|e| Error::sys("sending the seccomp fd to the listener", e))?;
+    nix::sys::socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| Error::sys("sending the seccomp fd to the listener", e))?;
     Ok(())
 }
 
@@ -232,26 +298,37 @@ mod tests {
     fn unconditional_allows() {
         let podman: oci_spec::runtime::LinuxSeccomp =
             serde_json::from_str(include_str!("../../../tests/data/podman-seccomp.json")).unwrap();
-        assert!(allows_unconditionally(&podman, &["write", "openat", "close_range", "execve"]));
+        assert!(allows_unconditionally(
+            &podman,
+            &["write", "openat", "close_range", "execve"]
+        ));
         assert!(!allows_unconditionally(&podman, &["write", "sethostname"]));
         assert!(!allows_unconditionally(&podman, &["personality"]));
-        let deny = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["write"],"action":"SCMP_ACT_ERRNO"}]}"#);
+        let deny = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["write"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
         assert!(!allows_unconditionally(&deny, &["write"]));
         assert!(allows_unconditionally(&deny, &["openat"]));
-        let cond = profile(r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["write"],"action":"SCMP_ACT_ALLOW",
-            "args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]},{"names":["close"],"action":"SCMP_ACT_ALLOW"}]}"#);
+        let cond = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["write"],"action":"SCMP_ACT_ALLOW",
+            "args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]},{"names":["close"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
         assert!(!allows_unconditionally(&cond, &["write"]));
         assert!(allows_unconditionally(&cond, &["close"]));
         assert!(!allows_unconditionally(&cond, &["openat"]));
-        let cond_allow = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["write"],"action":"SCMP_ACT_ALLOW",
-            "args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#);
+        let cond_allow = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["write"],"action":"SCMP_ACT_ALLOW",
+            "args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#,
+        );
         assert!(allows_unconditionally(&cond_allow, &["write"]));
     }
 
     #[test]
     fn compiles_a_deny_mkdir_profile() {
-        let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
-            "syscalls":[{"names":["mkdir","mkdirat","no_such_syscall"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#);
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+            "syscalls":[{"names":["mkdir","mkdirat","no_such_syscall"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+        );
         let c = compile(&p, None).unwrap();
         assert!(c.bpf.len() >= 8 * 4);
         assert_eq!(c.flags, 0);
@@ -259,21 +336,30 @@ mod tests {
 
     #[test]
     fn masked_eq_and_flags() {
-        let p = profile(r#"{"defaultAction":"SCMP_ACT_ERRNO","flags":["SECCOMP_FILTER_FLAG_LOG"],
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","flags":["SECCOMP_FILTER_FLAG_LOG"],
             "syscalls":[{"names":["personality"],"action":"SCMP_ACT_ALLOW",
               "args":[{"index":0,"value":4294967295,"valueTwo":8,"op":"SCMP_CMP_MASKED_EQ"}]},
               {"names":["clone"],"action":"SCMP_ACT_ALLOW",
-              "args":[{"index":0,"value":1,"op":"SCMP_CMP_NE"},{"index":0,"value":2,"op":"SCMP_CMP_NE"}]}]}"#);
+              "args":[{"index":0,"value":1,"op":"SCMP_CMP_NE"},{"index":0,"value":2,"op":"SCMP_CMP_NE"}]}]}"#,
+        );
         let c = compile(&p, None).unwrap();
         assert_eq!(c.flags, 2);
     }
 
     #[test]
     fn notify_needs_a_listener() {
-        let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#);
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
         assert!(compile(&p, None).is_err());
-        let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/x.sock",
-            "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#);
-        assert_eq!(compile(&p, None).unwrap().flags & SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/x.sock",
+            "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        assert_eq!(
+            compile(&p, None).unwrap().flags & SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            SECCOMP_FILTER_FLAG_NEW_LISTENER
+        );
     }
 }
