@@ -7,6 +7,9 @@ use std::os::fd::RawFd;
 
 use oci_spec::runtime::Process;
 
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
 use crate::error::{Context, Error, Result};
 use crate::linux::capabilities::CapSets;
 use crate::linux::{apparmor, process, seccomp, sys, terminal};
@@ -16,6 +19,8 @@ pub struct Prepared {
     pub path: String,
     /// A seccomp filter still to load (with no_new_privs: as late as possible, before execve).
     seccomp_late: Option<seccomp::Compiled>,
+    /// The filter already in force, to name what it refuses when a last step fails.
+    seccomp_loaded: Option<seccomp::Compiled>,
     /// The seccomp notify fd, for tong to pass to the profile's listener.
     pub notify_fd: Option<std::os::fd::OwnedFd>,
     cpath: CString,
@@ -58,8 +63,10 @@ pub fn prepare(
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
     // capabilities go (runc's order).
     let mut notify_fd = None;
+    let mut loaded = None;
     if let Some(f) = filter.filter(|_| !nnp) {
         notify_fd = seccomp::load(f)?;
+        loaded = Some(f.clone());
     }
     let caps = CapSets::from_spec(p.capabilities().as_ref())?;
     caps.apply_bounding()?;
@@ -77,15 +84,20 @@ pub fn prepare(
     if !early {
         nix::unistd::chdir(cwd).ctx(|| format!("process.cwd: chdir to {}", cwd.display()))?;
     }
-    // CVE-2024-21626: the working directory must be inside the container.
-    match nix::unistd::getcwd() {
-        Ok(d) if d.is_absolute() => {}
-        _ => {
-            return Err(Error::other(format!(
-                "process.cwd: {} is outside the container",
-                cwd.display()
-            )));
-        }
+    // CVE-2024-21626: the working directory must be inside the container. Checked by
+    // walking up from it (openat, fstat), not with getcwd, which a profile may refuse.
+    let inside = cwd_inside_root().map_err(|e| match loaded.as_ref().filter(|f| f.refuses("openat") || f.refuses("fstat")) {
+        Some(_) => Error::other(format!(
+            "process.cwd: checking that {} is inside the container: {e}: the container's seccomp profile refuses openat or fstat",
+            cwd.display()
+        )),
+        None => Error::sys(format!("process.cwd: checking that {} is inside the container", cwd.display()), e),
+    })?;
+    if !inside {
+        return Err(Error::other(format!(
+            "process.cwd: {} is outside the container",
+            cwd.display()
+        )));
     }
     let args = p.args().clone().unwrap_or_default();
     let arg0 = args
@@ -96,6 +108,7 @@ pub fn prepare(
     let mut late = filter.filter(|_| nnp).cloned();
     if let Some(f) = late.as_ref().filter(|f| f.listener.is_some()) {
         notify_fd = seccomp::load(f)?;
+        loaded = Some(f.clone());
         late = None;
     }
     Ok(Prepared {
@@ -106,12 +119,37 @@ pub fn prepare(
         cenv: process::to_cstrings("process.env", &env)?,
         apparmor: p.apparmor_profile().clone(),
         seccomp_late: late,
+        seccomp_loaded: loaded,
         path,
     })
 }
 
+/// Whether the working directory lies under this process's root: walks `..` up from `.`
+/// until it meets `/` (inside) or a directory that is its own parent (the top of a tree the
+/// root is not in: a host directory reached through a leaked fd, outside a chroot).
+fn cwd_inside_root() -> nix::Result<bool> {
+    use nix::sys::stat::fstat;
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let root = nix::sys::stat::stat("/")?;
+    let mut cur = nix::fcntl::open(".", flags, Mode::empty())?;
+    for _ in 0..4096 {
+        let st = fstat(&cur)?;
+        if (st.st_dev, st.st_ino) == (root.st_dev, root.st_ino) {
+            return Ok(true);
+        }
+        let parent = nix::fcntl::openat(&cur, "..", flags, Mode::empty())?;
+        let pst = fstat(&parent)?;
+        if (pst.st_dev, pst.st_ino) == (st.st_dev, st.st_ino) {
+            return Ok(false);
+        }
+        cur = parent;
+    }
+    Ok(false)
+}
+
 /// Every syscall the init makes from its Ready message to execve, error paths included.
-const AFTER_READY: &[&str] = &[
+/// `tests/seccomp_trace.rs` traces a real init and checks this list against it.
+pub const AFTER_READY: &[&str] = &[
     "recvmsg",
     "sendmsg",
     "openat",
@@ -120,6 +158,7 @@ const AFTER_READY: &[&str] = &[
     "close",
     "fcntl",
     "close_range",
+    "getdents64",
     "rt_sigprocmask",
     "rt_sigaction",
     "execve",
@@ -135,6 +174,32 @@ const AFTER_READY: &[&str] = &[
     "futex",
     "clock_gettime",
 ];
+
+/// Marks every fd from `first` up close-on-exec (close_range, else a /proc/self/fd walk);
+/// a failure names the syscall, and the seccomp profile when it is the profile's refusal.
+fn mark_cloexec(first: u32, filter: Option<&seccomp::Compiled>) -> Result<()> {
+    sys::mark_cloexec_from(first).map_err(|e| {
+        let errno = nix::errno::Errno::from_raw(e.errno);
+        match filter.filter(|f| f.refuses(e.syscall)) {
+            Some(_) => Error::other(format!(
+                "marking fds close-on-exec: close_range and {}: {errno}: the container's seccomp profile refuses {}",
+                e.syscall, e.syscall
+            )),
+            None => Error::sys(format!("marking fds close-on-exec: close_range and {}", e.syscall), errno),
+        }
+    })
+}
+
+/// Loads the filter that was to come just before execve now: startContainer hooks run under
+/// it, with the capabilities, user and no_new_privs of the process already in force (runc's
+/// order).
+pub fn load_seccomp_now(p: &mut Prepared) -> Result<()> {
+    if let Some(f) = p.seccomp_late.take() {
+        seccomp::load(&f)?;
+        p.seccomp_loaded = Some(f);
+    }
+    Ok(())
+}
 
 /// Loads a filter that was to be loaded just before execve (with no_new_privs) now, when
 /// nothing the init still does could be refused by it: no AppArmor profile to switch to, no
@@ -153,8 +218,8 @@ pub fn load_seccomp_early(p: &mut Prepared, spec: &oci_spec::runtime::Spec) -> R
             .as_ref()
             .and_then(|l| l.seccomp().as_ref())
             .is_some_and(|s| seccomp::allows_unconditionally(s, AFTER_READY));
-    if safe && let Some(f) = p.seccomp_late.take() {
-        seccomp::load(&f)?;
+    if safe {
+        load_seccomp_now(p)?;
     }
     Ok(())
 }
@@ -172,14 +237,15 @@ pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
     for fd in 3..first {
         let _ = sys::clear_cloexec(fd as i32);
     }
-    if let Err(e) = sys::close_range_cloexec(first) {
-        return Error::sys("close_range", e);
+    if let Err(e) = mark_cloexec(first, p.seccomp_loaded.as_ref()) {
+        return e;
     }
     if let Some(f) = &p.seccomp_late
         && let Err(e) = seccomp::load(f)
     {
         return e;
     }
+    // An execve the profile refuses fails below with the profile's errno.
     let err = sys::execve(&p.cpath, &p.cargs, &p.cenv);
     Error::other(format!("exec {}: {err}", p.path))
 }

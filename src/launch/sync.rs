@@ -84,7 +84,18 @@ impl Channel {
             ) {
                 Ok(_) => return Ok(()),
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("sync channel send", e)),
+                Err(e @ nix::errno::Errno::EPIPE) => {
+                    return Err(Error::sys("sync channel send", e));
+                }
+                // A seccomp profile already loaded may refuse sendmsg but allow write (as
+                // runc needs only read and write): a message without an fd goes that way.
+                Err(e) if fd.is_some() => return Err(Error::sys("sync channel send", e)),
+                Err(e) => {
+                    return match nix::unistd::write(&self.fd, &data) {
+                        Ok(_) => Ok(()),
+                        Err(_) => Err(Error::sys("sync channel send (sendmsg, then write)", e)),
+                    };
+                }
             }
         }
     }
@@ -108,7 +119,29 @@ impl Channel {
             let r = match res {
                 Ok(r) => r,
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("sync channel receive", e)),
+                // Refused by a loaded seccomp profile (see send): read the message instead.
+                Err(e) => {
+                    let n = loop {
+                        match nix::unistd::read(&self.fd, &mut buf) {
+                            Err(nix::errno::Errno::EINTR) => continue,
+                            Ok(n) => break n,
+                            Err(_) => {
+                                return Err(Error::sys(
+                                    "sync channel receive (recvmsg, then read)",
+                                    e,
+                                ));
+                            }
+                        }
+                    };
+                    if n == 0 {
+                        return Err(Error::other(
+                            "the container's setup process exited before reporting",
+                        ));
+                    }
+                    let msg = serde_json::from_slice(&buf[..n])
+                        .map_err(|e| Error::other(format!("sync message: {e}")))?;
+                    return Ok((msg, None));
+                }
             };
             let mut fd = None;
             if let Ok(cmsgs) = r.cmsgs() {

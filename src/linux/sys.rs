@@ -107,6 +107,115 @@ pub fn close_range_cloexec(first: u32) -> io::Result<()> {
         .map(|_| ())
 }
 
+/// Which step of marking fds close-on-exec failed, and how: the caller names the syscall
+/// (a seccomp profile may refuse any of them).
+#[derive(Debug, Clone, Copy)]
+pub struct CloexecError {
+    pub syscall: &'static str,
+    pub errno: i32,
+}
+
+/// Marks every fd from `first` up close-on-exec: `close_range(CLOSE_RANGE_CLOEXEC)` first;
+/// on any error (EPERM from a seccomp profile, ENOSYS before Linux 5.9, EINVAL on 5.9-5.10)
+/// a walk of /proc/self/fd with fcntl. Allocates nothing and calls only raw syscalls, so it
+/// also serves between fork and exec. The error is the walk's, when both failed.
+pub fn mark_cloexec_from(first: u32) -> Result<(), CloexecError> {
+    if close_range_cloexec(first).is_ok() {
+        return Ok(());
+    }
+    let fail = |syscall| CloexecError {
+        syscall,
+        errno: io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    };
+    // SAFETY: a NUL-terminated static path; the returned fd is closed below.
+    let dir = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c"/proc/self/fd".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dir < 0 {
+        return Err(fail("openat"));
+    }
+    let dir = dir as RawFd;
+    let mut buf = [0u8; 2048];
+    let result = loop {
+        // SAFETY: getdents64 writes at most buf.len() bytes into buf.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 {
+            break Err(fail("getdents64"));
+        }
+        if n == 0 {
+            break Ok(());
+        }
+        let mut off = 0usize;
+        let mut bad = None;
+        while off + 19 < n as usize {
+            // linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, then the NUL-terminated name.
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            if reclen == 0 {
+                break;
+            }
+            let mut fd: u32 = 0;
+            let mut digits = 0;
+            for &b in buf[off + 19..(off + reclen).min(n as usize)]
+                .iter()
+                .take_while(|b| **b != 0)
+            {
+                if !b.is_ascii_digit() {
+                    digits = 0;
+                    break;
+                }
+                fd = fd.saturating_mul(10).saturating_add(u32::from(b - b'0'));
+                digits += 1;
+            }
+            if digits > 0 && fd >= first && fd as RawFd != dir {
+                // SAFETY: fcntl on an fd number only reads and sets its flags.
+                let flags = unsafe { libc::fcntl(fd as RawFd, libc::F_GETFD) };
+                // SAFETY: as above.
+                if flags >= 0
+                    && flags & libc::FD_CLOEXEC == 0
+                    && unsafe { libc::fcntl(fd as RawFd, libc::F_SETFD, flags | libc::FD_CLOEXEC) }
+                        < 0
+                {
+                    bad = Some(fail("fcntl"));
+                    break;
+                }
+            }
+            off += reclen;
+        }
+        if let Some(e) = bad {
+            break Err(e);
+        }
+    };
+    // SAFETY: dir is the fd opened above and not used after this.
+    unsafe { libc::close(dir) };
+    result
+}
+
+/// Makes a command's child keep only fds 0-2 and the `keep` fds after them: fds 3..3+keep
+/// lose close-on-exec, every later one gains it (nothing of tong's reaches a hook).
+pub fn command_only_stdio(cmd: &mut std::process::Command, keep: u32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec; it makes only raw syscalls
+    // (fcntl, close_range, openat, getdents64, close) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in 3..3 + keep {
+                let flags = libc::fcntl(fd as RawFd, libc::F_GETFD);
+                if flags >= 0 {
+                    libc::fcntl(fd as RawFd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                }
+            }
+            mark_cloexec_from(3 + keep).map_err(|e| io::Error::from_raw_os_error(e.errno))
+        });
+    }
+}
+
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open returns a new fd we take ownership of.
     let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
