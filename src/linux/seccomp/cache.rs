@@ -39,7 +39,7 @@ pub fn key(s: &LinuxSeccomp) -> Option<Key> {
     let api = libseccomp::get_api();
     let arch = libseccomp::ScmpArch::native();
     let mut h = Sha256::new();
-    h.update(b"tong seccomp cache 1\0");
+    h.update(b"tong seccomp cache 2\0");
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.update(
         format!(
@@ -133,7 +133,7 @@ pub fn parse(buf: &[u8], key: &Key) -> std::result::Result<Vec<u8>, String> {
     }
     let len = u32::from_le_bytes([buf[72], buf[73], buf[74], buf[75]]) as usize;
     let prog = &buf[HEADER..];
-    if prog.len() != len || len == 0 || len % 8 != 0 || len > MAX_PROGRAM {
+    if prog.len() != len || len == 0 || !len.is_multiple_of(8) || len > MAX_PROGRAM {
         return Err(format!(
             "length {} does not match the header's {len}",
             prog.len()

@@ -4,7 +4,8 @@
 //! As runc: unknown syscall names are skipped; rules whose action is the default action are
 //! dropped; several conditions on one argument become one rule each; libseccomp's own
 //! no_new_privs default is cleared (the config decides no_new_privs); syscalls newer than the
-//! newest one the profile names return ENOSYS.
+//! newest one the profile names return ENOSYS (a stub before libseccomp's program, as
+//! runc's). runc's NOTIFY rules: never on `write`, never the default, always a listenerPath.
 
 pub mod cache;
 
@@ -29,6 +30,58 @@ pub struct Compiled {
     pub flags: u32,
     /// Rules with SCMP_ACT_NOTIFY: loading returns a notify fd for `listener_path`.
     pub listener: Option<(std::path::PathBuf, String)>,
+    /// Which of the syscalls tong makes after loading (AFTER_LOAD) the profile does not allow
+    /// unconditionally, to name in an error.
+    pub refused: Vec<&'static str>,
+}
+
+/// What tong's init and `exec` may call once a filter is loaded: the last steps before
+/// execve (fd marking and its /proc/self/fd fallback, the working-directory check, the
+/// sync channel, the exec FIFO) and the startContainer hooks' spawn.
+pub const AFTER_LOAD: &[&str] = &[
+    "close_range",
+    "openat",
+    "getdents64",
+    "fcntl",
+    "close",
+    "newfstatat",
+    "fstat",
+    "chdir",
+    "read",
+    "write",
+    "recvmsg",
+    "sendmsg",
+    "clone",
+    "clone3",
+    "vfork",
+    "wait4",
+    "pipe2",
+    "poll",
+    "pidfd_open",
+    "execve",
+    "rt_sigprocmask",
+    "rt_sigaction",
+    "dup2",
+    "dup3",
+    "mmap",
+    "munmap",
+    "brk",
+    "exit_group",
+];
+
+impl Compiled {
+    /// Whether the profile may refuse `syscall` (one of AFTER_LOAD).
+    pub fn refuses(&self, syscall: &str) -> bool {
+        self.refused.contains(&syscall)
+    }
+}
+
+fn refused(s: &LinuxSeccomp) -> Vec<&'static str> {
+    AFTER_LOAD
+        .iter()
+        .copied()
+        .filter(|n| !allows_unconditionally(s, &[n]))
+        .collect()
 }
 
 const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 8;
@@ -86,6 +139,7 @@ pub fn compile(s: &LinuxSeccomp, cache_root: Option<&Path>) -> Result<Compiled> 
             bpf,
             flags,
             listener,
+            refused: refused(s),
         });
     }
     let bpf = export(s)?;
@@ -96,6 +150,7 @@ pub fn compile(s: &LinuxSeccomp, cache_root: Option<&Path>) -> Result<Compiled> 
         bpf,
         flags,
         listener,
+        refused: refused(s),
     })
 }
 
@@ -106,20 +161,30 @@ fn flags_and_listener(s: &LinuxSeccomp) -> Result<(u32, Option<(std::path::PathB
             .iter()
             .flatten()
             .any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
+    // runc's checks and words. The init reports over its sync channel with write(2), so a
+    // notified write would wait for an agent that has not got the fd yet.
+    for (i, c) in s.syscalls().iter().flatten().enumerate() {
+        if c.action() == LinuxSeccompAction::ScmpActNotify && c.names().iter().any(|n| n == "write")
+        {
+            return Err(Error::config(format!(
+                "linux.seccomp.syscalls[{i}]: SCMP_ACT_NOTIFY cannot be used for the write syscall"
+            )));
+        }
+    }
+    if s.default_action() == LinuxSeccompAction::ScmpActNotify {
+        return Err(Error::config(
+            "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be used as default action",
+        ));
+    }
     let listener = match (notify, s.listener_path()) {
         (true, Some(p)) => Some((p.clone(), s.listener_metadata().clone().unwrap_or_default())),
         (true, None) => {
             return Err(Error::config(
-                "linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener path",
+                "linux.seccomp.listenerPath: listenerPath is not set (SCMP_ACT_NOTIFY needs one)",
             ));
         }
         (false, _) => None,
     };
-    if s.default_action() == LinuxSeccompAction::ScmpActNotify {
-        return Err(Error::config(
-            "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action",
-        ));
-    }
     let mut flags = 0u32;
     for f in s.flags().iter().flatten() {
         flags |= match f {
@@ -153,13 +218,7 @@ pub fn export(s: &LinuxSeccomp) -> Result<Vec<u8>> {
         ctx.add_arch(arch)
             .map_err(|e| err(&format!("architecture {name}"), e))?;
     }
-    let mut max_nr = -1;
     for (i, call) in s.syscalls().iter().flatten().enumerate() {
-        for name in call.names() {
-            if let Ok(sc) = ScmpSyscall::from_name(name) {
-                max_nr = max_nr.max(sc.as_raw_syscall());
-            }
-        }
         let act = action(call.action(), call.errno_ret());
         if act == default {
             continue;
@@ -195,16 +254,6 @@ pub fn export(s: &LinuxSeccomp) -> Result<Vec<u8>> {
             r.map_err(|e| err(&format!("syscalls[{i}] {name}"), e))?;
         }
     }
-    // Syscalls newer than every one the profile names get ENOSYS rather than the default
-    // error, so libc falls back (clone3 → clone), as runc's filter patch does.
-    if default != ScmpAction::Allow && max_nr >= 0 {
-        for nr in (max_nr + 1)..(max_nr + 256) {
-            let sc = ScmpSyscall::from(nr);
-            if sc.get_name().is_ok() {
-                let _ = ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), sc);
-            }
-        }
-    }
     let mut f =
         std::fs::File::from(sys::memfd_sealable("tong-seccomp").ctx(|| "memfd_create".into())?);
     ctx.export_bpf(&f).map_err(|e| err("exporting BPF", e))?;
@@ -212,10 +261,150 @@ pub fn export(s: &LinuxSeccomp) -> Result<Vec<u8>> {
     f.rewind().ctx(|| "reading the BPF program".into())?;
     f.read_to_end(&mut bpf)
         .ctx(|| "reading the BPF program".into())?;
-    if bpf.is_empty() || bpf.len() % 8 != 0 {
+    if bpf.is_empty() || !bpf.len().is_multiple_of(8) {
         return Err(err("exporting BPF", "libseccomp produced no program"));
     }
-    Ok(bpf)
+    let mut program = enosys_stub(s, default);
+    program.extend_from_slice(&bpf);
+    Ok(program)
+}
+
+/// seccomp_data offsets and classic BPF opcodes for the stub.
+const NR: u32 = 0;
+const ARCH: u32 = 4;
+const LD_ABS: u16 = 0x20;
+const JEQ: u16 = 0x15;
+const JGT: u16 = 0x25;
+const JSET: u16 = 0x45;
+const RET: u16 = 0x06;
+const RET_ERRNO: u32 = 0x0005_0000;
+const X32_BIT: u32 = 0x4000_0000;
+
+/// The kernel's AUDIT_ARCH value for an architecture (x32 shares x86_64's, with X32_BIT set
+/// in the syscall number).
+fn audit_arch(a: ScmpArch) -> Option<u32> {
+    Some(match a {
+        ScmpArch::X8664 | ScmpArch::X32 => 0xC000_003E,
+        ScmpArch::X86 => 0x4000_0003,
+        ScmpArch::Aarch64 => 0xC000_00B7,
+        ScmpArch::Arm => 0x4000_0028,
+        ScmpArch::Riscv64 => 0xC000_00F3,
+        ScmpArch::Ppc64Le => 0xC000_0015,
+        ScmpArch::S390X => 0x8000_0016,
+        _ => return None,
+    })
+}
+
+/// The highest syscall number on `arch` that any rule of the profile names (names this
+/// libseccomp does not know are left out), without x32's bit.
+fn highest_named(s: &LinuxSeccomp, arch: ScmpArch) -> Option<u32> {
+    let nrs = s.syscalls().iter().flatten().flat_map(|c| c.names().iter());
+    nrs.filter_map(|n| ScmpSyscall::from_name_by_arch(n, arch).ok())
+        .map(|sc| sc.as_raw_syscall())
+        .filter(|nr| *nr >= 0)
+        .map(|nr| nr as u32 & !X32_BIT)
+        .max()
+}
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[0..2].copy_from_slice(&code.to_ne_bytes());
+    b[2] = jt;
+    b[3] = jf;
+    b[4..8].copy_from_slice(&k.to_ne_bytes());
+    b
+}
+
+/// runc's ENOSYS stub, put before libseccomp's program: on each architecture of the profile
+/// (and the native one), a syscall numbered above the highest one the profile names fails
+/// with ENOSYS, not the default action, so that libc falls back to an older call (glibc's
+/// clone3 → clone). Below that, the profile decides. No stub when the default already lets
+/// syscalls through (ALLOW, LOG, TRACE) or already is ENOSYS.
+pub fn enosys_stub(s: &LinuxSeccomp, default: ScmpAction) -> Vec<u8> {
+    if matches!(
+        default,
+        ScmpAction::Allow
+            | ScmpAction::Log
+            | ScmpAction::Trace(_)
+            | ScmpAction::Errno(libc::ENOSYS)
+    ) {
+        return Vec::new();
+    }
+    let mut arches: Vec<ScmpArch> = vec![ScmpArch::native()];
+    for a in s.architectures().iter().flatten() {
+        let name = serde_json::to_value(a)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        if let Ok(arch) = ScmpArch::from_str(&name)
+            && !arches.contains(&arch)
+        {
+            arches.push(arch);
+        }
+    }
+    // One block per AUDIT_ARCH value: (token, max of the native numbering, max of x32's).
+    let mut blocks: Vec<(u32, Option<u32>, Option<u32>)> = Vec::new();
+    for arch in arches {
+        let Some(token) = audit_arch(arch) else {
+            continue;
+        };
+        let max = highest_named(s, arch);
+        let i = match blocks.iter().position(|b| b.0 == token) {
+            Some(i) => i,
+            None => {
+                blocks.push((token, None, None));
+                blocks.len() - 1
+            }
+        };
+        if arch == ScmpArch::X32 {
+            blocks[i].2 = max;
+        } else {
+            blocks[i].1 = max;
+        }
+    }
+    blocks.retain(|b| b.1.is_some() || b.2.is_some());
+    if blocks.is_empty() {
+        return Vec::new();
+    }
+    // Layout: ld arch; per block [jeq token; ld nr; (jset x32 → x32 check); jgt max]; then
+    // `ret ENOSYS`, then the original program. Jumps are relative to the next instruction;
+    // each block's length is known, so the offsets to ENOSYS and to the program are too.
+    let block_len = |b: &(u32, Option<u32>, Option<u32>)| if b.0 == 0xC000_003E { 5 } else { 3 };
+    let total: usize = 1 + blocks.iter().map(block_len).sum::<usize>() + 1;
+    if total > 200 {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(total * 8);
+    out.extend_from_slice(&insn(LD_ABS, 0, 0, ARCH));
+    let mut pc = 1usize;
+    let enosys_at = total - 1;
+    let program_at = total;
+    // Offset from the instruction at `from` to `to`.
+    let off = |from: usize, to: usize| (to - from - 1) as u8;
+    for b in &blocks {
+        let len = block_len(b);
+        let next = pc + len;
+        // Another architecture: the next block, or after the last one the program itself.
+        let other = if next == enosys_at { program_at } else { next };
+        out.extend_from_slice(&insn(JEQ, 0, off(pc, other), b.0));
+        out.extend_from_slice(&insn(LD_ABS, 0, 0, NR));
+        // The highest named number; with none named in one numbering, let the program decide.
+        let cmp = |at: usize, max: Option<u32>| match max {
+            Some(m) => insn(JGT, off(at, enosys_at), off(at, program_at), m),
+            None => insn(JEQ, off(at, program_at), off(at, program_at), 0),
+        };
+        if len == 5 {
+            // x86_64: numbers with X32_BIT are x32's.
+            out.extend_from_slice(&insn(JSET, 0, 1, X32_BIT));
+            out.extend_from_slice(&cmp(pc + 3, b.2.map(|m| m | X32_BIT)));
+            out.extend_from_slice(&cmp(pc + 4, b.1));
+        } else {
+            out.extend_from_slice(&cmp(pc + 2, b.1));
+        }
+        pc = next;
+    }
+    out.extend_from_slice(&insn(RET, 0, 0, RET_ERRNO | libc::ENOSYS as u32));
+    out
 }
 
 /// Whether the filter `export` builds from `s` lets each of `names` through on the native
