@@ -92,12 +92,7 @@ pub fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
     out
 }
 
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
-}
+use crate::linux::mounts::unescape_mountinfo as unescape;
 
 /// A container's cgroup directories, by controller.
 #[derive(Debug, Default)]

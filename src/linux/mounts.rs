@@ -269,3 +269,11 @@ mod tests {
         assert!(m.tmpcopyup);
     }
 }
+
+/// A path field of /proc/self/mountinfo, with the kernel's octal escapes undone.
+pub fn unescape_mountinfo(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}

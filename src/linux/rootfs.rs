@@ -127,6 +127,9 @@ fn mount_one(
         (c.cgroups_made)()?;
         return mount_cgroup(c, root, dest, opts);
     }
+    if typ == "proc" || typ == "sysfs" {
+        ordinary_directory(c.rootfs, dest, typ)?;
+    }
     let target = inroot::mkdir_all(root, dest)?;
     check_proc_dest(c, typ, &target)?;
     let target = fdpath(&target);
@@ -169,6 +172,21 @@ fn mount_one(
         }
     }
     finish(root, dest, opts)
+}
+
+/// procfs and sysfs go only on a directory that is no symlink (CVE-2019-19921,
+/// CVE-2023-27561, CVE-2023-28642): a link planted by the image would lead the mount, and
+/// later LSM and sysctl writes, elsewhere. A missing destination is made as a directory.
+fn ordinary_directory(rootfs: &Path, dest: &Path, typ: &str) -> Result<()> {
+    let path = rootfs.join(dest.strip_prefix("/").unwrap_or(dest));
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if !m.is_dir() => Err(Error::other(format!(
+            "filesystem {typ:?} must be mounted on ordinary directory"
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::path("cannot stat mount destination", &path, e)),
+    }
 }
 
 /// runc's rule: nothing but procfs itself is mounted inside the container's /proc, wherever
@@ -574,6 +592,7 @@ fn mount_cgroup(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions)
 pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
     if no_pivot {
+        hide_host_procfs(rootfs)?;
         mount(
             Some(rootfs),
             "/",
@@ -599,6 +618,73 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
         umount2(".", MntFlags::MNT_DETACH).ctx(|| "detaching old root".into())?;
     }
     nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    Ok(())
+}
+
+/// Before a --no-pivot chroot: every full procfs or sysfs mount (mountinfo root `/`) outside
+/// the rootfs stays reachable in this mount namespace, and while one is, the kernel lets a
+/// user namespace inside the container mount a fresh procfs. Make each a slave (so nothing
+/// propagates to the host), detach it, and where that is refused cover it with a tmpfs, as
+/// runc does.
+fn hide_host_procfs(rootfs: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .at("cannot read", "/proc/self/mountinfo")?;
+    let mut targets = Vec::new();
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        let (Some(root), Some(mp), Some(fstype)) = (f.get(3), f.get(4), f.get(dash + 1)) else {
+            continue;
+        };
+        let mp = PathBuf::from(mounts::unescape_mountinfo(mp));
+        // Inside the rootfs by whole path components (/a/rootfs2 is not inside /a/rootfs).
+        if *root != "/" || (*fstype != "proc" && *fstype != "sysfs") || mp.starts_with(rootfs) {
+            continue;
+        }
+        targets.push(mp);
+    }
+    // Deepest first, so a parent's detach does not hide a child still to handle.
+    targets.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in targets {
+        match mount(
+            None::<&str>,
+            &p,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            Ok(()) => {}
+            // Gone with a parent already detached.
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("--no-pivot: making {} a slave", p.display()),
+                    e,
+                ));
+            }
+        }
+        match umount2(&p, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => {
+                mount(
+                    Some("tmpfs"),
+                    &p,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    None::<&str>,
+                )
+                .ctx(|| format!("--no-pivot: covering {} with a tmpfs", p.display()))?;
+            }
+            Err(e) => {
+                return Err(Error::sys(
+                    format!("--no-pivot: detaching {}", p.display()),
+                    e,
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
