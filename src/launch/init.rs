@@ -215,9 +215,15 @@ fn init_after_go(
         .hooks()
         .as_ref()
         .and_then(|h| h.start_container().as_ref())
+        .filter(|h| !h.is_empty())
     {
+        // As runc: the hooks run as the container's process would, under its seccomp filter.
+        if let Err(e) = finalize::load_seccomp_now(&mut prepared) {
+            eprintln!("{e}");
+            return Ok(1);
+        }
         let st = hook_state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
-        if let Err(e) = hooks::run_all("startContainer", Some(h), &st) {
+        if let Err(e) = hooks::run_all_keeping("startContainer", Some(h), &st, cfg.preserve_fds) {
             eprintln!("{e}");
             return Ok(1);
         }

@@ -12,8 +12,19 @@ use crate::linux::sys;
 
 /// Runs the hooks of one kind in order; the first failure stops them.
 pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
+    run_all_keeping(kind, hooks, state_json, 0)
+}
+
+/// As `run_all`, and each hook also gets the `keep` fds after stdio (startContainer hooks
+/// get the container's `--preserve-fds`, as with runc).
+pub fn run_all_keeping(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state_json: &str,
+    keep: u32,
+) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run(h, state_json)
+        run(h, state_json, keep)
             .map_err(|e| Error::other(format!("error running hook #{i} ({kind}): {e}")))?;
     }
     Ok(())
@@ -22,13 +33,15 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Resul
 /// Runs every hook, logging failures instead of stopping (poststart and poststop).
 pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run(h, state_json) {
+        if let Err(e) = run(h, state_json, 0) {
             crate::logging::warn(&format!("error running hook #{i} ({kind}): {e}"));
         }
     }
 }
 
-fn run(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
+/// A hook gets its stdin (the state), stdout and stderr, and `keep` fds after them: no fd of
+/// tong's (sync channel, FIFO, /dev/null, pipes) reaches it.
+fn run(h: &Hook, state_json: &str, keep: u32) -> std::result::Result<(), String> {
     let path = h.path();
     let mut cmd = Command::new(path);
     if let Some(args) = h.args() {
@@ -46,6 +59,7 @@ fn run(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    sys::command_only_stdio(&mut cmd, keep);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("{}: {e}", path.display()))?;
