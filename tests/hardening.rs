@@ -462,3 +462,93 @@ fn no_tong_fd_reaches_a_hook() {
         "startContainer"
     );
 }
+
+/// The syscalls each process made, in order, from an `strace -f` log: (pid, name, line).
+fn traced(log: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let name = if let Some(r) = rest.strip_prefix("<... ") {
+            r.split(' ').next().unwrap_or("")
+        } else {
+            rest.split('(').next().unwrap_or("")
+        };
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            out.push((pid.to_string(), name.to_string(), line.to_string()));
+        }
+    }
+    out
+}
+
+/// `load_seccomp_early` loads the filter right after Ready when the profile allows every
+/// syscall in `AFTER_READY`: that list must hold all the init really calls from its Ready
+/// message to the container's execve. Traced on a real init, with podman's profile and
+/// no_new_privs (the early path).
+#[test]
+fn the_inits_calls_after_ready_are_all_in_after_ready() {
+    if is_runc() {
+        return;
+    }
+    if Command::new("strace").arg("-V").output().is_err() {
+        panic!("strace is needed for this test (Debian's strace)");
+    }
+    let env = Env::new();
+    let podman: Value = serde_json::from_str(include_str!("data/podman-seccomp.json")).unwrap();
+    let b = env.bundle_with(&["true"], |c| {
+        c["linux"]["seccomp"] = podman;
+        c["process"]["noNewPrivileges"] = json!(true);
+    });
+    let id = env.id("trace");
+    let log = env.tempdir("trace").join("strace.log");
+    let st = Command::new("strace")
+        .args(["-f", "-qq", "-s", "64", "-o"])
+        .arg(&log)
+        .arg(runtime())
+        .arg("--root")
+        .arg(&env.root)
+        .args(["run", "--bundle", b.path(), &id])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let calls = traced(&fs::read_to_string(&log).unwrap());
+    let ready = calls
+        .iter()
+        .position(|(_, n, l)| n == "sendmsg" && l.contains("Ready"))
+        .unwrap_or_else(|| panic!("no Ready message in the trace"));
+    let init = calls[ready].0.clone();
+    let mut seen = Vec::new();
+    for (pid, name, line) in &calls[ready + 1..] {
+        if *pid != init {
+            continue;
+        }
+        if name == "execve" {
+            seen.push(name.clone());
+            break;
+        }
+        // The load itself is made before the filter holds.
+        if name != "seccomp" {
+            seen.push(name.clone());
+        }
+        let _ = line;
+    }
+    assert!(
+        seen.last().is_some_and(|n| n == "execve"),
+        "the init never reached execve: {seen:?}"
+    );
+    let missing: Vec<&String> = seen
+        .iter()
+        .filter(|n| !tong::launch::finalize::AFTER_READY.contains(&n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the init calls {missing:?} after Ready, which AFTER_READY lacks (all: {seen:?})"
+    );
+    // Negative control: the trace does see the init's own calls (the FIFO's open and write).
+    assert!(
+        seen.iter().any(|n| n == "openat") && seen.iter().any(|n| n == "write"),
+        "{seen:?}"
+    );
+}

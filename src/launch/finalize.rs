@@ -247,5 +247,12 @@ pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
     }
     // An execve the profile refuses fails below with the profile's errno.
     let err = sys::execve(&p.cpath, &p.cargs, &p.cenv);
-    Error::other(format!("exec {}: {err}", p.path))
+    let filter = p.seccomp_loaded.as_ref().or(p.seccomp_late.as_ref());
+    match filter.filter(|f| f.refuses("execve")) {
+        Some(_) => Error::other(format!(
+            "exec {}: {err}: the container's seccomp profile refuses execve",
+            p.path
+        )),
+        None => Error::other(format!("exec {}: {err}", p.path)),
+    }
 }
