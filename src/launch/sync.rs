@@ -56,6 +56,16 @@ pub fn pair() -> Result<(Channel, Channel)> {
 
 const MAX_MSG: usize = 64 * 1024;
 
+/// One received message; nothing at all means the peer closed its end (it died).
+fn decode(data: &[u8]) -> Result<Msg> {
+    if data.is_empty() {
+        return Err(Error::other(
+            "the container's setup process exited before reporting",
+        ));
+    }
+    serde_json::from_slice(data).map_err(|e| Error::other(format!("sync message: {e}")))
+}
+
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<()> {
         self.send_with_fd(msg, None)
@@ -133,14 +143,7 @@ impl Channel {
                             }
                         }
                     };
-                    if n == 0 {
-                        return Err(Error::other(
-                            "the container's setup process exited before reporting",
-                        ));
-                    }
-                    let msg = serde_json::from_slice(&buf[..n])
-                        .map_err(|e| Error::other(format!("sync message: {e}")))?;
-                    return Ok((msg, None));
+                    return Ok((decode(&buf[..n])?, None));
                 }
             };
             let mut fd = None;
@@ -157,14 +160,7 @@ impl Channel {
                 }
             }
             let n = r.bytes;
-            if n == 0 {
-                return Err(Error::other(
-                    "the container's setup process exited before reporting",
-                ));
-            }
-            let msg = serde_json::from_slice(&buf[..n])
-                .map_err(|e| Error::other(format!("sync message: {e}")))?;
-            return Ok((msg, fd));
+            return Ok((decode(&buf[..n])?, fd));
         }
     }
 
