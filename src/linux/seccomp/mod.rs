@@ -536,6 +536,48 @@ mod tests {
         assert_eq!(c.flags, 2);
     }
 
+    fn decode(stub: &[u8]) -> Vec<(u16, u8, u8, u32)> {
+        stub.chunks(8)
+            .map(|i| {
+                (
+                    u16::from_ne_bytes([i[0], i[1]]),
+                    i[2],
+                    i[3],
+                    u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn enosys_stub_shape() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+            "syscalls":[{"names":["read","faccessat2","no_such_syscall"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let stub = decode(&enosys_stub(&p, ScmpAction::Errno(libc::EPERM)));
+        // ld arch; x86_64 block (jeq, ld nr, jset x32, x32: none named → program, jgt 439 →
+        // ENOSYS at 9 else the program at 10); x86 block; ret ENOSYS.
+        assert_eq!(stub[0], (LD_ABS, 0, 0, ARCH));
+        assert_eq!(stub[1].3, 0xC000_003E);
+        assert_eq!(stub[5], (JGT, 3, 4, 439), "{stub:?}");
+        assert_eq!(stub[6].3, 0x4000_0003);
+        // faccessat2 is 439 on i386 too; the jump past the stub on no match lands on the program.
+        assert_eq!(stub[8], (JGT, 0, 1, 439), "{stub:?}");
+        assert_eq!(stub[6].2 as usize, stub.len() - 7);
+        assert_eq!(
+            *stub.last().unwrap(),
+            (RET, 0, 0, RET_ERRNO | libc::ENOSYS as u32)
+        );
+        for none in [
+            ScmpAction::Allow,
+            ScmpAction::Log,
+            ScmpAction::Errno(libc::ENOSYS),
+        ] {
+            assert!(enosys_stub(&p, none).is_empty());
+        }
+    }
+
     #[test]
     fn notify_needs_a_listener() {
         let p = profile(
