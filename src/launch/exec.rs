@@ -129,11 +129,9 @@ fn child_main(cfg: &ExecConfig, ch: &sync::Channel) -> Result<i32> {
             cfg.console_fd,
             None,
             cfg.seccomp.as_ref(),
+            &|fd| ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(fd))),
         )
         .and_then(|prepared| {
-            if let Some(fd) = &prepared.notify_fd {
-                ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(fd)))?;
-            }
             ch.send(&Msg::Ready)?;
             Err(finalize::exec(&prepared, cfg.preserve_fds))
         });

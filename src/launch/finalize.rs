@@ -30,13 +30,15 @@ pub struct Prepared {
 }
 
 /// Sets up the process's credentials and environment inside the container's namespaces and
-/// root. `console` is where a terminal's master goes (a console socket, or tong itself).
+/// root. `console` is where a terminal's master goes (a console socket, or tong itself);
+/// `hand_over` sends a seccomp notify fd to tong as soon as the filter is loaded.
 pub fn prepare(
     p: &Process,
     is_init: bool,
     console: Option<RawFd>,
     session_keyring: Option<&str>,
     filter: Option<&seccomp::Compiled>,
+    hand_over: &dyn Fn(&std::os::fd::OwnedFd) -> Result<()>,
 ) -> Result<Prepared> {
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     if p.terminal().unwrap_or(false) {
@@ -66,6 +68,11 @@ pub fn prepare(
     let mut loaded = None;
     if let Some(f) = filter.filter(|_| !nnp) {
         notify_fd = seccomp::load(f)?;
+        // At once: every later step (the working-directory check opens directories) may be
+        // a notified syscall, which waits until the agent has the fd.
+        if let Some(fd) = &notify_fd {
+            hand_over(fd)?;
+        }
         loaded = Some(f.clone());
     }
     let caps = CapSets::from_spec(p.capabilities().as_ref())?;
@@ -108,6 +115,9 @@ pub fn prepare(
     let mut late = filter.filter(|_| nnp).cloned();
     if let Some(f) = late.as_ref().filter(|f| f.listener.is_some()) {
         notify_fd = seccomp::load(f)?;
+        if let Some(fd) = &notify_fd {
+            hand_over(fd)?;
+        }
         loaded = Some(f.clone());
         late = None;
     }

@@ -182,11 +182,8 @@ fn init_after_go(
         cfg.console_fd,
         cfg.session_keyring.as_deref(),
         cfg.seccomp.as_ref(),
+        &|fd| ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(fd))),
     )?;
-
-    if let Some(fd) = &prepared.notify_fd {
-        ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(fd)))?;
-    }
     ch.send(&Msg::Ready)?;
     finalize::load_seccomp_early(&mut prepared, spec)?;
     match ch.recv()? {

@@ -112,12 +112,7 @@ fn run(h: &Hook, state_json: &str, keep: u32) -> std::result::Result<(), String>
         std::os::unix::process::ExitStatusExt::signal(&status),
     ) {
         (Some(c), _) => format!("exit status {c}"),
-        (None, Some(s)) => format!(
-            "signal: {}",
-            nix::sys::signal::Signal::try_from(s)
-                .map(|s| s.as_str())
-                .unwrap_or("unknown")
-        ),
+        (None, Some(s)) => format!("signal: {}", signal_words(s)),
         _ => status.to_string(),
     };
     Err(format!(
@@ -125,4 +120,49 @@ fn run(h: &Hook, state_json: &str, keep: u32) -> std::result::Result<(), String>
         out.trim(),
         err.trim()
     ))
+}
+
+/// How runc (Go's os/exec) words a signal that ended a hook: `signal: bad system call`.
+fn signal_words(sig: i32) -> String {
+    const WORDS: [&str; 31] = [
+        "hangup",
+        "interrupt",
+        "quit",
+        "illegal instruction",
+        "trace/breakpoint trap",
+        "aborted",
+        "bus error",
+        "floating point exception",
+        "killed",
+        "user defined signal 1",
+        "segmentation fault",
+        "user defined signal 2",
+        "broken pipe",
+        "alarm clock",
+        "terminated",
+        "stack fault",
+        "child exited",
+        "continued",
+        "stopped (signal)",
+        "stopped",
+        "stopped (tty input)",
+        "stopped (tty output)",
+        "urgent I/O condition",
+        "CPU time limit exceeded",
+        "file size limit exceeded",
+        "virtual timer expired",
+        "profiling timer expired",
+        "window changed",
+        "I/O possible",
+        "power failure",
+        "bad system call",
+    ];
+    match usize::try_from(sig)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| WORDS.get(i))
+    {
+        Some(w) => w.to_string(),
+        None => format!("signal {sig}"),
+    }
 }

@@ -452,8 +452,13 @@ pub fn send_to_listener(
     let Some((path, metadata)) = &c.listener else {
         return Ok(());
     };
-    let sock = std::os::unix::net::UnixStream::connect(path)
-        .map_err(|e| Error::path("linux.seccomp.listenerPath: cannot connect", path, e))?;
+    let sock = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        Error::path(
+            "linux.seccomp.listenerPath: failed to connect with seccomp agent",
+            path,
+            e,
+        )
+    })?;
     let msg = serde_json::json!({
         "ociVersion": crate::spec::SPEC_VERSION,
         "fds": ["seccompFd"],
