@@ -552,3 +552,26 @@ fn the_inits_calls_after_ready_are_all_in_after_ready() {
         "{seen:?}"
     );
 }
+
+/// A startContainer hook killed by its filter fails `run` with runc's words for the signal
+/// (Go's: "bad system call"), which runc's suite and engines match.
+#[test]
+fn a_hook_killed_by_the_filter_is_reported_in_runcs_words() {
+    let env = Env::new();
+    let b = env.bundle_with(&["true"], |c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]});
+        c["hooks"] = json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /dev/shm/foo"]}]});
+    });
+    let id = env.id("sigsys");
+    let out = env.run(&b, &id);
+    out.failure()
+        .stderr_has("error running hook")
+        .stderr_has("bad system call");
+    env.rt(&["delete", "--force", &id]);
+    // Negative control: without the KILL rule the same hook succeeds.
+    let b = env.bundle_with(&["true"], |c| {
+        c["hooks"] = json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /dev/shm/foo"]}]});
+    });
+    env.run(&b, &env.id("nokill")).success();
+}
