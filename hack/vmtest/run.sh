@@ -74,7 +74,11 @@ command -v dpkg-deb >/dev/null || fail "dpkg-deb missing: this needs a Debian ho
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing ${need[*]}"
 	apt_update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
+	# Machines whose qemu-utils comes from backports need qemu-system-x86 from there too
+	# (bookworm's 7.2 conflicts with backports' qemu-utils).
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			-t "$(. /etc/os-release && echo "$VERSION_CODENAME")-backports" "${need[@]}" >/dev/null ||
 		fail "cannot install ${need[*]}"
 fi
 PATH=$PATH:/sbin:/usr/sbin
