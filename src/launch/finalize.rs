@@ -19,10 +19,9 @@ pub struct Prepared {
     pub path: String,
     /// A seccomp filter still to load (with no_new_privs: as late as possible, before execve).
     seccomp_late: Option<seccomp::Compiled>,
-    /// The filter already in force, to name what it refuses when a last step fails.
-    seccomp_loaded: Option<seccomp::Compiled>,
-    /// The seccomp notify fd, for tong to pass to the profile's listener.
-    pub notify_fd: Option<std::os::fd::OwnedFd>,
+    /// What the filter in force refuses of tong's own last steps (empty without one), to
+    /// name in an error.
+    refused: Vec<&'static str>,
     cpath: CString,
     cargs: Vec<CString>,
     cenv: Vec<CString>,
@@ -64,16 +63,17 @@ pub fn prepare(
     let nnp = p.no_new_privileges() == Some(true);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
     // capabilities go (runc's order).
-    let mut notify_fd = None;
-    let mut loaded = None;
-    if let Some(f) = filter.filter(|_| !nnp) {
-        notify_fd = seccomp::load(f)?;
-        // At once: every later step (the working-directory check opens directories) may be
-        // a notified syscall, which waits until the agent has the fd.
-        if let Some(fd) = &notify_fd {
-            hand_over(fd)?;
+    // A notify fd goes to tong at once: every later step (the working-directory check opens
+    // directories) may be a notified syscall, which waits until the agent has the fd.
+    let load = |f: &seccomp::Compiled| -> Result<Vec<&'static str>> {
+        if let Some(fd) = seccomp::load(f)? {
+            hand_over(&fd)?;
         }
-        loaded = Some(f.clone());
+        Ok(f.refused.clone())
+    };
+    let mut refused = Vec::new();
+    if let Some(f) = filter.filter(|_| !nnp) {
+        refused = load(f)?;
     }
     let caps = CapSets::from_spec(p.capabilities().as_ref())?;
     caps.apply_bounding()?;
@@ -93,12 +93,12 @@ pub fn prepare(
     }
     // CVE-2024-21626: the working directory must be inside the container. Checked by
     // walking up from it (openat, fstat), not with getcwd, which a profile may refuse.
-    let inside = cwd_inside_root().map_err(|e| match loaded.as_ref().filter(|f| f.refuses("openat") || f.refuses("fstat")) {
-        Some(_) => Error::other(format!(
-            "process.cwd: checking that {} is inside the container: {e}: the container's seccomp profile refuses openat or fstat",
+    let inside = cwd_inside_root().map_err(|e| {
+        let what = format!(
+            "process.cwd: checking that {} is inside the container",
             cwd.display()
-        )),
-        None => Error::sys(format!("process.cwd: checking that {} is inside the container", cwd.display()), e),
+        );
+        refused_error(&refused, &["openat", "fstat", "newfstatat"], what, e)
     })?;
     if !inside {
         return Err(Error::other(format!(
@@ -113,23 +113,17 @@ pub fn prepare(
     let path = process::find_executable(arg0, &env)?;
     // A notify filter is loaded now, so its fd can reach tong before the process runs.
     let mut late = filter.filter(|_| nnp).cloned();
-    if let Some(f) = late.as_ref().filter(|f| f.listener.is_some()) {
-        notify_fd = seccomp::load(f)?;
-        if let Some(fd) = &notify_fd {
-            hand_over(fd)?;
-        }
-        loaded = Some(f.clone());
-        late = None;
+    if let Some(f) = late.take_if(|f| f.listener.is_some()) {
+        refused = load(&f)?;
     }
     Ok(Prepared {
-        notify_fd,
         cpath: sys::cstr(&path)
             .map_err(|_| Error::config("process.args[0]: contains a NUL byte"))?,
         cargs: process::to_cstrings("process.args", &args)?,
         cenv: process::to_cstrings("process.env", &env)?,
         apparmor: p.apparmor_profile().clone(),
         seccomp_late: late,
-        seccomp_loaded: loaded,
+        refused,
         path,
     })
 }
@@ -158,7 +152,7 @@ fn cwd_inside_root() -> nix::Result<bool> {
 }
 
 /// Every syscall the init makes from its Ready message to execve, error paths included.
-/// `tests/seccomp_trace.rs` traces a real init and checks this list against it.
+/// `tests/hardening.rs` traces a real init and checks this list against it.
 pub const AFTER_READY: &[&str] = &[
     "recvmsg",
     "sendmsg",
@@ -185,18 +179,27 @@ pub const AFTER_READY: &[&str] = &[
     "clock_gettime",
 ];
 
-/// Marks every fd from `first` up close-on-exec (close_range, else a /proc/self/fd walk);
-/// a failure names the syscall, and the seccomp profile when it is the profile's refusal.
-fn mark_cloexec(first: u32, filter: Option<&seccomp::Compiled>) -> Result<()> {
+/// The error of a last step that failed with `e`: it names the first of `calls` that the
+/// filter in force refuses, when one is.
+fn refused_error(refused: &[&str], calls: &[&str], what: String, e: nix::errno::Errno) -> Error {
+    match calls.iter().find(|c| refused.contains(c)) {
+        Some(c) => Error::other(format!(
+            "{what}: {e}: the container's seccomp profile refuses {c}"
+        )),
+        None => Error::sys(what, e),
+    }
+}
+
+/// Marks every fd from `first` up close-on-exec (close_range, else a /proc/self/fd walk).
+fn mark_cloexec(first: u32, refused: &[&str]) -> Result<()> {
     sys::mark_cloexec_from(first).map_err(|e| {
-        let errno = nix::errno::Errno::from_raw(e.errno);
-        match filter.filter(|f| f.refuses(e.syscall)) {
-            Some(_) => Error::other(format!(
-                "marking fds close-on-exec: close_range and {}: {errno}: the container's seccomp profile refuses {}",
-                e.syscall, e.syscall
-            )),
-            None => Error::sys(format!("marking fds close-on-exec: close_range and {}", e.syscall), errno),
-        }
+        let what = format!("marking fds close-on-exec: close_range and {}", e.syscall);
+        refused_error(
+            refused,
+            &[e.syscall],
+            what,
+            nix::errno::Errno::from_raw(e.errno),
+        )
     })
 }
 
@@ -206,7 +209,7 @@ fn mark_cloexec(first: u32, filter: Option<&seccomp::Compiled>) -> Result<()> {
 pub fn load_seccomp_now(p: &mut Prepared) -> Result<()> {
     if let Some(f) = p.seccomp_late.take() {
         seccomp::load(&f)?;
-        p.seccomp_loaded = Some(f);
+        p.refused = f.refused;
     }
     Ok(())
 }
@@ -247,7 +250,7 @@ pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
     for fd in 3..first {
         let _ = sys::clear_cloexec(fd as i32);
     }
-    if let Err(e) = mark_cloexec(first, p.seccomp_loaded.as_ref()) {
+    if let Err(e) = mark_cloexec(first, &p.refused) {
         return e;
     }
     if let Some(f) = &p.seccomp_late
@@ -255,14 +258,13 @@ pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
     {
         return e;
     }
-    // An execve the profile refuses fails below with the profile's errno.
     let err = sys::execve(&p.cpath, &p.cargs, &p.cenv);
-    let filter = p.seccomp_loaded.as_ref().or(p.seccomp_late.as_ref());
-    match filter.filter(|f| f.refuses("execve")) {
-        Some(_) => Error::other(format!(
+    let refused = p.seccomp_late.as_ref().map_or(&p.refused, |f| &f.refused);
+    match refused.contains(&"execve") {
+        true => Error::other(format!(
             "exec {}: {err}: the container's seccomp profile refuses execve",
             p.path
         )),
-        None => Error::other(format!("exec {}: {err}", p.path)),
+        false => Error::other(format!("exec {}: {err}", p.path)),
     }
 }

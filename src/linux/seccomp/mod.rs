@@ -69,13 +69,6 @@ pub const AFTER_LOAD: &[&str] = &[
     "exit_group",
 ];
 
-impl Compiled {
-    /// Whether the profile may refuse `syscall` (one of AFTER_LOAD).
-    pub fn refuses(&self, syscall: &str) -> bool {
-        self.refused.contains(&syscall)
-    }
-}
-
 fn refused(s: &LinuxSeccomp) -> Vec<&'static str> {
     AFTER_LOAD
         .iter()
