@@ -226,6 +226,37 @@ fn cwd() {
     assert_eq!(out.trim(), "/");
 }
 
+/// docker run --user 1000 --workdir /root: the init enters a root-only directory while it is
+/// still root, and the CVE-2024-21626 check that follows must not need the user's access.
+#[test]
+fn root_only_cwd_works_for_another_user() {
+    let env = Env::new();
+    let script = "pwd; ls . >/dev/null 2>&1 && echo readable || echo unreadable";
+    let as_tester = |c: &mut serde_json::Value| {
+        c["process"]["cwd"] = json!("/root");
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    };
+    // The user really has no access (the control): ls fails where pwd works.
+    assert_eq!(
+        env.sh(script, as_tester).lines().collect::<Vec<_>>(),
+        ["/root", "unreadable"]
+    );
+    // The same with getcwd refused by the profile, where tong checks by walking up.
+    if !is_runc() {
+        let out = env.sh(script, |c| {
+            as_tester(c);
+            c["process"]["noNewPrivileges"] = json!(false);
+            c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]});
+        });
+        // busybox's pwd prints $PWD-less getcwd: refused, so only the ls line is certain.
+        assert!(out.lines().any(|l| l == "unreadable"), "{out}");
+    }
+    // And as the container's root the directory is readable.
+    let out = env.sh(script, |c| c["process"]["cwd"] = json!("/root"));
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["/root", "readable"]);
+}
+
 #[test]
 fn cwd_is_created_when_missing() {
     let env = Env::new();

@@ -81,6 +81,11 @@ pub fn prepare(
     // again after the user change if that first attempt failed.
     let cwd = p.cwd();
     let early = nix::unistd::chdir(cwd).is_ok();
+    // Checked where the chdir succeeded: as root, the fallback walk can search a root-only
+    // directory too.
+    if early {
+        check_cwd_inside(cwd, &refused)?;
+    }
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
     process::set_user(p)?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 0).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
@@ -90,27 +95,22 @@ pub fn prepare(
     }
     if !early {
         nix::unistd::chdir(cwd).ctx(|| format!("process.cwd: chdir to {}", cwd.display()))?;
-    }
-    // CVE-2024-21626: the working directory must be inside the container. Checked by
-    // walking up from it (openat, fstat), not with getcwd, which a profile may refuse.
-    let inside = cwd_inside_root().map_err(|e| {
-        let what = format!(
-            "process.cwd: checking that {} is inside the container",
-            cwd.display()
-        );
-        refused_error(&refused, &["openat", "fstat", "newfstatat"], what, e)
-    })?;
-    if !inside {
-        return Err(Error::other(format!(
-            "process.cwd: {} is outside the container",
-            cwd.display()
-        )));
+        check_cwd_inside(cwd, &refused)?;
     }
     let args = p.args().clone().unwrap_or_default();
     let arg0 = args
         .first()
         .ok_or_else(|| Error::config("process.args: must not be empty"))?;
-    let path = process::find_executable(arg0, &env)?;
+    // The lookup stats each candidate: a profile refusing stat makes every one look absent.
+    let path = process::find_executable(arg0, &env).map_err(|e| {
+        match ["newfstatat", "statx", "stat", "fstat"]
+            .iter()
+            .find(|c| refused.contains(c))
+        {
+            Some(c) => Error::other(format!("{e}: the container's seccomp profile refuses {c}")),
+            None => e,
+        }
+    })?;
     // A notify filter is loaded now, so its fd can reach tong before the process runs.
     let mut late = filter.filter(|_| nnp).cloned();
     if let Some(f) = late.take_if(|f| f.listener.is_some()) {
@@ -128,10 +128,47 @@ pub fn prepare(
     })
 }
 
-/// Whether the working directory lies under this process's root: walks `..` up from `.`
+/// CVE-2024-21626: the working directory must be inside the container. getcwd needs no
+/// permission on the directory (runc's check); only when the profile refuses it does tong
+/// walk up from `.` with openat and fstat, which needs search permission on each level.
+fn check_cwd_inside(cwd: &std::path::Path, refused: &[&str]) -> Result<()> {
+    let inside = cwd_inside_root().map_err(|e| {
+        let what = format!(
+            "process.cwd: checking that {} is inside the container",
+            cwd.display()
+        );
+        refused_error(
+            refused,
+            &["getcwd", "openat", "fstat", "newfstatat"],
+            what,
+            e,
+        )
+    })?;
+    if !inside {
+        return Err(Error::other(format!(
+            "process.cwd: {} is outside the container",
+            cwd.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the working directory lies under this process's root, by getcwd.
+fn cwd_inside_root() -> nix::Result<bool> {
+    match nix::unistd::getcwd() {
+        // The kernel prefixes an unreachable directory with "(unreachable)"; libcs turn that
+        // into ENOENT.
+        Ok(p) => return Ok(p.as_os_str().as_encoded_bytes().starts_with(b"/")),
+        Err(nix::errno::Errno::ENOENT) => return Ok(false),
+        Err(_) => {}
+    }
+    cwd_walk_inside_root()
+}
+
+/// The fallback of [`cwd_inside_root`] when getcwd is refused: walks `..` up from `.`
 /// until it meets `/` (inside) or a directory that is its own parent (the top of a tree the
 /// root is not in: a host directory reached through a leaked fd, outside a chroot).
-fn cwd_inside_root() -> nix::Result<bool> {
+fn cwd_walk_inside_root() -> nix::Result<bool> {
     use nix::sys::stat::fstat;
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let root = nix::sys::stat::stat("/")?;
