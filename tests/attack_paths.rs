@@ -551,7 +551,8 @@ const MASK_SCRIPT: &str = "stat -c '%F %t:%T' /proc/keys; timeout 5 head -c 4096
 /// devices), and /dev/null in it is something other than the null device.
 #[test]
 fn c4_masking_refuses_a_dev_null_that_is_not_the_null_device() {
-    let variants: [(&str, fn(&Path)); 4] = [
+    type Plant = fn(&Path);
+    let variants: [(&str, Plant); 4] = [
         ("symlink", |d: &Path| {
             symlink("../decoy-null", d.join("null")).unwrap()
         }),

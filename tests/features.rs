@@ -1186,10 +1186,12 @@ const BIG_ENDIAN: [&str; 7] = [
 
 #[test]
 fn seccomp_arch_claims() {
-    assert!(
-        cfg!(target_endian = "little"),
-        "BIG_ENDIAN below assumes a little-endian host"
-    );
+    const {
+        assert!(
+            cfg!(target_endian = "little"),
+            "BIG_ENDIAN below assumes a little-endian host"
+        )
+    };
     let f = features();
     let archs = strings(&f["linux"]["seccomp"]["archs"], "linux.seccomp.archs");
     assert!(
@@ -1261,10 +1263,10 @@ fn seccomp_flag_claims() {
         };
         p["flags"] = json!([flag]);
         let out = env.run_with(&["sh", "-c", MKDIR_SCRIPT], |c| c["linux"]["seccomp"] = p);
-        if let Some(h) = listener {
-            if let Err(e) = h.join().unwrap() {
-                failures.push(format!("{flag}: listener: {e}"));
-            }
+        if let Some(h) = listener
+            && let Err(e) = h.join().unwrap()
+        {
+            failures.push(format!("{flag}: listener: {e}"));
         }
         if !out.ok() || out.lines() != [want] || !out.stderr.contains(msg) {
             failures.push(format!("{flag}: expected {want:?} with {msg:?}: {out:#?}"));

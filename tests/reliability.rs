@@ -707,7 +707,7 @@ fn leak_audit_reports_what_is_left() {
         "the fd is not reported: {leaks:#?}"
     );
     assert!(
-        has(&format!("mount ")) && has(mnt.to_str().unwrap()),
+        has("mount ") && has(mnt.to_str().unwrap()),
         "the mount is not reported: {leaks:#?}"
     );
     // A leftover state file is reported too.

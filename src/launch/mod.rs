@@ -129,16 +129,13 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
     drop(child_ch);
     crate::logging::phase("cloned");
     let mut init_pid = None;
-    let r = drive(
-        cfg,
-        &plan,
+    let cloned = Cloned {
+        pid: child,
         direct,
-        child,
-        &parent_ch,
-        parent,
-        &mut init_pid,
         placed,
-    );
+        ch: &parent_ch,
+    };
+    let r = drive(cfg, &plan, cloned, parent, &mut init_pid);
     if r.is_err() {
         for p in [Some(child), init_pid].into_iter().flatten() {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
@@ -148,16 +145,30 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
     r
 }
 
+/// The child just cloned, as the parent sees it.
+#[derive(Clone, Copy)]
+struct Cloned<'a> {
+    pid: i32,
+    /// The child is the container's init (no PID namespace to fork into).
+    direct: bool,
+    /// Born in its cgroup (CLONE_INTO_CGROUP).
+    placed: bool,
+    ch: &'a sync::Channel,
+}
+
 fn drive(
     cfg: &LaunchConfig,
     plan: &Plan,
-    direct: bool,
-    child: i32,
-    ch: &sync::Channel,
+    cloned: Cloned,
     parent: &mut dyn Parent,
     init_pid: &mut Option<i32>,
-    placed: bool,
 ) -> Result<i32> {
+    let Cloned {
+        pid: child,
+        direct,
+        placed,
+        ch,
+    } = cloned;
     if direct {
         *init_pid = Some(child);
         parent.init_pid(child)?;

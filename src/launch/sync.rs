@@ -169,22 +169,6 @@ impl Channel {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roundtrip() {
-        let (a, b) = pair().unwrap();
-        a.send(&Msg::InitPid(42)).unwrap();
-        a.send(&Msg::Error("boom".into())).unwrap();
-        assert_eq!(b.recv().unwrap(), Msg::InitPid(42));
-        assert_eq!(b.recv().unwrap(), Msg::Error("boom".into()));
-        drop(a);
-        assert!(b.recv().is_err());
-    }
-}
-
 /// Forks the container's process from an intermediate with CLONE_PARENT (so it becomes
 /// tong's child) and reports its pid to tong. The new process runs `child` only after the
 /// report has been sent, so tong always reads `InitPid` first. Returns in the intermediate.
@@ -209,5 +193,21 @@ pub fn fork_reported(ch: &Channel, child: impl FnOnce() -> i32) -> Result<()> {
             drop(w);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        let (a, b) = pair().unwrap();
+        a.send(&Msg::InitPid(42)).unwrap();
+        a.send(&Msg::Error("boom".into())).unwrap();
+        assert_eq!(b.recv().unwrap(), Msg::InitPid(42));
+        assert_eq!(b.recv().unwrap(), Msg::Error("boom".into()));
+        drop(a);
+        assert!(b.recv().is_err());
     }
 }

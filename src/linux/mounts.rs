@@ -235,6 +235,14 @@ pub fn known_options() -> Vec<&'static str> {
     v
 }
 
+/// A path field of /proc/self/mountinfo, with the kernel's octal escapes undone.
+pub fn unescape_mountinfo(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,12 +276,4 @@ mod tests {
         assert_eq!(m.rec_set, sys::MOUNT_ATTR_RDONLY);
         assert!(m.tmpcopyup);
     }
-}
-
-/// A path field of /proc/self/mountinfo, with the kernel's octal escapes undone.
-pub fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }

@@ -566,10 +566,10 @@ impl Env {
             if root.starts_with(&base) || cg.contains(&format!("/{}", self.name)) {
                 // Zombies are not "running"; ignore them.
                 let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-                if let Some(rest) = stat.rsplit_once(')') {
-                    if rest.1.trim_start().starts_with('Z') {
-                        continue;
-                    }
+                if let Some(rest) = stat.rsplit_once(')')
+                    && rest.1.trim_start().starts_with('Z')
+                {
+                    continue;
                 }
                 v.push(pid);
             }
@@ -710,11 +710,11 @@ pub fn cleanup_prefix(prefix: &str, base: &Path, root: &Path) {
                 if pid as u32 == std::process::id() {
                     continue;
                 }
-                if let Ok(r) = fs::read_link(e.path().join("root")) {
-                    if r.to_string_lossy().starts_with(&b) {
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                        any = true;
-                    }
+                if let Ok(r) = fs::read_link(e.path().join("root"))
+                    && r.to_string_lossy().starts_with(&b)
+                {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    any = true;
                 }
             }
         }
