@@ -302,34 +302,111 @@ pub fn join(paths: &[PathBuf], pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// The pids in the container's cgroup.
+/// The pids in the container's cgroup and in every cgroup below it (runc's GetAllPids): a
+/// container may make sub-cgroups and move its processes there.
 pub fn pids(paths: &[PathBuf]) -> Vec<i32> {
     let dirs = Dirs::from_paths(paths);
-    let Some(d) = dirs.any() else {
+    let mut out = Vec::new();
+    if let Some(d) = dirs.any() {
+        tree_pids(d, &mut out, 0);
+    }
+    out
+}
+
+/// How deep tong follows sub-cgroups (the kernel's own default limit is far above any real
+/// container's tree; this only stops a pathological one).
+const MAX_DEPTH: usize = 64;
+
+fn tree_pids(d: &Path, out: &mut Vec<i32>, depth: usize) {
+    out.extend(
+        std::fs::read_to_string(d.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse::<i32>().ok()),
+    );
+    if depth < MAX_DEPTH {
+        for sub in subdirs(d) {
+            tree_pids(&sub, out, depth + 1);
+        }
+    }
+}
+
+/// The child cgroups of `d`.
+fn subdirs(d: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(d) else {
         return Vec::new();
     };
-    std::fs::read_to_string(d.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
+    rd.flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
         .collect()
 }
 
-/// Removes the directories; waits briefly for exiting processes to leave.
+/// Removes the directories and every sub-cgroup the container made in them, leaf first; the
+/// processes left in a sub-cgroup are killed. Waits briefly for exiting processes to leave.
 pub fn remove(paths: &[PathBuf]) -> Result<()> {
     for d in paths {
-        let mut tries = 0;
-        loop {
-            match std::fs::remove_dir(d) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+        remove_tree(d, 0)?;
+    }
+    Ok(())
+}
+
+fn remove_tree(d: &Path, depth: usize) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(d) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                tries += 1;
+                let subs = subdirs(d);
+                if depth < MAX_DEPTH && !subs.is_empty() {
+                    for s in subs {
+                        remove_tree(&s, depth + 1)?;
+                    }
+                    continue;
                 }
-                Err(e) => return Err(Error::path("cannot remove cgroup", d, e)),
+                // The container's own cgroup was emptied by its caller; below it, what a
+                // process of the container put there goes the same way.
+                if depth > 0 {
+                    kill_procs(d);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
+            Err(e) => return Err(Error::path("cannot remove cgroup", d, e)),
         }
+    }
+}
+
+fn kill_procs(d: &Path) {
+    let mut pids = Vec::new();
+    tree_pids(d, &mut pids, MAX_DEPTH);
+    for pid in pids {
+        if let Ok(fd) = crate::linux::sys::pidfd_open(pid) {
+            let _ =
+                crate::linux::sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL);
+        }
+    }
+}
+
+/// Whether any of the directories exists (a stopped container's cgroup may outlive its init).
+pub fn exists(paths: &[PathBuf]) -> bool {
+    paths.iter().any(|p| p.is_dir())
+}
+
+/// runc's checks on a cgroup that exists before the container: a frozen one is refused (the
+/// init would hang in it), one holding processes gets runc's warning.
+pub fn check_preexisting(plan: &[(Hierarchy, PathBuf)]) -> Result<()> {
+    let paths: Vec<PathBuf> = plan.iter().map(|(_, d)| d.clone()).collect();
+    let dirs = Dirs::from_paths(&paths);
+    if freezer::is_frozen(&dirs) {
+        return Err(Error::other("container's cgroup unexpectedly frozen"));
+    }
+    let n = pids(&paths).len();
+    if n > 0 {
+        crate::logging::warn(&format!(
+            "container's cgroup is not empty: {n} process(es) found"
+        ));
     }
     Ok(())
 }

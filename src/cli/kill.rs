@@ -20,7 +20,8 @@ pub struct Args {
 pub fn parse_signal(s: &str) -> Result<i32> {
     let bad = || Error::Usage(format!("unknown signal {s:?}"));
     if let Ok(n) = s.parse::<i64>() {
-        if n >= 1 && n <= libc::SIGRTMAX() as i64 {
+        // 0 checks that the init is alive, as kill(2) does.
+        if n >= 0 && n <= libc::SIGRTMAX() as i64 {
             return Ok(n as i32);
         }
         return Err(bad());
@@ -82,7 +83,8 @@ mod tests {
         assert_eq!(parse_signal("sigterm").unwrap(), 15);
         assert_eq!(parse_signal("9").unwrap(), 9);
         assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
-        for bad in ["SIG", "", "0", "99", "-9", "FOO", "RTMIN+99"] {
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        for bad in ["SIG", "", "99", "-9", "FOO", "RTMIN+99"] {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }
     }

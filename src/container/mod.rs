@@ -79,6 +79,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.display().to_string());
     let cg_plan = cgroups::plan(cgroups_path.as_deref(), &opts.id)?;
+    cgroups::check_preexisting(&cg_plan)?;
     let limits = cfg
         .spec
         .linux()
@@ -393,7 +394,11 @@ fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&fifo_path)
         .at("cannot open exec fifo", &fifo_path)?;
-    let mut buf = [0u8; 1];
+    // The init writes one byte once it is released and keeps its end open (close-on-exec)
+    // until execve: `start` returns at end-of-file, when the container's process runs. Any
+    // more bytes are the init's report of what failed before execve.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
     loop {
         let mut fds = [
             nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN),
@@ -405,18 +410,26 @@ fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
         }
         let init_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
         match (&fifo).read(&mut buf) {
-            Ok(n) if n > 0 => break,
+            Ok(0) if !got.is_empty() => break,
+            Ok(n) if n > 0 => {
+                got.extend_from_slice(&buf[..n]);
+                continue;
+            }
             Ok(_) | Err(_) => {}
         }
-        if init_gone {
+        if init_gone && got.is_empty() {
             let _ = std::fs::remove_file(&fifo_path);
             return Err(Error::other(
                 "cannot start a container whose init process has exited",
             ));
         }
     }
-    logging::phase("start: init released");
     let _ = std::fs::remove_file(&fifo_path);
+    if got.len() > 1 {
+        let why = String::from_utf8_lossy(&got[1..]);
+        return Err(Error::other(why.trim_end().to_string()));
+    }
+    logging::phase("start: init released");
     if let Some(spec) = typed_config_if(&st, &["hooks", "poststart"]).transpose()?
         && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref())
     {
@@ -655,16 +668,27 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
 }
 
 /// `kill`: sends a signal to the init, or to every process of the container with `all`.
+/// Signal 0 only checks that the init is alive.
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let sd = StateDir::open(root, id)?;
     let st = sd.load()?;
-    match st.status(&sd.dir) {
+    let status = st.status(&sd.dir);
+    if all {
+        // As runc: a stopped container's cgroup may still hold processes (no pid namespace
+        // of its own: containerd's shim kills a pod member's leftovers this way). Once the
+        // cgroup is gone there is nothing to signal, which is not an error.
+        return match status {
+            Status::Creating => Err(Error::NotRunning),
+            Status::Stopped if !cgroups::exists(&st.cgroup_paths) => Ok(()),
+            _ => {
+                signal_all(&st, sig);
+                Ok(())
+            }
+        };
+    }
+    match status {
         Status::Stopped | Status::Creating => return Err(Error::NotRunning),
         _ => {}
-    }
-    if all {
-        signal_all(&st, sig);
-        return Ok(());
     }
     signal_init(&st, sig)?;
     // A frozen process only dies once thawed: SIGKILL to a paused container thaws it (runc).
@@ -709,7 +733,19 @@ fn signal_init(st: &State, sig: i32) -> Result<()> {
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let sd = match StateDir::open(root, id) {
         Ok(sd) => sd,
-        Err(Error::NotExist(_)) if force => return Ok(()),
+        Err(Error::NotExist(_)) => {
+            // As runc: a directory without state.json (a create killed before it wrote
+            // one) is removed, so the id can be used again; without --force the answer is
+            // still that the container does not exist.
+            if let Err(e) = state::remove_orphan(root, id) {
+                logging::warn(&e.to_string());
+            }
+            return if force {
+                Ok(())
+            } else {
+                Err(Error::NotExist(id.to_string()))
+            };
+        }
         Err(e) => return Err(e),
     };
     let st = match sd.load() {

@@ -191,6 +191,23 @@ impl StateDir {
     }
 }
 
+/// Removes `<root>/<id>` when it holds no state.json once its lock is free (a create that
+/// died before writing one). A create in progress holds the lock until its state exists.
+pub fn remove_orphan(root: &Path, id: &str) -> Result<()> {
+    if validate_id(id).is_err() {
+        return Ok(());
+    }
+    let dir = root.join(id);
+    let Ok(lock) = lock_dir(&dir) else {
+        return Ok(());
+    };
+    if dir.join(STATE_FILE).exists() {
+        return Ok(());
+    }
+    let sd = StateDir { dir, _lock: lock };
+    sd.remove()
+}
+
 pub fn ensure_root(root: &Path) -> Result<()> {
     match std::fs::DirBuilder::new()
         .mode(0o700)

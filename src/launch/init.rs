@@ -3,7 +3,7 @@
 //! Nothing here panics on purpose: every failure becomes an `Error` message on the sync
 //! channel, and the child exits.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
@@ -205,9 +205,22 @@ fn init_after_go(
         }
     };
     crate::logging::phase("init: started");
+    // Above the preserved fds, whose close-on-exec flag execve's preparation clears.
+    let first = 3 + cfg.preserve_fds as i32;
+    let fifo = match std::os::fd::AsRawFd::as_raw_fd(&fifo) < first {
+        true => sys::dup_cloexec_above(fifo.as_fd(), first).unwrap_or(fifo),
+        false => fifo,
+    };
     let _ = nix::unistd::write(&fifo, b"0");
-    drop(fifo);
     drop(fd_dir);
+    // The FIFO stays open (close-on-exec) until execve: `start` returns when it closes, and
+    // what goes wrong before that reaches `start` through it (the creator is gone by now).
+    let fail = |e: &dyn std::fmt::Display, code: i32| -> Result<i32> {
+        let msg = e.to_string();
+        let _ = nix::unistd::write(&fifo, msg.as_bytes());
+        eprintln!("{msg}");
+        Ok(code)
+    };
     if let Some(h) = spec
         .hooks()
         .as_ref()
@@ -216,21 +229,18 @@ fn init_after_go(
     {
         // As runc: the hooks run as the container's process would, under its seccomp filter.
         if let Err(e) = finalize::load_seccomp_now(&mut prepared) {
-            eprintln!("{e}");
-            return Ok(1);
+            return fail(&e, 1);
         }
         let st = hook_state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
         if let Err(e) = hooks::run_all_keeping("startContainer", Some(h), &st, cfg.preserve_fds) {
-            eprintln!("{e}");
-            return Ok(1);
+            return fail(&e, 1);
         }
     }
     let err = finalize::exec(&prepared, cfg.preserve_fds);
-    // The parent has gone; the container's stderr is the only witness.
-    eprintln!("{err}");
-    Ok(if err.to_string().contains("No such file") {
+    let code = if err.to_string().contains("No such file") {
         127
     } else {
         126
-    })
+    };
+    fail(&err, code)
 }

@@ -578,6 +578,14 @@ pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(|_| ())
 }
 
+/// A close-on-exec copy of `fd` numbered `min` or above (F_DUPFD_CLOEXEC).
+pub fn dup_cloexec_above(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl with integer arguments; a new fd it returns is owned by nothing else.
+    let n = check_int(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
+    // SAFETY: n is a fresh descriptor from the call above.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
 /// dup2(2) onto a fixed descriptor number (stdio of the new process).
 pub fn dup2(fd: RawFd, target: RawFd) -> io::Result<()> {
     // SAFETY: dup2 only manipulates the fd table; target is replaced atomically.
