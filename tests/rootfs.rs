@@ -516,6 +516,66 @@ fn rootfs_propagation_values() {
     }
 }
 
+/// Beyond runc 1.1.5, which fails to bind the rootfs under an unbindable `/`: tong binds it
+/// under a private one and makes the new root unbindable after, as crun does.
+#[test]
+fn rootfs_propagation_unbindable() {
+    let env = Env::new();
+    for p in ["unbindable", "runbindable"] {
+        if is_runc() {
+            continue;
+        }
+        let info = env.sh("cat /proc/self/mountinfo", |c| {
+            c["linux"]["rootfsPropagation"] = json!(p)
+        });
+        let root = info
+            .lines()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .rfind(|f| f.get(4) == Some(&"/"))
+            .unwrap_or_else(|| panic!("no / in {info}"));
+        let dash = root.iter().position(|f| *f == "-").unwrap();
+        assert!(
+            root[6..dash].contains(&"unbindable"),
+            "{p}: / is not unbindable: {root:?}"
+        );
+    }
+    // The control: the default root is a slave, not unbindable.
+    let info = env.sh("cat /proc/self/mountinfo", |_| {});
+    let root = info
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap();
+    assert!(!root.contains("unbindable"), "{root}");
+}
+
+/// A read-only /dev still gets its device nodes and /dev/pts (made before the remount), as
+/// runc does.
+#[test]
+fn read_only_dev_mount() {
+    let env = Env::new();
+    let script = "grep -E ' /dev(/pts)? ' /proc/self/mountinfo; echo x >/dev/null && echo null-ok; \
+                  test -c /dev/zero && echo zero-ok; touch /dev/new 2>/dev/null || echo dev-ro";
+    let out = env.sh(script, |c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+    });
+    let ms = parse_mountinfo(&out);
+    let dev = find_mount(&ms, "/dev");
+    assert!(dev.opts.contains(&"ro".to_string()), "{out}");
+    assert!(
+        dev.opts.contains(&"nosuid".to_string()),
+        "options kept: {out}"
+    );
+    let pts = find_mount(&ms, "/dev/pts");
+    assert!(pts.opts.contains(&"rw".to_string()), "{out}");
+    for l in ["null-ok", "zero-ok", "dev-ro"] {
+        assert!(out.lines().any(|x| x == l), "{l} missing: {out}");
+    }
+}
+
 #[test]
 fn relative_rootfs_path_and_absolute_rootfs_path() {
     let env = Env::new();

@@ -47,7 +47,13 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(mounts::propagation_flag)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+    // An unbindable tree cannot be bind mounted: the rootfs bind needs it private first, and
+    // `finalize` makes the new root unbindable (as crun does; runc 1.1.5 fails here).
+    let first = match prop.intersects(MsFlags::MS_UNBINDABLE) {
+        true => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        false => prop,
+    };
+    mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
         .ctx(|| "making / a slave mount".into())?;
     if prop.intersects(MsFlags::MS_SHARED) {
         make_parent_private(c.rootfs)?;
@@ -141,6 +147,11 @@ fn mount_one(
     // `remount` (with other options) changes the mount already at the destination: the kernel
     // ignores source and type then, as for runc.
     let mut flags = opts.flags.difference(MsFlags::MS_BIND | MsFlags::MS_REC);
+    // A read-only /dev is made writable first: the devices and /dev/pts go in before
+    // `finalize` remounts it read-only (runc's order).
+    if dest == Path::new("/dev") {
+        flags.remove(MsFlags::MS_RDONLY);
+    }
     if opts.tmpcopyup && typ == "tmpfs" {
         return tmpcopyup(&source, &target, flags, &opts.data());
     }
@@ -705,6 +716,17 @@ pub fn finalize(spec: &Spec) -> Result<()> {
     {
         mask_path(p)?;
     }
+    if dev_readonly(spec) {
+        let st = nix::sys::statvfs::statvfs("/dev").ctx(|| "statvfs /dev".into())?;
+        mount(
+            None::<&str>,
+            "/dev",
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags(st.flags()),
+            None::<&str>,
+        )
+        .ctx(|| "making /dev read-only".into())?;
+    }
     if spec
         .root()
         .as_ref()
@@ -729,6 +751,17 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         .ctx(|| "setting rootfsPropagation".into())?;
     }
     Ok(())
+}
+
+/// Whether the config mounts a filesystem (not a bind) read-only at /dev.
+fn dev_readonly(spec: &Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
+        let opts = mounts::parse(m.options().as_deref().unwrap_or(&[]));
+        inroot::clean(m.destination()) == Path::new("/dev")
+            && !opts.is_bind()
+            && m.typ().as_deref() != Some("bind")
+            && opts.flags.contains(MsFlags::MS_RDONLY)
+    })
 }
 
 fn readonly_path(p: &str) -> Result<()> {
