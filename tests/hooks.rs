@@ -108,6 +108,9 @@ fn all_hooks_run_in_order_with_state_on_stdin() {
         es[2].mnt, host_mnt,
         "createContainer runs in the container's mount namespace"
     );
+    // As runc: in the container's rootfs (a hook may reach ./lib relative to it).
+    let rootfs = fs::canonicalize(b.rootfs()).unwrap();
+    assert_eq!(Path::new(&es[2].cwd), rootfs, "createContainer's cwd");
     assert!(!b.rootfs().join("tmp/inside.log").exists());
 
     env.rt(&["start", &id]).success();
@@ -143,6 +146,66 @@ fn all_hooks_run_in_order_with_state_on_stdin() {
     assert_eq!(stop.state["id"], id.as_str());
     assert_eq!(stop.state["status"], "stopped");
     assert_eq!(stop.mnt, host_mnt);
+    env.assert_nothing_left(&id);
+}
+
+/// A hook without `env` inherits the environment of whoever runs it, as runc's do (Go's
+/// os/exec): the runtime's hooks get tong's, the container's hooks the container process's;
+/// a hook with an empty `env` gets none.
+#[test]
+fn hooks_without_env_inherit_their_runners_environment() {
+    let env = Env::new();
+    let log = env.base.join("env.log");
+    let hook = |name: &str, own: Option<Value>| {
+        let mut h = json!({"path": "/bin/sh", "args": ["sh", "-c", format!(
+            "echo \"{name}|$TONG_HOOK_PROBE|$FROM_SPEC|$HOME\" >> {}",
+            if name == "startContainer" { "/tmp/env.log".to_string() } else { log.display().to_string() }
+        )]});
+        if let Some(e) = own {
+            h["env"] = e;
+        }
+        h
+    };
+    let b = env.bundle_with(&["true"], |c| {
+        c["root"]["readonly"] = json!(false);
+        c["process"]["env"] = json!(["PATH=/bin:/usr/bin", "FROM_SPEC=spec"]);
+        c["hooks"] = json!({
+            "prestart": [hook("prestart", None), hook("empty", Some(json!([])))],
+            "createContainer": [hook("createContainer", None)],
+            "startContainer": [hook("startContainer", None)],
+        });
+    });
+    let id = env.id("c");
+    let out = env.rt_opts(
+        &["run", "--bundle", b.path(), &id],
+        Opts {
+            envs: vec![("TONG_HOOK_PROBE", "from-tong")],
+            ..Default::default()
+        },
+    );
+    out.success();
+    let mut lines: Vec<String> = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.extend(
+        fs::read_to_string(b.rootfs().join("tmp/env.log"))
+            .unwrap()
+            .lines()
+            .map(String::from),
+    );
+    let home = std::env::var("HOME").unwrap_or_default();
+    assert_eq!(
+        lines,
+        [
+            format!("prestart|from-tong||{home}"),
+            "empty|||".into(),
+            "createContainer||spec|".into(),
+            "startContainer||spec|/root".into(),
+        ],
+        "{out:#?}"
+    );
     env.assert_nothing_left(&id);
 }
 

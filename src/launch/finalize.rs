@@ -28,6 +28,16 @@ pub struct Prepared {
     apparmor: Option<String>,
 }
 
+impl Prepared {
+    /// The environment the process will get (HOME included).
+    pub fn env(&self) -> Vec<String> {
+        self.cenv
+            .iter()
+            .filter_map(|c| c.to_str().ok().map(String::from))
+            .collect()
+    }
+}
+
 /// Sets up the process's credentials and environment inside the container's namespaces and
 /// root. `console` is where a terminal's master goes (a console socket, or tong itself);
 /// `hand_over` sends a seccomp notify fd to tong as soon as the filter is loaded.

@@ -156,12 +156,20 @@ fn init_after_go(
             Msg::HooksDone(s) => s,
             m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
         };
-        hooks::run_all(
+        // As runc's init runs them: in the rootfs, with the process's env.
+        let env = process.env().clone().unwrap_or_default();
+        let ctx = hooks::Context {
+            env: Some(&env),
+            cwd: Some(cfg.rootfs),
+            ..Default::default()
+        };
+        hooks::run_all_in(
             "createContainer",
             spec.hooks()
                 .as_ref()
                 .and_then(|h| h.create_container().as_ref()),
             &hook_state,
+            ctx,
         )?;
     }
     // The FIFO is reopened through this process's own fd directory, opened before the
@@ -232,7 +240,14 @@ fn init_after_go(
             return fail(&e, 1);
         }
         let st = hook_state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
-        if let Err(e) = hooks::run_all_keeping("startContainer", Some(h), &st, cfg.preserve_fds) {
+        // The environment the container's process gets (HOME included).
+        let env = prepared.env();
+        let ctx = hooks::Context {
+            keep: cfg.preserve_fds,
+            env: Some(&env),
+            cwd: None,
+        };
+        if let Err(e) = hooks::run_all_in("startContainer", Some(h), &st, ctx) {
             return fail(&e, 1);
         }
     }

@@ -10,21 +10,34 @@ use oci_spec::runtime::Hook;
 use crate::error::{Error, Result};
 use crate::linux::sys;
 
-/// Runs the hooks of one kind in order; the first failure stops them.
-pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
-    run_all_keeping(kind, hooks, state_json, 0)
+/// Where a hook runs beyond its own fields: the runtime's hooks (prestart, createRuntime,
+/// poststart, poststop) take tong's environment and working directory (the bundle); the
+/// container's (createContainer, startContainer) take what runc's init gives them.
+#[derive(Default, Clone, Copy)]
+pub struct Context<'a> {
+    /// fds after stdio a hook also gets (startContainer: the container's `--preserve-fds`).
+    pub keep: u32,
+    /// The environment of a hook without `env` (the container process's); None inherits
+    /// tong's own, as Go's os/exec does for runc.
+    pub env: Option<&'a [String]>,
+    /// The working directory (createContainer: the container's rootfs).
+    pub cwd: Option<&'a std::path::Path>,
 }
 
-/// As `run_all`, and each hook also gets the `keep` fds after stdio (startContainer hooks
-/// get the container's `--preserve-fds`, as with runc).
-pub fn run_all_keeping(
+/// Runs the hooks of one kind in order; the first failure stops them.
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
+    run_all_in(kind, hooks, state_json, Context::default())
+}
+
+/// As `run_all`, in `ctx`.
+pub fn run_all_in(
     kind: &str,
     hooks: Option<&Vec<Hook>>,
     state_json: &str,
-    keep: u32,
+    ctx: Context,
 ) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run(h, state_json, keep)
+        run(h, state_json, ctx)
             .map_err(|e| Error::other(format!("error running hook #{i} ({kind}): {e}")))?;
     }
     Ok(())
@@ -33,7 +46,7 @@ pub fn run_all_keeping(
 /// Runs every hook, logging failures instead of stopping (poststart and poststop).
 pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run(h, state_json, 0) {
+        if let Err(e) = run(h, state_json, Context::default()) {
             crate::logging::warn(&format!("error running hook #{i} ({kind}): {e}"));
         }
     }
@@ -41,7 +54,7 @@ pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
 
 /// A hook gets its stdin (the state), stdout and stderr, and `keep` fds after them: no fd of
 /// tong's (sync channel, FIFO, /dev/null, pipes) reaches it.
-fn run(h: &Hook, state_json: &str, keep: u32) -> std::result::Result<(), String> {
+fn run(h: &Hook, state_json: &str, ctx: Context) -> std::result::Result<(), String> {
     let path = h.path();
     let mut cmd = Command::new(path);
     if let Some(args) = h.args() {
@@ -50,16 +63,23 @@ fn run(h: &Hook, state_json: &str, keep: u32) -> std::result::Result<(), String>
         }
         cmd.args(args.iter().skip(1));
     }
-    cmd.env_clear();
-    for e in h.env().iter().flatten() {
-        if let Some((k, v)) = e.split_once('=') {
-            cmd.env(k, v);
+    // A hook's own `env`, even an empty one, is all it gets; without one it inherits.
+    let env = h.env().as_deref().or(ctx.env);
+    if let Some(env) = env {
+        cmd.env_clear();
+        for e in env {
+            if let Some((k, v)) = e.split_once('=') {
+                cmd.env(k, v);
+            }
         }
+    }
+    if let Some(d) = ctx.cwd {
+        cmd.current_dir(d);
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    sys::command_only_stdio(&mut cmd, keep);
+    sys::command_only_stdio(&mut cmd, ctx.keep);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("{}: {e}", path.display()))?;
