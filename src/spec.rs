@@ -87,7 +87,8 @@ fn check_version(json: &serde_json::Value) -> Result<()> {
     }
 }
 
-/// runtime-spec 1.1: a capability the runtime does not know is logged, not fatal.
+/// runtime-spec 1.1: a capability the runtime does not know is logged, not fatal. One
+/// warning names them all, sorted, in runc's words.
 fn drop_unknown_capabilities(json: &mut serde_json::Value) {
     let Some(caps) = json
         .pointer_mut("/process/capabilities")
@@ -95,19 +96,25 @@ fn drop_unknown_capabilities(json: &mut serde_json::Value) {
     else {
         return;
     };
-    for (set, list) in caps.iter_mut() {
+    let mut unknown = std::collections::BTreeSet::new();
+    for list in caps.values_mut() {
         let Some(items) = list.as_array_mut() else {
             continue;
         };
         items.retain(|c| {
             let known = c.as_str().is_some_and(crate::linux::capabilities::known);
             if !known {
-                logging::warn(&format!(
-                    "process.capabilities.{set}: unknown capability {c}, ignored"
-                ));
+                unknown.insert(c.as_str().map_or_else(|| c.to_string(), str::to_string));
             }
             known
         });
+    }
+    if !unknown.is_empty() {
+        let names: Vec<String> = unknown.into_iter().collect();
+        logging::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            names.join(" ")
+        ));
     }
 }
 
