@@ -408,6 +408,55 @@ fn exec_env_flag() {
     finish(&env, &s);
 }
 
+/// `--env` overrides a variable the spec sets: one entry per name, the flag's value, seen
+/// without a shell in between (a shell would tidy its own environment).
+#[test]
+fn exec_env_flag_overrides_the_specs_variable() {
+    let env = Env::new();
+    let s = sleeper_with(&env, "c", |c| {
+        c["process"]["env"] = json!(["PATH=/bin", "TERM=xterm", "KEEP=1"]);
+    });
+    let out = exec(
+        &env,
+        &["--env", "TERM=dumb", "--env", "NEW=2"],
+        &s.id,
+        &["cat", "/proc/self/environ"],
+    );
+    out.success();
+    let vars: Vec<&str> = out.stdout.split('\0').filter(|v| !v.is_empty()).collect();
+    let term: Vec<&&str> = vars.iter().filter(|v| v.starts_with("TERM=")).collect();
+    assert_eq!(term, [&"TERM=dumb"], "{vars:?}");
+    assert!(vars.contains(&"KEEP=1") && vars.contains(&"NEW=2"), "{vars:?}");
+    finish(&env, &s);
+}
+
+/// `exec -p` with a process that has no `user`: uid 0 and gid 0, as runc; its cwd must be
+/// absolute and its args non-empty.
+#[test]
+fn exec_process_json_without_user() {
+    let env = Env::new();
+    let s = sleeper(&env);
+    let pj = env.base.join("process.json");
+    let write = |v: Value| fs::write(&pj, serde_json::to_string(&v).unwrap()).unwrap();
+    write(json!({"args": ["sh", "-c", "id -u; id -g"], "cwd": "/", "env": ["PATH=/bin"]}));
+    let out = exec(&env, &["-p", pj.to_str().unwrap()], &s.id, &[]);
+    out.success();
+    assert_eq!(out.lines(), ["0", "0"], "{out:#?}");
+    for (bad, word) in [
+        (json!({"args": ["true"], "cwd": "tmp"}), "cwd"),
+        (json!({"args": [], "cwd": "/"}), "args"),
+    ] {
+        write(bad);
+        let out = exec(&env, &["-p", pj.to_str().unwrap()], &s.id, &[]);
+        out.failure();
+        if !is_runc() {
+            out.stderr_has(word);
+            assert_eq!(out.stderr_lines().len(), 1, "{out:#?}");
+        }
+    }
+    finish(&env, &s);
+}
+
 #[test]
 fn exec_cwd_flag() {
     let env = Env::new();

@@ -75,8 +75,13 @@ fn process(g: &Global, a: &Args) -> Result<Process> {
     if let Some(path) = &a.process {
         let data =
             std::fs::read(path).map_err(|e| Error::path("cannot read process file", path, e))?;
-        let json: serde_json::Value = serde_json::from_slice(&data)
+        let mut json: serde_json::Value = serde_json::from_slice(&data)
             .map_err(|e| Error::Usage(format!("process file {}: {e}", path.display())))?;
+        // As runc: a process without `user` runs as uid 0, gid 0.
+        if let Some(o) = json.as_object_mut() {
+            o.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
         let p: Process = serde_path_to_error::deserialize(&json).map_err(|e| {
             Error::Usage(format!(
                 "process file {}: {}: {}",
@@ -87,6 +92,12 @@ fn process(g: &Global, a: &Args) -> Result<Process> {
         })?;
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::Usage("process file: args must not be empty".into()));
+        }
+        if !p.cwd().is_absolute() {
+            return Err(Error::Usage(format!(
+                "process file: cwd {:?} is not an absolute path",
+                p.cwd().display().to_string()
+            )));
         }
         return Ok(p);
     }

@@ -29,11 +29,29 @@ pub fn home_for(uid: u32) -> String {
 
 /// The environment for the process: the config's, plus HOME when unset.
 pub fn environment(p: &Process) -> Vec<String> {
-    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    let mut env = dedup_env(p.env().as_deref().unwrap_or_default());
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_for(p.user().uid())));
     }
     env
+}
+
+/// One entry per name, where the name first appears, with its last value: what runc's init
+/// makes of a list by setting each entry in turn (`exec --env` overrides the spec's value).
+pub fn dedup_env(env: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for e in env {
+        let name = e.split_once('=').map_or(e.as_str(), |(n, _)| n);
+        match at.get(name) {
+            Some(&i) => out[i].clone_from(e),
+            None => {
+                at.insert(name, out.len());
+                out.push(e.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Resolves `arg0` as Go's exec.LookPath does, with runc's error words (docker maps
