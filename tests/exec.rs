@@ -426,7 +426,10 @@ fn exec_env_flag_overrides_the_specs_variable() {
     let vars: Vec<&str> = out.stdout.split('\0').filter(|v| !v.is_empty()).collect();
     let term: Vec<&&str> = vars.iter().filter(|v| v.starts_with("TERM=")).collect();
     assert_eq!(term, [&"TERM=dumb"], "{vars:?}");
-    assert!(vars.contains(&"KEEP=1") && vars.contains(&"NEW=2"), "{vars:?}");
+    assert!(
+        vars.contains(&"KEEP=1") && vars.contains(&"NEW=2"),
+        "{vars:?}"
+    );
     finish(&env, &s);
 }
 

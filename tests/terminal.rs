@@ -450,6 +450,55 @@ fn run_detached_console_socket() {
     env.assert_nothing_left(&id);
 }
 
+/// The pty goes to the process's user before it runs (runc's fixStdioPermissions); its
+/// group stays what devpts gave it (gid=5 in the default config).
+#[test]
+fn the_pty_belongs_to_the_processs_user() {
+    let env = Env::new();
+    let b = tty_bundle(&env, &["sh"], |c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let id = env.id("c");
+    let cs = ConsoleSocket::new(&env);
+    let (mut pty, sp) = recv_master(
+        &cs,
+        env.spawn(&[
+            "run",
+            "-d",
+            "--console-socket",
+            cs.arg(),
+            "--bundle",
+            b.path(),
+            &id,
+        ]),
+    );
+    sp.wait().success();
+    env.wait_status(&id, "running");
+    pty.send("echo owner=$(stat -L -c %u:%g /proc/self/fd/0); exit\n");
+    pty.expect_line("owner=1000:5");
+    pty.read_to_eof();
+    env.wait_status(&id, "stopped");
+    env.rt(&["delete", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
+/// Without a terminal, pipes are the user's too; /dev/null is left as it is.
+#[test]
+fn piped_stdio_belongs_to_the_processs_user() {
+    let env = Env::new();
+    let out = env.sh(
+        "stat -L -c %u /proc/self/fd/1; stat -L -c %u /proc/self/fd/2; stat -L -c %u:%t:%T /proc/self/fd/0",
+        |c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}),
+    );
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(&l[..2], ["1000", "1000"], "{out}");
+    // The control: stdin is the host's /dev/null (1:3), which keeps its owner. (runc's
+    // foreground run relays stdio through pipes of its own, stdin included.)
+    if !is_runc() {
+        assert_eq!(l[2], "0:1:3", "{out}");
+    }
+}
+
 #[test]
 fn create_console_socket_then_start() {
     // containerd's order: create with the socket, start later.

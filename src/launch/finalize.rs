@@ -81,6 +81,8 @@ pub fn prepare(
         }
         Ok(f.refused.clone())
     };
+    // Before any filter: the profile has no say over tong's own fchown.
+    process::chown_stdio(p.user().uid())?;
     let mut refused = Vec::new();
     if let Some(f) = filter.filter(|_| !nnp) {
         refused = load(f)?;

@@ -36,6 +36,31 @@ pub fn environment(p: &Process) -> Vec<String> {
     env
 }
 
+/// Hands the process's stdio to its user before it becomes that user, as runc does: a pipe
+/// or a pty it could not otherwise reopen (`/proc/self/fd/1`). /dev/null and fds the user
+/// already owns are left alone; the group stays (devpts gives a pty its tty group). Refusals
+/// that do not matter (EINVAL, EPERM, EROFS: a socket, a file another user namespace owns,
+/// a read-only filesystem) are ignored.
+pub fn chown_stdio(uid: u32) -> Result<()> {
+    use nix::errno::Errno;
+    for fd in 0..3 {
+        let bfd = crate::linux::sys::borrow(fd);
+        let Ok(st) = nix::sys::stat::fstat(bfd) else {
+            continue;
+        };
+        let is_null =
+            st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3);
+        if is_null || st.st_uid == uid {
+            continue;
+        }
+        match nix::unistd::fchown(bfd, Some(uid.into()), None) {
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
+            Err(e) => return Err(Error::sys(format!("chown of fd {fd} to uid {uid}"), e)),
+        }
+    }
+    Ok(())
+}
+
 /// One entry per name, where the name first appears, with its last value: what runc's init
 /// makes of a list by setting each entry in turn (`exec --env` overrides the spec's value).
 pub fn dedup_env(env: &[String]) -> Vec<String> {
