@@ -308,6 +308,15 @@ pub fn validate(cfg: &Config) -> Result<()> {
         ));
     }
     if let Some(linux) = spec.linux() {
+        // Any key at all (runc drops an empty map before it checks).
+        if linux
+            .resources()
+            .as_ref()
+            .is_some_and(|r| r.unified().as_ref().is_some_and(|u| !u.is_empty()))
+            && !crate::cgroups::pure_v2()
+        {
+            return Err(Error::config(crate::cgroups::V1_NO_UNIFIED));
+        }
         for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
             validate_sysctl(key, &has)?;
         }

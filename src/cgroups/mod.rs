@@ -94,6 +94,16 @@ pub fn parse_mountinfo(info: &str) -> Vec<Hierarchy> {
 
 use crate::linux::mounts::unescape_mountinfo as unescape;
 
+/// Whether the host mounts cgroup v2 alone (no v1 hierarchy beside it).
+pub fn pure_v2() -> bool {
+    hierarchies().is_ok_and(|h| !h.is_empty() && h.iter().all(|h| h.v2))
+}
+
+/// runc's refusal of `linux.resources.unified` anywhere but on a pure cgroup v2 host (a
+/// hybrid host's v2 hierarchy holds no controllers the v1 ones hold).
+pub const V1_NO_UNIFIED: &str =
+    "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1";
+
 /// A container's cgroup directories, by controller.
 #[derive(Debug, Default)]
 pub struct Dirs {

@@ -15,10 +15,19 @@ use crate::error::{Error, Result};
 use crate::logging;
 
 fn write(dir: &Path, file: &str, value: impl ToString) -> Result<()> {
-    let p = dir.join(file);
     let v = value.to_string();
-    std::fs::write(&p, &v)
-        .map_err(|e| Error::other(format!("cannot write {v:?} to {}: {e}", p.display())))
+    write_raw(dir, file, &v).map_err(|e| write_error(dir, file, &v, e))
+}
+
+fn write_raw(dir: &Path, file: &str, v: &str) -> std::io::Result<()> {
+    std::fs::write(dir.join(file), v)
+}
+
+fn write_error(dir: &Path, file: &str, v: &str, e: std::io::Error) -> Error {
+    Error::other(format!(
+        "cannot write {v:?} to {}: {e}",
+        dir.join(file).display()
+    ))
 }
 
 fn missing(field: &str) -> Error {
@@ -103,7 +112,10 @@ pub fn apply(d: &Dirs, r: &LinuxResources) -> Result<()> {
     if let Some(rules) = r.devices() {
         super::devices::apply(d, rules)?;
     }
-    if let Some(u) = r.unified() {
+    if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
+        if !super::pure_v2() {
+            return Err(Error::config(super::V1_NO_UNIFIED));
+        }
         let dir = d.v2.as_deref().ok_or_else(|| {
             Error::config("linux.resources.unified: this host has no cgroup v2 hierarchy")
         })?;
@@ -265,10 +277,21 @@ fn cpu(d: &Dirs, c: &LinuxCpu) -> Result<()> {
         if let Some(s) = c.shares().filter(|s| *s != 0) {
             write(dir, "cpu.shares", s)?;
         }
+        // As runc: the period first; when the kernel refuses it against the current quota
+        // (EINVAL) and a quota is given, the quota first and the period again.
+        let quota = c.quota().filter(|q| *q != 0);
         if let Some(p) = c.period().filter(|p| *p != 0) {
-            write(dir, "cpu.cfs_period_us", p)?;
+            if let Err(e) = write_raw(dir, "cpu.cfs_period_us", &p.to_string()) {
+                match (e.raw_os_error(), quota) {
+                    (Some(libc::EINVAL), Some(q)) => {
+                        write(dir, "cpu.cfs_quota_us", q)?;
+                        write(dir, "cpu.cfs_period_us", p)?;
+                    }
+                    _ => return Err(write_error(dir, "cpu.cfs_period_us", &p.to_string(), e)),
+                }
+            }
         }
-        if let Some(q) = c.quota().filter(|q| *q != 0) {
+        if let Some(q) = quota {
             write(dir, "cpu.cfs_quota_us", q)?;
         }
         if let Some(b) = c.burst() {
@@ -288,11 +311,19 @@ fn cpu(d: &Dirs, c: &LinuxCpu) -> Result<()> {
             write(dir, "cpu.weight", shares_to_weight(s))?;
         }
         if c.quota().is_some_and(|q| q != 0) || c.period().is_some_and(|p| p != 0) {
-            let quota = match c.quota() {
+            // One write; the value not given keeps what cpu.max holds now.
+            let now = std::fs::read_to_string(dir.join("cpu.max")).unwrap_or_default();
+            let mut cur = now.split_whitespace();
+            let (cur_quota, cur_period) = (cur.next(), cur.next());
+            let quota = match c.quota().filter(|q| *q != 0) {
                 Some(q) if q > 0 => q.to_string(),
-                _ => "max".into(),
+                Some(_) => "max".into(),
+                None => cur_quota.unwrap_or("max").to_string(),
             };
-            let period = c.period().filter(|p| *p != 0).unwrap_or(100_000);
+            let period = match c.period().filter(|p| *p != 0) {
+                Some(p) => p.to_string(),
+                None => cur_period.unwrap_or("100000").to_string(),
+            };
             write(dir, "cpu.max", format!("{quota} {period}"))?;
         }
         if let Some(b) = c.burst() {
