@@ -280,15 +280,15 @@ fn cpu(d: &Dirs, c: &LinuxCpu) -> Result<()> {
         // As runc: the period first; when the kernel refuses it against the current quota
         // (EINVAL) and a quota is given, the quota first and the period again.
         let quota = c.quota().filter(|q| *q != 0);
-        if let Some(p) = c.period().filter(|p| *p != 0) {
-            if let Err(e) = write_raw(dir, "cpu.cfs_period_us", &p.to_string()) {
-                match (e.raw_os_error(), quota) {
-                    (Some(libc::EINVAL), Some(q)) => {
-                        write(dir, "cpu.cfs_quota_us", q)?;
-                        write(dir, "cpu.cfs_period_us", p)?;
-                    }
-                    _ => return Err(write_error(dir, "cpu.cfs_period_us", &p.to_string(), e)),
+        if let Some(p) = c.period().filter(|p| *p != 0)
+            && let Err(e) = write_raw(dir, "cpu.cfs_period_us", &p.to_string())
+        {
+            match (e.raw_os_error(), quota) {
+                (Some(libc::EINVAL), Some(q)) => {
+                    write(dir, "cpu.cfs_quota_us", q)?;
+                    write(dir, "cpu.cfs_period_us", p)?;
                 }
+                _ => return Err(write_error(dir, "cpu.cfs_period_us", &p.to_string(), e)),
             }
         }
         if let Some(q) = quota {
