@@ -376,6 +376,103 @@ fn exec_foreground_forwards_signals() {
     finish(&env, &s);
 }
 
+/// `exec --cgroup`: one bare path for every hierarchy, or `ctl[,ctl]:path` repeated; the
+/// errors in runc's words (bats' exec --cgroup tests match on them).
+#[test]
+fn exec_cgroup_sub_cgroups() {
+    let env = Env::new();
+    let s = sleeper(&env);
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let name = s.b.cgroup.trim_start_matches('/');
+    let dir = |h: &str| match v2 {
+        true => Path::new("/sys/fs/cgroup").join(name),
+        false => Path::new("/sys/fs/cgroup").join(h).join(name),
+    };
+    let fails = |flags: &[&str], words: &str| {
+        let out = exec(&env, flags, &s.id, &["true"]);
+        out.failure();
+        out.stderr_has(words);
+    };
+    fails(&["--cgroup", ".."], " .. is not a sub cgroup path");
+    fails(
+        &["--cgroup", "nonexistent"],
+        "/nonexistent/cgroup.procs: no such file ",
+    );
+    if !is_runc() {
+        fails(
+            &["--cgroup", "a", "--cgroup", "b"],
+            "missing <controller>: prefix",
+        );
+    }
+    // Explicit top level.
+    let out = exec(
+        &env,
+        &["--cgroup", "/"],
+        &s.id,
+        &["cat", "/proc/self/cgroup"],
+    );
+    out.success();
+    assert!(
+        out.lines()
+            .iter()
+            .all(|l| l.ends_with(&s.b.cgroup) || l.ends_with(":/")),
+        "{out:#?}"
+    );
+    if v2 {
+        fs::create_dir(dir("").join("sub")).unwrap();
+        let out = exec(
+            &env,
+            &["--cgroup", "sub"],
+            &s.id,
+            &["cat", "/proc/self/cgroup"],
+        );
+        out.success();
+        assert!(
+            out.stdout.contains(&format!("0::{}/sub", s.b.cgroup)),
+            "{out:#?}"
+        );
+        finish(&env, &s);
+        return;
+    }
+    fails(&["--cgroup", "whaaat:/"], "unknown controller ");
+    fails(
+        &["--cgroup", "cpu:nonexistent"],
+        "/nonexistent/cgroup.procs: no such file ",
+    );
+    for (h, sub) in [
+        ("memory", "submem"),
+        ("cpu", "subcpu"),
+        ("cpuacct", "subcpu"),
+    ] {
+        fs::create_dir(dir(h).join(sub)).unwrap();
+    }
+    let out = exec(
+        &env,
+        &[
+            "--cgroup",
+            "memory:submem",
+            "--cgroup",
+            "cpu,cpuacct:subcpu",
+        ],
+        &s.id,
+        &["cat", "/proc/self/cgroup"],
+    );
+    out.success();
+    let line = |ctl: &str| {
+        out.lines()
+            .iter()
+            .find(|l| l.split(':').nth(1) == Some(ctl))
+            .map(|l| l.rsplit(':').next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {ctl} line: {out:#?}"))
+    };
+    assert_eq!(line("memory"), format!("{}/submem", s.b.cgroup));
+    assert_eq!(line("cpu"), format!("{}/subcpu", s.b.cgroup));
+    assert_eq!(line("cpuacct"), format!("{}/subcpu", s.b.cgroup));
+    // The control: a hierarchy not named stays at the container's cgroup.
+    assert_eq!(line("pids"), s.b.cgroup);
+    finish(&env, &s);
+}
+
 // ---- flags --------------------------------------------------------------------
 
 #[test]

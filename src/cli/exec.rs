@@ -60,8 +60,8 @@ pub struct Args {
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
     /// run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>.
-    #[arg(long)]
-    pub cgroup: Option<String>,
+    #[arg(long, action = clap::ArgAction::Append)]
+    pub cgroup: Vec<String>,
     /// the container's id
     pub id: String,
     /// the command and its arguments

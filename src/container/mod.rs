@@ -446,8 +446,9 @@ pub struct ExecOpts {
     pub console_fd: Option<i32>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
-    /// A sub-cgroup of the container's (`--cgroup`), `path` or `controller:path`.
-    pub sub_cgroup: Option<String>,
+    /// Sub-cgroups of the container's (`--cgroup`): one bare `path`, or any number of
+    /// `controller[,controller]:path`.
+    pub sub_cgroup: Vec<String>,
 }
 
 /// The config a container was created with.
@@ -488,7 +489,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
         ),
         _ => None,
     };
-    let cgroups = exec_cgroups(&st.cgroup_paths, opts.sub_cgroup.as_deref())?;
+    let cgroups = exec_cgroups(&st.cgroup_paths, &opts.sub_cgroup)?;
     let filter = match typed_config_if(&st, &["linux", "seccomp"]).transpose()? {
         Some(spec) => match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(crate::linux::seccomp::compile(s, Some(root))?),
@@ -516,39 +517,96 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
     Ok(pid)
 }
 
-/// The cgroups an exec'd process joins: the container's, or a sub-cgroup of them
-/// (`--cgroup path` for all hierarchies, `--cgroup ctl:path` for one).
-fn exec_cgroups(dirs: &[PathBuf], sub: Option<&str>) -> Result<Vec<PathBuf>> {
-    let Some(sub) = sub else {
+/// The cgroups an exec'd process joins: the container's, or sub-cgroups of them, as runc
+/// reads `--cgroup`: one bare `path` for every hierarchy, or `ctl[,ctl]:path` (repeatable)
+/// for the hierarchies of those controllers.
+fn exec_cgroups(dirs: &[PathBuf], subs: &[String]) -> Result<Vec<PathBuf>> {
+    if subs.is_empty() {
         return Ok(dirs.to_vec());
+    }
+    let mut bare = None;
+    let mut per: Vec<(&str, &str)> = Vec::new();
+    for c in subs {
+        let parts: Vec<&str> = c.splitn(3, ':').collect();
+        match parts.as_slice() {
+            [p] if subs.len() == 1 => bare = Some(*p),
+            [_] => {
+                return Err(Error::Usage(format!(
+                    "invalid --cgroup argument: {c} (missing <controller>: prefix)"
+                )));
+            }
+            [ctls, p] => {
+                for ctl in ctls.split(',') {
+                    per.retain(|(k, _)| *k != ctl);
+                    per.push((ctl, p));
+                }
+            }
+            _ => return Err(Error::Usage(format!("invalid --cgroup argument: {c}"))),
+        }
+    }
+    let parsed = cgroups::Dirs::from_paths(dirs);
+    let controllers_of = |d: &Path| -> Vec<String> {
+        parsed
+            .v1
+            .iter()
+            .find(|(_, p)| p == d)
+            .map(|(c, _)| c.clone())
+            .unwrap_or_default()
     };
-    let (ctl, path) = match sub.split_once(':') {
-        Some((c, p)) => (Some(c), p),
-        None => (None, sub),
-    };
-    if path.split('/').any(|c| c == "..") {
-        return Err(Error::Usage(format!(
-            "--cgroup {sub:?}: the path must stay inside the container's cgroup"
+    if bare.is_none()
+        && let Some((ctl, _)) = per
+            .iter()
+            .find(|(ctl, _)| !parsed.v1.iter().any(|(cs, _)| cs.iter().any(|c| c == ctl)))
+    {
+        return Err(Error::other(format!(
+            "unknown controller {ctl} in SubCgroupPaths"
         )));
     }
-    let rel = path.trim_start_matches('/');
     let mut out = Vec::new();
     for d in dirs {
-        let matches = ctl.is_none_or(|c| {
-            d.parent()
-                .and_then(|p| p.file_name())
-                .is_some_and(|_| d.to_string_lossy().contains(&format!("/{c}/")))
-        });
-        let target = if matches { d.join(rel) } else { d.clone() };
-        if matches && !target.is_dir() {
-            return Err(Error::Usage(format!(
-                "--cgroup {sub:?}: {} does not exist",
-                target.display()
+        let add = match bare {
+            Some(p) => Some(p),
+            None => {
+                let cs = controllers_of(d);
+                per.iter()
+                    .find(|(ctl, _)| cs.iter().any(|c| c == ctl))
+                    .map(|(_, p)| *p)
+            }
+        };
+        let Some(add) = add else {
+            out.push(d.clone());
+            continue;
+        };
+        let target = sub_cgroup(d, add)?;
+        let procs = target.join("cgroup.procs");
+        if !procs.exists() {
+            return Err(Error::other(format!(
+                "error adding pid to cgroups: open {}: no such file or directory",
+                procs.display()
             )));
         }
         out.push(target);
     }
     Ok(out)
+}
+
+/// `add` below `base`, lexically (runc's path.Join and prefix check): `..` may not leave it.
+fn sub_cgroup(base: &Path, add: &str) -> Result<PathBuf> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in add.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(Error::other(format!(
+                        "--cgroup {add} is not a sub cgroup path"
+                    )));
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.iter().fold(base.to_path_buf(), |p, c| p.join(c)))
 }
 
 fn running(root: &Path, id: &str) -> Result<(StateDir, State, Status)> {
