@@ -19,4 +19,4 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # shellcheck source=hack/env.sh
 . hack/env.sh
-exec cargo test --release -- --test-threads=2 "$@"
+exec cargo test --release --no-fail-fast -- --test-threads=2 "$@"

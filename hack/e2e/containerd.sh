@@ -230,6 +230,32 @@ t_kill_delete() {
 	expect_ok ctr_ container delete many
 }
 
+t_pod_shared_pid_ns() {
+	# A Kubernetes pod without CRI: a pause container holds the pid namespace and an app
+	# container joins it. When the app's init exits, the shim runs `kill --all ID KILL` on
+	# the stopped container (it shares a pid namespace), which must reach the child the
+	# init left behind; then the task deletes and its cgroup goes.
+	local pause_pid
+	expect_ok ctr_run pod-pause -d -- sleep 1000
+	wait_until 10 "pod-pause RUNNING" status_is pod-pause RUNNING
+	pause_pid=$(task_pid pod-pause)
+	expect_ok ctr_run pod-app -d --with-ns "pid:/proc/$pause_pid/ns/pid" -- sh -c 'sleep 1000 & echo left-a-child; exit 0'
+	wait_until 10 "pod-app STOPPED" status_is pod-app STOPPED
+	local procs=/sys/fs/cgroup/pids/$E2E_CGROUP/pod-app/cgroup.procs
+	[ -e /sys/fs/cgroup/cgroup.controllers ] && procs=/sys/fs/cgroup/$E2E_CGROUP/pod-app/cgroup.procs
+	wait_until 10 "the app's leftover child gone from its cgroup" \
+		sh -c "[ -z \"\$(cat $procs 2>/dev/null)\" ]"
+	expect_ok ctr_ task delete pod-app
+	expect_ok ctr_ container delete pod-app
+	local h
+	for h in pids memory cpu unified .; do
+		[ ! -d "/sys/fs/cgroup/$h/$E2E_CGROUP/pod-app" ] || fail "cgroup $h/$E2E_CGROUP/pod-app left"
+	done
+	echo "  ok: the app's cgroups are gone"
+	status_is pod-pause RUNNING || fail "the pause container died with the app"
+	remove pod-pause
+}
+
 t_task_start_again() {
 	# A container whose task ended gets a new task from `ctr task start`
 	# (a new create and start, with the runtime options the container keeps).
@@ -323,6 +349,7 @@ step task-ps t_ps
 step task-metrics t_metrics
 step task-pause-resume t_pause_resume
 step task-kill-delete t_kill_delete
+step pod-shared-pid-ns t_pod_shared_pid_ns
 step task-start-again t_task_start_again
 step resources t_resources
 step security t_security
