@@ -944,6 +944,104 @@ fn unified_resources_need_a_pure_v2_host() {
     }
 }
 
+/// Without `linux.cgroupsPath` the container is named after its id and placed as runc does:
+/// on a pure v2 host beside tong's own cgroup (under its parent), since tong's cgroup holds
+/// a process and so cannot hand controllers down (a systemd service); on v1 and hybrid
+/// hosts under tong's own cgroup in every hierarchy. Here tong runs from `outer/leaf`,
+/// which also holds a sleep, and `outer` delegates memory and pids as a service's slice.
+#[test]
+fn default_placement_beside_a_busy_cgroup() {
+    let env = Env::new();
+    let v2 = v2();
+    let outer = format!("{}outer", env.name);
+    let mounts = cgroup_mounts();
+    let mut leaves = Vec::new();
+    for m in &mounts {
+        let o = m.join(&outer);
+        let leaf = o.join("leaf");
+        fs::create_dir_all(&leaf).unwrap();
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if m.join(f).exists() {
+                let v = fs::read_to_string(m.join(f)).unwrap();
+                fs::write(o.join(f), v.trim()).unwrap();
+                fs::write(leaf.join(f), v.trim()).unwrap();
+            }
+        }
+        if v2 {
+            fs::write(o.join("cgroup.subtree_control"), "+memory +pids").unwrap();
+        }
+        leaves.push(leaf);
+    }
+    let b = env.bundle_with(&["sleep", "1000"], |c| {
+        c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+        c["linux"]["resources"]["memory"] = json!({"limit": 64 * 1024 * 1024});
+    });
+    let id = env.id("c");
+    env.track(&id);
+    let join: String = leaves
+        .iter()
+        .map(|l| format!("echo $$ > {}/cgroup.procs; ", l.display()))
+        .collect();
+    let script = format!(
+        "{join}sleep 1000 & echo $! > {base}/busy; exec {rt} --root {root} run -d --bundle {b} {id}",
+        base = env.base.display(),
+        rt = runtime().display(),
+        root = env.root.display(),
+        b = b.path(),
+    );
+    // Files, not pipes: the sleep and the detached container keep what they inherit.
+    let log = env.base.join("run.log");
+    let st = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&log).unwrap())
+        .stderr(fs::File::create(env.base.join("run.err")).unwrap())
+        .status()
+        .unwrap();
+    let err = fs::read_to_string(env.base.join("run.err")).unwrap_or_default();
+    let busy: i32 = fs::read_to_string(env.base.join("busy"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(st.success(), "{err}");
+    let st = env.wait_status(&id, "running");
+    let pid = st["pid"].as_i64().unwrap();
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    if v2 {
+        assert_eq!(cg.trim(), format!("0::/{outer}/{id}"), "beside leaf");
+        let dir = Path::new("/sys/fs/cgroup").join(&outer).join(&id);
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.max")).unwrap().trim(),
+            "67108864"
+        );
+    } else {
+        // Under leaf in every hierarchy.
+        for l in cg.lines() {
+            assert!(l.ends_with(&format!("/{outer}/leaf/{id}")), "{l} in {cg}");
+        }
+        let dir = Path::new("/sys/fs/cgroup/memory")
+            .join(&outer)
+            .join("leaf")
+            .join(&id);
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.limit_in_bytes"))
+                .unwrap()
+                .trim(),
+            "67108864"
+        );
+    }
+    env.rt(&["delete", "--force", &id]).success();
+    unsafe { libc::kill(busy, libc::SIGKILL) };
+    wait_pid_gone(busy as i64);
+    for l in &leaves {
+        let _ = fs::remove_dir(l);
+        let _ = fs::remove_dir(l.parent().unwrap());
+        assert!(!l.parent().unwrap().exists(), "{} left", l.display());
+    }
+    env.assert_nothing_left(&id);
+}
+
 // ---- ps -----------------------------------------------------------------------------
 
 #[test]

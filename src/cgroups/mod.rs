@@ -179,8 +179,8 @@ fn own_cgroup(h: &Hierarchy) -> Option<PathBuf> {
 }
 
 /// The directory for a container in hierarchy `h`. An absolute `cgroups_path` is taken from the
-/// hierarchy's root; a relative one (or the default, the container id) from tong's own cgroup,
-/// as runc does.
+/// hierarchy's root; a relative one (or the default, the container id) from tong's own cgroup
+/// on v1 and hybrid hosts, from its parent on a pure v2 host, as runc does.
 pub fn dir_for(h: &Hierarchy, cgroups_path: Option<&str>, id: &str) -> Option<PathBuf> {
     let rel = match cgroups_path {
         Some(p) if !p.is_empty() => p.to_string(),
@@ -189,6 +189,12 @@ pub fn dir_for(h: &Hierarchy, cgroups_path: Option<&str>, id: &str) -> Option<Pa
     let clean = clean(&rel);
     let cg = if rel.starts_with('/') {
         clean
+    } else if h.v2 && pure_v2() {
+        // As runc on cgroup v2: beside tong's own cgroup, under its parent. Tong's own
+        // cgroup holds a process (tong), so the no-internal-processes rule keeps it from
+        // handing controllers to a child (inside a systemd service, say).
+        let own = own_cgroup(h)?;
+        own.parent().unwrap_or(Path::new("/")).join(clean)
     } else {
         own_cgroup(h)?.join(clean)
     };
