@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 fn host_ns(kind: &str) -> String {
     fs::read_link(format!("/proc/self/ns/{kind}"))
@@ -342,6 +342,67 @@ fn user_namespace_with_mappings() {
     assert_eq!(l[2], ["0"]);
     // Host root is unmapped inside: files it owns show as the overflow uid.
     assert_eq!(l[3], ["65534"]);
+}
+
+/// With a user namespace, bind sources only the host's root can reach (below a 0700
+/// directory it owns) still mount: tong opens them before the clone, as runc does. Two of
+/// them (runc once had a bug with more than one), and exec sees them too.
+#[test]
+fn user_namespace_bind_mounts_from_inaccessible_sources() {
+    let env = Env::new();
+    let base = env.tempdir("private");
+    let mut srcs = Vec::new();
+    for n in ["one", "two"] {
+        let private = base.join(n);
+        fs::create_dir_all(private.join("dir")).unwrap();
+        fs::write(private.join("dir/foo.txt"), format!("{n}\n")).unwrap();
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+        srcs.push(private.join("dir").to_str().unwrap().to_string());
+    }
+    let b = env.bundle_with(&["sleep", "1000"], |c| {
+        user_ns_root_at_100000(c);
+        for (i, s) in srcs.iter().enumerate() {
+            push_mount(
+                c,
+                json!({"destination": format!("/tmp/mount-{i}"), "type": "bind",
+                                 "source": s, "options": ["bind"]}),
+            );
+        }
+    });
+    for i in 0..2 {
+        fs::create_dir_all(b.rootfs().join(format!("tmp/mount-{i}"))).unwrap();
+    }
+    let id = env.id("c");
+    env.rt(&["run", "-d", "--bundle", b.path(), &id]).success();
+    env.wait_status(&id, "running");
+    let out = env.rt(&[
+        "exec",
+        &id,
+        "cat",
+        "/tmp/mount-0/foo.txt",
+        "/tmp/mount-1/foo.txt",
+    ]);
+    out.success();
+    assert_eq!(out.lines(), ["one", "two"], "{out:#?}");
+    // The control: the host uid the container's root maps to cannot reach the source.
+    let out = host(
+        "setpriv",
+        &[
+            "--reuid",
+            "100000",
+            "--regid",
+            "100000",
+            "--clear-groups",
+            "cat",
+            &format!("{}/foo.txt", srcs[0]),
+        ],
+    );
+    assert!(
+        !out.ok() && out.stderr.contains("Permission denied"),
+        "{out:#?}"
+    );
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
 }
 
 #[test]

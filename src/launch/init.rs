@@ -33,13 +33,23 @@ pub fn child_main(cfg: &LaunchConfig, plan: &Plan, direct: bool, ch: &Channel) -
     }
 }
 
-/// Waits for Go; returns the idmapped mounts the parent sent before it.
-fn wait_go(ch: &Channel) -> Result<Vec<(usize, OwnedFd)>> {
-    let mut idmapped = Vec::new();
+/// Mounts the parent prepared, by index in `mounts`.
+#[derive(Default)]
+struct MountFds {
+    /// Detached idmapped mounts.
+    idmapped: Vec<(usize, OwnedFd)>,
+    /// Bind sources opened by the host's root in this process's mount namespace.
+    sources: Vec<(usize, OwnedFd)>,
+}
+
+/// Waits for Go; returns the mounts the parent sent before it.
+fn wait_go(ch: &Channel) -> Result<MountFds> {
+    let mut fds = MountFds::default();
     loop {
         match ch.recv_with_fd()? {
-            (Msg::Go, _) => return Ok(idmapped),
-            (Msg::IdmapMount(i), Some(fd)) => idmapped.push((i, fd)),
+            (Msg::Go, _) => return Ok(fds),
+            (Msg::IdmapMount(i), Some(fd)) => fds.idmapped.push((i, fd)),
+            (Msg::MountSource(i), Some(fd)) => fds.sources.push((i, fd)),
             (m, _) => return Err(Error::other(format!("unexpected sync message {m:?}"))),
         }
     }
@@ -47,7 +57,7 @@ fn wait_go(ch: &Channel) -> Result<Vec<(usize, OwnedFd)>> {
 
 /// Joins namespaces by path, unshares the new ones, forks the init into them.
 fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
-    let idmapped = wait_go(ch)?;
+    let fds = wait_go(ch)?;
     namespaces::join_all(&plan.join)?;
     let rest = plan.new - CloneFlags::CLONE_NEWUSER;
     if !rest.is_empty() {
@@ -60,20 +70,18 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
         ch,
         pending: std::cell::Cell::new(false),
     };
-    sync::fork_reported(ch, || {
-        match init_after_go(cfg, plan, ch, &idmapped, &gate) {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = ch.send(&Msg::Error(e.to_string()));
-                1
-            }
+    sync::fork_reported(ch, || match init_after_go(cfg, plan, ch, &fds, &gate) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ch.send(&Msg::Error(e.to_string()));
+            1
         }
     })?;
     Ok(0)
 }
 
 fn init(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
-    let idmapped = wait_go(ch)?;
+    let fds = wait_go(ch)?;
     crate::logging::phase("init: go");
     if plan.has_new(LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
@@ -87,7 +95,7 @@ fn init(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
             cfg.cgroups_late && !plan.has_new(LinuxNamespaceType::Cgroup),
         ),
     };
-    init_after_go(cfg, plan, ch, &idmapped, &gate)
+    init_after_go(cfg, plan, ch, &fds, &gate)
 }
 
 /// Waits, once, for the parent's word that the container's cgroups exist.
@@ -112,7 +120,7 @@ fn init_after_go(
     cfg: &LaunchConfig,
     plan: &Plan,
     ch: &Channel,
-    idmapped: &[(usize, OwnedFd)],
+    fds: &MountFds,
     gate: &CgroupGate,
 ) -> Result<i32> {
     let spec = cfg.spec;
@@ -141,7 +149,8 @@ fn init_after_go(
         cgroups: cfg.cgroups,
         cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
         userns: plan.has_new(LinuxNamespaceType::User) || plan.joins(LinuxNamespaceType::User),
-        idmapped,
+        idmapped: &fds.idmapped,
+        sources: &fds.sources,
         cgroups_made: &|| gate.wait(),
     };
     crate::logging::phase("init: namespaces configured");

@@ -59,6 +59,29 @@ pub struct LaunchConfig<'a> {
     pub seccomp: Option<crate::linux::seccomp::Compiled>,
 }
 
+/// The bind-mount sources (by index in `mounts`) of a container with a new user namespace:
+/// its root may not reach one that only the host's root can (below a 0700 directory).
+fn bind_sources(spec: &Spec, bundle: &Path) -> Vec<(usize, PathBuf)> {
+    let mut out = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let opts = crate::linux::mounts::parse(m.options().as_deref().unwrap_or(&[]));
+        if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) {
+            continue;
+        }
+        if let Some(src) = m.source() {
+            out.push((
+                i,
+                if src.is_absolute() {
+                    src.clone()
+                } else {
+                    bundle.join(src)
+                },
+            ));
+        }
+    }
+    out
+}
+
 impl LaunchConfig<'_> {
     pub fn has_create_hooks(&self) -> bool {
         self.spec.hooks().as_ref().is_some_and(|h| {
@@ -200,6 +223,20 @@ fn drive(
                 &Msg::IdmapMount(i),
                 Some(std::os::fd::AsRawFd::as_raw_fd(&fd)),
             )?;
+        }
+    }
+    // As runc: tong, still the host's root, opens each bind source in the init's new mount
+    // namespace (where the init may bind from the fd; the copy keeps the host's locked
+    // flags), for an init whose user namespace's root may not reach it.
+    if direct && plan.has_new(LinuxNamespaceType::User) && plan.has_new(LinuxNamespaceType::Mount) {
+        let sources = bind_sources(cfg.spec, cfg.bundle);
+        if !sources.is_empty() {
+            for (i, fd) in namespaces::open_in_mount_ns(child, &sources)? {
+                ch.send_with_fd(
+                    &Msg::MountSource(i),
+                    Some(std::os::fd::AsRawFd::as_raw_fd(&fd)),
+                )?;
+            }
         }
     }
     if let Some(adj) = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {

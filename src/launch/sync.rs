@@ -21,6 +21,9 @@ pub enum Msg {
     CgroupsMade,
     /// parent → child, before Go: the detached idmapped mount (attached) for `mounts[i]`.
     IdmapMount(usize),
+    /// parent → child, before Go: an O_PATH fd of `mounts[i]`'s source, opened by the host's
+    /// root in the child's mount namespace (attached).
+    MountSource(usize),
     /// intermediate → parent: the pid of the container's init (host pid namespace).
     InitPid(i32),
     /// init → parent: mounts are ready; run the prestart and createRuntime hooks.

@@ -192,3 +192,40 @@ pub fn configure(spec: &Spec, plan: &Plan) -> Result<()> {
     }
     Ok(())
 }
+
+/// Opens each path (O_PATH) in the mount namespace of `pid`, then returns to this process's
+/// own namespace and working directory. tong is single-threaded, which setns(CLONE_NEWNS)
+/// needs.
+pub fn open_in_mount_ns(
+    pid: i32,
+    paths: &[(usize, std::path::PathBuf)],
+) -> Result<Vec<(usize, std::os::fd::OwnedFd)>> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    let path_flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    let own = open(
+        "/proc/self/ns/mnt",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /proc/self/ns/mnt".into())?;
+    let cwd = open(".", path_flags | OFlag::O_DIRECTORY, Mode::empty())
+        .ctx(|| "open the working directory".into())?;
+    let theirs = format!("/proc/{pid}/ns/mnt");
+    let target = open(
+        theirs.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {theirs}"))?;
+    nix::sched::setns(&target, CloneFlags::CLONE_NEWNS).ctx(|| format!("setns to {theirs}"))?;
+    // A source that cannot be opened is left to the init, which reports it by path.
+    let out = paths
+        .iter()
+        .filter_map(|(i, p)| open(p, path_flags, Mode::empty()).ok().map(|fd| (*i, fd)))
+        .collect();
+    nix::sched::setns(&own, CloneFlags::CLONE_NEWNS)
+        .ctx(|| "setns back to tong's mount namespace".into())?;
+    nix::unistd::fchdir(&cwd).ctx(|| "fchdir back".into())?;
+    Ok(out)
+}

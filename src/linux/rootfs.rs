@@ -26,6 +26,9 @@ pub struct RootfsConfig<'a> {
     pub userns: bool,
     /// Detached idmapped mounts made by the parent, by index in `mounts`.
     pub idmapped: &'a [(usize, std::os::fd::OwnedFd)],
+    /// Bind sources tong opened in this mount namespace as the host's root (with a user
+    /// namespace), by index.
+    pub sources: &'a [(usize, std::os::fd::OwnedFd)],
     /// Returns once the container's cgroup directories exist (the parent may still be
     /// making them while the init mounts).
     pub cgroups_made: &'a dyn Fn() -> Result<()>,
@@ -77,7 +80,8 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
             dev_is_bind = true;
         }
         let idmapped = c.idmapped.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd);
-        mount_one(c, &root, m, &dest, &opts, idmapped).map_err(|e| {
+        let source = c.sources.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd);
+        mount_one(c, &root, m, &dest, &opts, idmapped, source).map_err(|e| {
             Error::other(format!("mounts[{i}] ({}): {e}", m.destination().display()))
         })?;
     }
@@ -124,10 +128,11 @@ fn mount_one(
     dest: &Path,
     opts: &MountOptions,
     idmapped: Option<&std::os::fd::OwnedFd>,
+    source: Option<&std::os::fd::OwnedFd>,
 ) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     if opts.is_bind() || typ == "bind" {
-        return bind_mount(c, root, m, dest, opts, idmapped);
+        return bind_mount(c, root, m, dest, opts, idmapped, source);
     }
     if typ == "cgroup" {
         (c.cgroups_made)()?;
@@ -281,6 +286,7 @@ fn bind_mount(
     dest: &Path,
     opts: &MountOptions,
     idmapped: Option<&std::os::fd::OwnedFd>,
+    source: Option<&std::os::fd::OwnedFd>,
 ) -> Result<()> {
     let src = m
         .source()
@@ -291,7 +297,9 @@ fn bind_mount(
     } else {
         c.bundle.join(src)
     };
-    let meta = std::fs::metadata(&src).at("bind mount source", &src)?;
+    // Opened by tong as the host's root: the fd reaches what the path may not.
+    let via = source.map(|fd| PathBuf::from(fdpath(fd)));
+    let meta = std::fs::metadata(via.as_ref().unwrap_or(&src)).at("bind mount source", &src)?;
     let handle = if meta.is_dir() {
         inroot::mkdir_all(root, dest)?
     } else {
@@ -331,7 +339,7 @@ fn bind_mount(
         let target = fdpath(&handle);
         let rec = opts.flags & MsFlags::MS_REC;
         mount(
-            Some(&src),
+            Some(via.as_ref().unwrap_or(&src)),
             target.as_str(),
             None::<&str>,
             MsFlags::MS_BIND | rec,
