@@ -228,7 +228,12 @@ fn drive(
     // As runc: tong, still the host's root, opens each bind source in the init's new mount
     // namespace (where the init may bind from the fd; the copy keeps the host's locked
     // flags), for an init whose user namespace's root may not reach it.
-    if direct && plan.has_new(LinuxNamespaceType::User) && plan.has_new(LinuxNamespaceType::Mount) {
+    // Rootless, tong has no more reach than the init.
+    if direct
+        && plan.has_new(LinuxNamespaceType::User)
+        && plan.has_new(LinuxNamespaceType::Mount)
+        && nix::unistd::geteuid().is_root()
+    {
         let sources = bind_sources(cfg.spec, cfg.bundle);
         if !sources.is_empty() {
             for (i, fd) in namespaces::open_in_mount_ns(child, &sources)? {
