@@ -271,6 +271,56 @@ fn join_another_containers_namespaces() {
     env.assert_nothing_left(&idb);
 }
 
+/// A mount namespace joined by path is set up as a new one would be, as runc does (README:
+/// pivot_root there moves the root of its other processes too). The namespace here is a
+/// private copy of the host's held by `unshare -m`, so the host's mount table is untouched.
+#[test]
+fn joining_a_mount_namespace_by_path() {
+    let env = Env::new();
+    let mut holder = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let ns = format!("/proc/{}/ns/mnt", holder.id());
+    let mut want = String::new();
+    for _ in 0..200 {
+        want = fs::read_link(&ns).unwrap().to_string_lossy().into_owned();
+        if want != host_ns("mnt") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_ne!(
+        want,
+        host_ns("mnt"),
+        "the control: the holder has its own namespace"
+    );
+    let b = env.bundle_with(
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/mnt; cat /proc/self/mountinfo",
+        ],
+        |c| {
+            for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                if n["type"] == "mount" {
+                    n["path"] = json!(ns);
+                }
+            }
+        },
+    );
+    let id = env.id("c");
+    let out = env.run(&b, &id);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    out.success();
+    let l = out.lines();
+    assert_eq!(l[0], want, "{out:#?}");
+    // Set up as usual: its own /proc in the container's root.
+    assert!(out.stdout.contains(" /proc "), "{out:#?}");
+    env.assert_nothing_left(&id);
+}
+
 #[test]
 fn cgroup_namespace() {
     let env = Env::new();

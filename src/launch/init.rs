@@ -137,7 +137,9 @@ fn init_after_go(
             .ctx(|| "setresuid 0 in the user namespace".into())?;
     }
     namespaces::configure(spec, plan)?;
-    if !plan.has_new(LinuxNamespaceType::Mount) {
+    // A joined mount namespace (by path) is set up as a new one would be: as with runc,
+    // pivot_root there moves the root of that namespace's other processes too.
+    if !plan.has_new(LinuxNamespaceType::Mount) && !plan.joins(LinuxNamespaceType::Mount) {
         return Err(Error::config(
             "linux.namespaces: a new mount namespace is required",
         ));
