@@ -303,9 +303,22 @@ pub fn validate(cfg: &Config) -> Result<()> {
                 "linux.namespaces: unable to restrict sys entries without a private MNT namespace",
             ));
         }
-        return Err(Error::config(
-            "linux.namespaces: a new mount namespace is required to set up the rootfs",
-        ));
+        // Sharing the host's mount table, tong changes nothing in it (runc mounts there and
+        // undoes nothing): a read-only root would be a remount of a host mount.
+        if spec
+            .root()
+            .as_ref()
+            .is_some_and(|r| r.readonly() == Some(true))
+        {
+            return Err(Error::config(
+                "root.readonly: needs a private mount namespace (linux.namespaces)",
+            ));
+        }
+        if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+            logging::warn(
+                "linux.namespaces: no mount namespace: the config's mounts are not made (they would land in the host's mount table)",
+            );
+        }
     }
     if let Some(linux) = spec.linux() {
         // Any key at all (runc drops an empty map before it checks).

@@ -1042,6 +1042,32 @@ fn default_placement_beside_a_busy_cgroup() {
     env.assert_nothing_left(&id);
 }
 
+/// A device rule's access letters other than r, w and m are ignored with a warning, as
+/// runc's Permissions do (bats' "minimal transition rules" denies "rwa"); the rule holds.
+#[test]
+fn device_rule_with_an_unknown_access_letter() {
+    let env = Env::new();
+    let out = env.run_with(
+        &[
+            "sh",
+            "-c",
+            "echo x > /dev/kmsg 2>/dev/null && echo open || echo denied",
+        ],
+        |c| {
+            c["linux"]["devices"] =
+                json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+            c["linux"]["resources"]["devices"] = json!([
+                {"allow": false, "access": "rwm"},
+                {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwa"}]);
+        },
+    );
+    out.success();
+    assert_eq!(out.stdout.trim(), "denied", "{out:#?}");
+    if !is_runc() {
+        out.stderr_has("only r, w and m mean something");
+    }
+}
+
 // ---- ps -----------------------------------------------------------------------------
 
 #[test]

@@ -125,6 +125,62 @@ fn masked_paths_without_mount_namespace_are_refused() {
     env.assert_nothing_left(&id);
 }
 
+/// Without a mount namespace the container shares the host's mount table, and tong leaves it
+/// as it is: no mount, no propagation change, a chroot (runc mounts there and makes `/`
+/// private). It touches the host's mounts if wrong, so it runs in the test VM only
+/// (hack/vmtest sets TONG_IN_VM).
+#[test]
+fn no_mount_namespace_leaves_the_host_mount_table_alone() {
+    if std::env::var_os("TONG_IN_VM").is_none() || is_runc() {
+        eprintln!("skipped: runs in the test VM only");
+        return;
+    }
+    let env = Env::new();
+    let root_line = |info: &str| {
+        info.lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let before = root_line(&fs::read_to_string("/proc/self/mountinfo").unwrap());
+    let b = env.bundle_with(&["sleep", "1000"], |c| {
+        set_namespaces(c, &["pid", "network", "uts", "ipc"]);
+        let l = c["linux"].as_object_mut().unwrap();
+        l.remove("maskedPaths");
+        l.remove("readonlyPaths");
+        c["root"]["readonly"] = json!(false);
+    });
+    let id = env.id("c");
+    let out = env.rt(&["run", "-d", "--bundle", b.path(), &id]);
+    out.success();
+    out.stderr_has("no mount namespace");
+    let pid = env.wait_status(&id, "running")["pid"].as_i64().unwrap();
+    let mnt = fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_eq!(mnt.to_string_lossy(), host_ns("mnt"), "shares the host's");
+    let croot = fs::read_link(format!("/proc/{pid}/root")).unwrap();
+    assert_eq!(croot, fs::canonicalize(b.rootfs()).unwrap(), "chrooted");
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(root_line(&info), before, "the host's / is unchanged");
+    assert!(
+        mounts_under(&env.base).is_empty(),
+        "no mount in the rootfs: {info}"
+    );
+    env.rt(&["delete", "--force", &id]).success();
+    env.assert_nothing_left(&id);
+    // The control: a read-only root would need a remount of a host mount: refused.
+    let b = env.bundle_with(&["true"], |c| {
+        set_namespaces(c, &["pid", "network", "uts", "ipc"]);
+        let l = c["linux"].as_object_mut().unwrap();
+        l.remove("maskedPaths");
+        l.remove("readonlyPaths");
+    });
+    let id = env.id("ro");
+    let out = env.rt(&["run", "--bundle", b.path(), &id]);
+    out.failure();
+    out.stderr_has("root.readonly");
+    env.assert_nothing_left(&id);
+}
+
 #[test]
 fn no_pid_namespace_means_host_pids() {
     let env = Env::new();

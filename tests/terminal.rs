@@ -482,6 +482,43 @@ fn the_pty_belongs_to_the_processs_user() {
     env.assert_nothing_left(&id);
 }
 
+/// A terminal with a read-only /dev: /dev/console is made before the remount (bats'
+/// "ro /dev mount" runs with a terminal).
+#[test]
+fn a_terminal_with_a_read_only_dev() {
+    let env = Env::new();
+    let b = tty_bundle(&env, &["sh"], |c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+    });
+    let id = env.id("c");
+    let cs = ConsoleSocket::new(&env);
+    let (mut pty, sp) = recv_master(
+        &cs,
+        env.spawn(&[
+            "run",
+            "-d",
+            "--console-socket",
+            cs.arg(),
+            "--bundle",
+            b.path(),
+            &id,
+        ]),
+    );
+    sp.wait().success();
+    env.wait_status(&id, "running");
+    pty.send("grep -c '^tmpfs /dev tmpfs ro,' /proc/mounts; test -c /dev/console && echo console-ok; exit\n");
+    pty.expect_line("console-ok");
+    pty.read_to_eof();
+    assert!(has_line(&pty.text_from(0), "1"), "{:?}", pty.text_from(0));
+    env.wait_status(&id, "stopped");
+    env.rt(&["delete", &id]).success();
+    env.assert_nothing_left(&id);
+}
+
 /// Without a terminal, pipes are the user's too; /dev/null is left as it is.
 #[test]
 fn piped_stdio_belongs_to_the_processs_user() {

@@ -22,19 +22,28 @@ pub struct Rule {
     pub access: u32,
 }
 
+/// The access letters of a rule. As runc (its Permissions set), a letter other than r, w
+/// and m is ignored, with a warning; a rule left with none is refused.
 fn access_bits(s: &str) -> Result<u32> {
     let mut b = 0;
+    let mut unknown = String::new();
     for c in s.chars() {
-        b |= match c {
-            'm' => 1,
-            'r' => 2,
-            'w' => 4,
-            _ => {
-                return Err(Error::config(format!(
-                    "linux.resources.devices: invalid access {s:?}"
-                )));
-            }
-        };
+        match c {
+            'm' => b |= 1,
+            'r' => b |= 2,
+            'w' => b |= 4,
+            c => unknown.push(c),
+        }
+    }
+    if b == 0 && !s.is_empty() {
+        return Err(Error::config(format!(
+            "linux.resources.devices: invalid access {s:?}"
+        )));
+    }
+    if !unknown.is_empty() {
+        crate::logging::warn(&format!(
+            "linux.resources.devices: access {s:?}: ignoring {unknown:?} (only r, w and m mean something)"
+        ));
     }
     Ok(b)
 }

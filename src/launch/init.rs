@@ -138,12 +138,11 @@ fn init_after_go(
     }
     namespaces::configure(spec, plan)?;
     // A joined mount namespace (by path) is set up as a new one would be: as with runc,
-    // pivot_root there moves the root of that namespace's other processes too.
-    if !plan.has_new(LinuxNamespaceType::Mount) && !plan.joins(LinuxNamespaceType::Mount) {
-        return Err(Error::config(
-            "linux.namespaces: a new mount namespace is required",
-        ));
-    }
+    // pivot_root there moves the root of that namespace's other processes too. Without
+    // one of its own the container shares the host's mount table, which tong leaves as it
+    // is: no mounts, no propagation change, a chroot into the rootfs.
+    let own_mounts =
+        plan.has_new(LinuxNamespaceType::Mount) || plan.joins(LinuxNamespaceType::Mount);
     let rcfg = rootfs::RootfsConfig {
         spec,
         rootfs: cfg.rootfs,
@@ -156,7 +155,9 @@ fn init_after_go(
         cgroups_made: &|| gate.wait(),
     };
     crate::logging::phase("init: namespaces configured");
-    rootfs::prepare(&rcfg)?;
+    if own_mounts {
+        rootfs::prepare(&rcfg)?;
+    }
     crate::logging::phase("init: mounts done");
     // Every later message from the parent comes after this one.
     gate.wait()?;
@@ -191,8 +192,12 @@ fn init_after_go(
         Mode::empty(),
     )
     .ctx(|| "open /proc/self/fd".into())?;
-    rootfs::enter(cfg.rootfs, cfg.no_pivot)?;
-    rootfs::finalize(spec)?;
+    if own_mounts {
+        rootfs::enter(cfg.rootfs, cfg.no_pivot)?;
+        rootfs::finalize(spec)?;
+    } else {
+        rootfs::chroot_into(cfg.rootfs)?;
+    }
     crate::logging::phase("init: pivoted and finalised");
 
     let mut prepared = finalize::prepare(

@@ -93,6 +93,23 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         let extra = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
         devices::create_all(&root, &extra, c.userns)?;
         devices::create_symlinks(&root)?;
+        // The mount point of a terminal's /dev/console, while /dev is still writable.
+        if c.spec
+            .process()
+            .as_ref()
+            .is_some_and(|p| p.terminal() == Some(true))
+        {
+            let (dir, name) = inroot::parent(&root, Path::new("/dev/console"))?;
+            match nix::fcntl::openat(
+                &dir,
+                name,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            ) {
+                Ok(_) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(Error::sys("creating /dev/console", e)),
+            }
+        }
     }
     Ok(())
 }
@@ -638,6 +655,14 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     }
     nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
     Ok(())
+}
+
+/// Without a mount namespace of its own: into the rootfs by chroot alone (runc chroots
+/// too), nothing mounted or remounted in the host's mount table.
+pub fn chroot_into(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+    nix::unistd::chroot(".").ctx(|| "chroot".into())?;
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())
 }
 
 /// Before a --no-pivot chroot: every full procfs or sysfs mount (mountinfo root `/`) outside
