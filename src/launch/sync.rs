@@ -132,11 +132,14 @@ impl Channel {
             let r = match res {
                 Ok(r) => r,
                 Err(nix::errno::Errno::EINTR) => continue,
+                // The peer died with messages of ours unread: it exited before reporting.
+                Err(nix::errno::Errno::ECONNRESET) => return Ok((decode(&[])?, None)),
                 // Refused by a loaded seccomp profile (see send): read the message instead.
                 Err(e) => {
                     let n = loop {
                         match nix::unistd::read(&self.fd, &mut buf) {
                             Err(nix::errno::Errno::EINTR) => continue,
+                            Err(nix::errno::Errno::ECONNRESET) => break 0,
                             Ok(n) => break n,
                             Err(_) => {
                                 return Err(Error::sys(
