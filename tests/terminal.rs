@@ -306,6 +306,26 @@ fn sleeper(env: &Env) -> (Bundle, String) {
     (b, id)
 }
 
+/// `run -d --console-socket` of `b` as `id`: the pty master, once the container runs.
+fn run_detached_tty(env: &Env, b: &Bundle, id: &str) -> Pty {
+    let cs = ConsoleSocket::new(env);
+    let (pty, sp) = recv_master(
+        &cs,
+        env.spawn(&[
+            "run",
+            "-d",
+            "--console-socket",
+            cs.arg(),
+            "--bundle",
+            b.path(),
+            id,
+        ]),
+    );
+    sp.wait().success();
+    env.wait_status(id, "running");
+    pty
+}
+
 // ---- console socket tests --------------------------------------------------------
 
 #[test]
@@ -420,21 +440,7 @@ fn run_detached_console_socket() {
     let env = Env::new();
     let b = tty_bundle(&env, &["sh"], |_| {});
     let id = env.id("c");
-    let cs = ConsoleSocket::new(&env);
-    let (mut pty, sp) = recv_master(
-        &cs,
-        env.spawn(&[
-            "run",
-            "-d",
-            "--console-socket",
-            cs.arg(),
-            "--bundle",
-            b.path(),
-            &id,
-        ]),
-    );
-    sp.wait().success();
-    env.wait_status(&id, "running");
+    let mut pty = run_detached_tty(&env, &b, &id);
     pty.send("echo hi; tty; exit 3\n");
     pty.expect_line("hi");
     pty.read_to_eof();
@@ -459,21 +465,7 @@ fn the_pty_belongs_to_the_processs_user() {
         c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     });
     let id = env.id("c");
-    let cs = ConsoleSocket::new(&env);
-    let (mut pty, sp) = recv_master(
-        &cs,
-        env.spawn(&[
-            "run",
-            "-d",
-            "--console-socket",
-            cs.arg(),
-            "--bundle",
-            b.path(),
-            &id,
-        ]),
-    );
-    sp.wait().success();
-    env.wait_status(&id, "running");
+    let mut pty = run_detached_tty(&env, &b, &id);
     pty.send("echo owner=$(stat -L -c %u:%g /proc/self/fd/0); exit\n");
     pty.expect_line("owner=1000:5");
     pty.read_to_eof();
@@ -495,21 +487,7 @@ fn a_terminal_with_a_read_only_dev() {
         }
     });
     let id = env.id("c");
-    let cs = ConsoleSocket::new(&env);
-    let (mut pty, sp) = recv_master(
-        &cs,
-        env.spawn(&[
-            "run",
-            "-d",
-            "--console-socket",
-            cs.arg(),
-            "--bundle",
-            b.path(),
-            &id,
-        ]),
-    );
-    sp.wait().success();
-    env.wait_status(&id, "running");
+    let mut pty = run_detached_tty(&env, &b, &id);
     pty.send("grep -c '^tmpfs /dev tmpfs ro,' /proc/mounts; test -c /dev/console && echo console-ok; exit\n");
     pty.expect_line("console-ok");
     pty.read_to_eof();

@@ -333,13 +333,17 @@ pub fn pids(paths: &[PathBuf]) -> Vec<i32> {
 /// container's tree; this only stops a pathological one).
 const MAX_DEPTH: usize = 64;
 
+/// The pids in `d` itself.
+fn procs(d: &Path) -> Vec<i32> {
+    std::fs::read_to_string(d.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
 fn tree_pids(d: &Path, out: &mut Vec<i32>, depth: usize) {
-    out.extend(
-        std::fs::read_to_string(d.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse::<i32>().ok()),
-    );
+    out.extend(procs(d));
     if depth < MAX_DEPTH {
         for sub in subdirs(d) {
             tree_pids(&sub, out, depth + 1);
@@ -395,9 +399,7 @@ fn remove_tree(d: &Path, depth: usize) -> Result<()> {
 }
 
 fn kill_procs(d: &Path) {
-    let mut pids = Vec::new();
-    tree_pids(d, &mut pids, MAX_DEPTH);
-    for pid in pids {
+    for pid in procs(d) {
         if let Ok(fd) = crate::linux::sys::pidfd_open(pid) {
             let _ =
                 crate::linux::sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL);

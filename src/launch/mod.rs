@@ -68,15 +68,8 @@ fn bind_sources(spec: &Spec, bundle: &Path) -> Vec<(usize, PathBuf)> {
         if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) {
             continue;
         }
-        if let Some(src) = m.source() {
-            out.push((
-                i,
-                if src.is_absolute() {
-                    src.clone()
-                } else {
-                    bundle.join(src)
-                },
-            ));
+        if let Some(src) = crate::linux::mounts::source_path(m, bundle) {
+            out.push((i, src));
         }
     }
     out

@@ -47,12 +47,7 @@ pub fn prepare(spec: &Spec, bundle: &Path, userns: &Path) -> Result<Vec<(usize, 
                 m.destination().display()
             ))
         };
-        let src = m.source().as_ref().ok_or_else(|| what(&"no source"))?;
-        let src = if src.is_absolute() {
-            src.clone()
-        } else {
-            bundle.join(src)
-        };
+        let src = crate::linux::mounts::source_path(m, bundle).ok_or_else(|| what(&"no source"))?;
         let fd = sys::open_tree_clone(&src.to_string_lossy(), tree)
             .map_err(|e| what(&format!("open_tree {}: {e}", src.display())))?;
         let userns = match (m.uid_mappings(), m.gid_mappings()) {

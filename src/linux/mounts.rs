@@ -4,6 +4,20 @@ use nix::mount::MsFlags;
 
 use crate::linux::sys;
 
+/// A config mount's source, a relative one taken from the bundle (runc works from there).
+pub fn source_path(
+    m: &oci_spec::runtime::Mount,
+    bundle: &std::path::Path,
+) -> Option<std::path::PathBuf> {
+    m.source().as_ref().map(|src| {
+        if src.is_absolute() {
+            src.clone()
+        } else {
+            bundle.join(src)
+        }
+    })
+}
+
 /// A config mount's options, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOptions {

@@ -305,15 +305,8 @@ fn bind_mount(
     idmapped: Option<&std::os::fd::OwnedFd>,
     source: Option<&std::os::fd::OwnedFd>,
 ) -> Result<()> {
-    let src = m
-        .source()
-        .as_ref()
+    let src = mounts::source_path(m, c.bundle)
         .ok_or_else(|| Error::config("bind mount without a source"))?;
-    let src = if src.is_absolute() {
-        src.clone()
-    } else {
-        c.bundle.join(src)
-    };
     // Opened by tong as the host's root: the fd reaches what the path may not.
     let via = source.map(|fd| PathBuf::from(fdpath(fd)));
     let meta = std::fs::metadata(via.as_ref().unwrap_or(&src)).at("bind mount source", &src)?;
