@@ -338,3 +338,27 @@ fn a_frozen_cgroup_is_refused_and_a_busy_one_warned_about() {
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);
 }
+
+/// An init that fails after Go reports its cause every time, even when it exits with a
+/// message of the parent's unread (the parent's receive then first sees ECONNRESET, ahead
+/// of the report). A proc mount on a symlink fails in the init's mount work; many runs,
+/// since whether the parent's message is still unread varies.
+#[test]
+fn an_init_failure_reaches_the_user_every_time() {
+    let env = Env::new();
+    let b = env.bundle(&["true"]);
+    let target = b.rootfs().join("proc");
+    fs::remove_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink("/tmp", &target).unwrap();
+    for round in 0..60 {
+        let id = env.id("fail");
+        let out = env.run(&b, &id);
+        out.failure();
+        assert!(
+            out.stderr.contains("proc") && !out.stderr.contains("before reporting"),
+            "round {round}: {out:#?}"
+        );
+        assert_eq!(out.stderr_lines().len(), 1, "round {round}: {out:#?}");
+        env.assert_nothing_left(&id);
+    }
+}

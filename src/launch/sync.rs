@@ -132,14 +132,16 @@ impl Channel {
             let r = match res {
                 Ok(r) => r,
                 Err(nix::errno::Errno::EINTR) => continue,
-                // The peer died with messages of ours unread: it exited before reporting.
-                Err(nix::errno::Errno::ECONNRESET) => return Ok((decode(&[])?, None)),
+                // The peer died with messages of ours unread. The kernel reports that once,
+                // ahead of what the peer sent before it exited (its error report, say):
+                // receive again for that, or for the end of the stream.
+                Err(nix::errno::Errno::ECONNRESET) => continue,
                 // Refused by a loaded seccomp profile (see send): read the message instead.
                 Err(e) => {
                     let n = loop {
                         match nix::unistd::read(&self.fd, &mut buf) {
                             Err(nix::errno::Errno::EINTR) => continue,
-                            Err(nix::errno::Errno::ECONNRESET) => break 0,
+                            Err(nix::errno::Errno::ECONNRESET) => continue,
                             Ok(n) => break n,
                             Err(_) => {
                                 return Err(Error::sys(
