@@ -1,6 +1,7 @@
 //! The command line, spelled as runc spells it. One file per subcommand: each parses its
 //! flags, calls the container layer and prints.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod events;
@@ -108,7 +109,7 @@ pub enum Command {
     /// update container resource constraints
     Update(update::Args),
     /// checkpoint a running container
-    Checkpoint(unsupported::Rest),
+    Checkpoint(checkpoint::Args),
     /// restore a container from a previous checkpoint
     Restore(unsupported::Rest),
 }
@@ -225,7 +226,7 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
         Command::Resume(a) => pause::resume(g, a),
         Command::Events(a) => events::run(g, a),
         Command::Update(a) => update::run(g, a),
-        Command::Checkpoint(_) => unsupported::run("checkpoint"),
+        Command::Checkpoint(a) => checkpoint::run(g, a),
         Command::Restore(_) => unsupported::run("restore"),
     }
 }

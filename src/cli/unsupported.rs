@@ -1,4 +1,4 @@
-//! Commands that later work brings (exec, ps, pause, ...): a clear error until then.
+//! `restore`, which the checkpoint and restore work brings: a clear error until then.
 
 use crate::error::{Error, Result};
 

@@ -1,6 +1,7 @@
 //! The container layer: state on disk and the lifecycle operations (create, start, kill,
 //! delete, state, list), each as runc defines it.
 
+pub mod checkpoint;
 pub mod state;
 
 use std::io::Read;
