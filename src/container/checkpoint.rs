@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::state::Status;
 use crate::error::{Error, Result};
 
 /// CRIU's `--manage-cgroups-mode`.
@@ -48,11 +47,7 @@ pub struct Options {
 /// Checkpoints a running or paused container.
 pub fn checkpoint(root: &Path, id: &str, opts: &Options) -> Result<()> {
     let (_sd, _st, status) = super::running(root, id)?;
-    if matches!(status, Status::Created | Status::Stopped | Status::Creating) {
-        return Err(Error::other(format!(
-            "Container cannot be checkpointed in {status} state"
-        )));
-    }
+    status.may_checkpoint()?;
     check_parent(&opts.image_path, opts.parent_path.as_deref())?;
     Err(Error::other(
         "checkpoint: CRIU support is not built into this version of tong yet",

@@ -363,20 +363,7 @@ fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
         Some(st) => st,
         None => {
             let st = sd.load()?;
-            match st.status(&sd.dir) {
-                Status::Created => {}
-                Status::Stopped => {
-                    return Err(Error::other("cannot start a container that has stopped"));
-                }
-                Status::Running => {
-                    return Err(Error::other("cannot start an already running container"));
-                }
-                s => {
-                    return Err(Error::other(format!(
-                        "cannot start a container in the {s} state"
-                    )));
-                }
-            }
+            st.status(&sd.dir).may_start()?;
             st
         }
     };
@@ -462,16 +449,7 @@ pub fn config(root: &Path, id: &str) -> Result<Spec> {
 pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
     let sd = StateDir::open(root, id)?;
     let st = sd.load()?;
-    match st.status(&sd.dir) {
-        Status::Stopped => return Err(Error::other("cannot exec in a stopped container")),
-        Status::Creating => return Err(Error::NotRunning),
-        Status::Paused if !opts.ignore_paused => {
-            return Err(Error::other(
-                "cannot exec in a paused container (use --ignore-paused to override)",
-            ));
-        }
-        _ => {}
-    }
+    st.status(&sd.dir).may_exec(opts.ignore_paused)?;
     let pidfd = sys::pidfd_open(st.pid).map_err(|_| Error::NotRunning)?;
     if !st.init_alive() {
         return Err(Error::NotRunning);
@@ -620,20 +598,14 @@ fn running(root: &Path, id: &str) -> Result<(StateDir, State, Status)> {
 /// `pause`: freezes every process of the container.
 pub fn pause(root: &Path, id: &str) -> Result<()> {
     let (_sd, st, status) = running(root, id)?;
-    match status {
-        Status::Running | Status::Created => {}
-        Status::Paused => return Err(Error::other("container already paused")),
-        _ => return Err(Error::NotRunning),
-    }
+    status.may_pause()?;
     cgroups::freezer::freeze(&cgroups::Dirs::from_paths(&st.cgroup_paths))
 }
 
 /// `resume`: thaws a paused container.
 pub fn resume(root: &Path, id: &str) -> Result<()> {
     let (_sd, st, status) = running(root, id)?;
-    if status != Status::Paused {
-        return Err(Error::other("container not paused"));
-    }
+    status.may_resume()?;
     cgroups::freezer::thaw(&cgroups::Dirs::from_paths(&st.cgroup_paths))
 }
 
@@ -653,9 +625,7 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
 /// `update`: writes new resource limits; the recorded config follows.
 pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
     let (sd, mut st, status) = running(root, id)?;
-    if status == Status::Stopped {
-        return Err(Error::NotRunning);
-    }
+    status.may_update()?;
     cgroups::resources::apply(&cgroups::Dirs::from_paths(&st.cgroup_paths), r)?;
     // Merge the update into the recorded config so `state` and later updates see it.
     if let Ok(patch) = serde_json::to_value(r) {
@@ -732,22 +702,15 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let sd = StateDir::open(root, id)?;
     let st = sd.load()?;
     let status = st.status(&sd.dir);
+    status.may_signal(all)?;
     if all {
         // As runc: a stopped container's cgroup may still hold processes (no pid namespace
         // of its own: containerd's shim kills a pod member's leftovers this way). Once the
         // cgroup is gone there is nothing to signal, which is not an error.
-        return match status {
-            Status::Creating => Err(Error::NotRunning),
-            Status::Stopped if !cgroups::exists(&st.cgroup_paths) => Ok(()),
-            _ => {
-                signal_all(&st, sig);
-                Ok(())
-            }
-        };
-    }
-    match status {
-        Status::Stopped | Status::Creating => return Err(Error::NotRunning),
-        _ => {}
+        if status != Status::Stopped || cgroups::exists(&st.cgroup_paths) {
+            signal_all(&st, sig);
+        }
+        return Ok(());
     }
     signal_init(&st, sig)?;
     // A frozen process only dies once thawed: SIGKILL to a paused container thaws it (runc).
@@ -818,20 +781,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let status = st.status(&sd.dir);
-    match status {
-        Status::Stopped | Status::Created => {}
-        Status::Creating if !force => {
-            return Err(Error::other(format!(
-                "cannot delete container {id} that is not stopped: creating"
-            )));
-        }
-        Status::Running | Status::Paused if !force => {
-            return Err(Error::other(format!(
-                "cannot delete container {id} that is not stopped: {status}"
-            )));
-        }
-        _ => {}
-    }
+    status.may_delete(id, force)?;
     if status == Status::Creating {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(st.creator_pid),
