@@ -58,39 +58,28 @@ fn checkpoint_refuses_a_bad_parent_path_and_leaves_the_container_running() {
     let img = work.join("image-dir");
     let img_s = img.to_str().unwrap();
     let parent = work.join("parent-dir");
+    let checkpoint = |parent_path: &str| {
+        env.rt(&[
+            "checkpoint",
+            "--parent-path",
+            parent_path,
+            "--image-path",
+            img_s,
+            &id,
+        ])
+    };
     // Absolute: refused.
-    let out = env.rt(&[
-        "checkpoint",
-        "--parent-path",
-        parent.to_str().unwrap(),
-        "--image-path",
-        img_s,
-        &id,
-    ]);
+    let out = checkpoint(parent.to_str().unwrap());
     out.failure();
     out.stderr_has("--parent-path must be relative");
     // Relative, but not there under the image path: refused, naming it.
-    let out = env.rt(&[
-        "checkpoint",
-        "--parent-path",
-        "../parent-dir",
-        "--image-path",
-        img_s,
-        &id,
-    ]);
+    let out = checkpoint("../parent-dir");
     out.failure();
     out.stderr_has("invalid --parent-path");
     // A file, not a directory: refused.
     std::fs::write(&parent, "").unwrap();
     std::fs::create_dir_all(&img).unwrap();
-    let out = env.rt(&[
-        "checkpoint",
-        "--parent-path",
-        "../parent-dir",
-        "--image-path",
-        img_s,
-        &id,
-    ]);
+    let out = checkpoint("../parent-dir");
     out.failure();
     out.stderr_has("invalid --parent-path");
     // runc prints Go's lower-case errno text.
