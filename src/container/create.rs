@@ -1,0 +1,301 @@
+//! `create`: a container whose init waits for `start`, or nothing at all on failure.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
+
+use super::delete::destroy;
+use super::pidfile::write_pid_file;
+use super::{Phase, State, StateDir, Status, absolute, hook_state, state};
+use crate::cgroups;
+use crate::error::{Context, Error, Result};
+use crate::launch::{self, LaunchConfig};
+use crate::linux::{hooks, proc};
+use crate::logging;
+use crate::spec;
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Default, Clone)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// A connected socket for the pty master instead of `console_socket` (a foreground
+    /// `run` that relays the terminal itself).
+    pub console_fd: Option<i32>,
+}
+
+/// A created container: its state as saved (phase created, the init's pid), and whether
+/// its process asked for a terminal.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub state: State,
+    pub terminal: bool,
+}
+
+/// Creates a container and leaves its init waiting for `start`.
+/// On any failure nothing is left behind: no state dir, cgroup, mount or process.
+pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle).at("bundle", &opts.bundle)?;
+    // runc works from the bundle directory (hooks inherit it); paths from the command line
+    // are made absolute first.
+    let opts = &CreateOpts {
+        pid_file: opts.pid_file.as_ref().map(|p| absolute(p)),
+        console_socket: opts.console_socket.as_ref().map(|p| absolute(p)),
+        ..opts.clone()
+    };
+    let root = &absolute(root);
+    std::env::set_current_dir(&bundle).at("cannot change directory to bundle", &bundle)?;
+    let cfg = spec::load(&bundle)?;
+    spec::validate(&cfg)?;
+    let process = cfg
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process: missing"))?;
+    if process.terminal().unwrap_or(false)
+        && opts.console_socket.is_none()
+        && opts.console_fd.is_none()
+    {
+        return Err(Error::Usage(
+            "cannot allocate tty if tong will detach without setting console socket".into(),
+        ));
+    }
+    let cgroups_path = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.display().to_string());
+    let cg_plan = cgroups::plan(cgroups_path.as_deref(), &opts.id)?;
+    cgroups::check_preexisting(&cg_plan)?;
+    let limits = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .is_some_and(|r| {
+            r.memory().is_some()
+                || r.cpu().is_some()
+                || r.pids().is_some()
+                || r.block_io().is_some()
+        });
+    if cg_plan.is_empty() && limits && !nix::unistd::geteuid().is_root() {
+        logging::warn("rootless: no delegated cgroup, so linux.resources limits are not applied");
+    }
+    // Compiled before anything exists, so a bad profile leaves nothing behind.
+    let filter = match cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(crate::linux::seccomp::compile(s, Some(root))?),
+        None => None,
+    };
+
+    logging::phase("config loaded");
+    let sd = StateDir::create(root, &opts.id)?;
+    let mut st = State {
+        id: opts.id.clone(),
+        oci_version: cfg.spec.version().clone(),
+        phase: Phase::Creating,
+        creator_pid: std::process::id() as i32,
+        bundle: bundle.clone(),
+        rootfs: cfg.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        owner: owner_name(),
+        annotations: cfg.spec.annotations().clone().unwrap_or_default(),
+        cgroup_paths: cg_plan.iter().map(|(_, d)| d.clone()).collect(),
+        own_pid_ns: spec::has_namespace(&cfg.spec, oci_spec::runtime::LinuxNamespaceType::Pid),
+        config: cfg.json.clone(),
+        ..Default::default()
+    };
+    // On a pure cgroup v2 host the init is cloned straight into its cgroup, which must exist
+    // first. Elsewhere the cgroups are made after the clone, while the init does its mount
+    // work (launch::Parent::cgroups): mkdir in each v1 hierarchy and the limits cost about a
+    // millisecond. The state records their paths either way, for a delete after a crash.
+    let early = cgroups::clone_target(&cg_plan).is_some();
+    let r = (|| {
+        sd.save(&st)?;
+        logging::phase("state dir written");
+        if early {
+            make_cgroups(&cg_plan, &cfg.spec)?;
+        }
+        create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter, !early)
+    })();
+    match r {
+        Ok(_) => Ok(Created {
+            state: st,
+            terminal: process.terminal().unwrap_or(false),
+        }),
+        Err(e) => {
+            destroy(sd, &st, true);
+            Err(e)
+        }
+    }
+}
+
+/// Creates the container's cgroups and writes its linux.resources limits.
+fn make_cgroups(plan: &[(cgroups::Hierarchy, PathBuf)], spec: &Spec) -> Result<()> {
+    let made = cgroups::create(plan)?;
+    logging::phase("cgroups created");
+    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroups::resources::apply(&cgroups::Dirs::from_paths(&made), r)?;
+    }
+    Ok(())
+}
+
+fn create_inner(
+    sd: &StateDir,
+    st: &mut State,
+    cfg: &spec::Config,
+    cg_plan: &[(cgroups::Hierarchy, PathBuf)],
+    opts: &CreateOpts,
+    filter: Option<crate::linux::seccomp::Compiled>,
+    cgroups_pending: bool,
+) -> Result<i32> {
+    let fifo_path = sd.fifo_path();
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+        .at("cannot create exec fifo", &fifo_path)?;
+    // Whoever the init becomes (another user, or root of a user namespace) must be able to
+    // open it for writing: no umask, owned by the container's root.
+    std::fs::set_permissions(
+        &fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .at("cannot chmod exec fifo", &fifo_path)?;
+    let (ruid, rgid) = container_root_ids(&cfg.spec);
+    std::os::unix::fs::chown(&fifo_path, Some(ruid), Some(rgid))
+        .at("cannot chown exec fifo", &fifo_path)?;
+    let fifo: OwnedFd =
+        nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .at("cannot open exec fifo", &fifo_path)?;
+    let console = match &opts.console_socket {
+        Some(p)
+            if cfg
+                .spec
+                .process()
+                .as_ref()
+                .is_some_and(|p| p.terminal() == Some(true)) =>
+        {
+            Some(
+                std::os::unix::net::UnixStream::connect(p)
+                    .at("cannot connect to console socket", p)?,
+            )
+        }
+        _ => None,
+    };
+    let lock_fd = sd.lock_fd();
+    let lc = LaunchConfig {
+        spec: &cfg.spec,
+        rootfs: &cfg.rootfs,
+        bundle: &cfg.bundle,
+        cgroups: cg_plan,
+        cgroups_late: cgroups_pending,
+        fifo_fd: fifo.as_raw_fd(),
+        console_fd: console.as_ref().map(|c| c.as_raw_fd()).or(opts.console_fd),
+        close_in_child: vec![lock_fd],
+        no_pivot: opts.no_pivot,
+        preserve_fds: opts.preserve_fds,
+        session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{}", opts.id)),
+        seccomp: filter,
+    };
+    let mut parent = CreateParent {
+        sd,
+        st,
+        spec: &cfg.spec,
+        filter: lc.seccomp.as_ref(),
+        cg_plan,
+        cgroups_pending,
+    };
+    logging::phase("launching");
+    let pid = launch::spawn(&lc, &mut parent)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, pid)?;
+    }
+    Ok(pid)
+}
+
+/// The host uid and gid that the container's root maps to (0 without a user namespace).
+fn container_root_ids(spec: &Spec) -> (u32, u32) {
+    let host = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+            .unwrap_or(0)
+    };
+    let linux = spec.linux().as_ref();
+    (
+        host(linux.and_then(|l| l.uid_mappings().as_ref())),
+        host(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
+}
+
+struct CreateParent<'a> {
+    sd: &'a StateDir,
+    st: &'a mut State,
+    spec: &'a Spec,
+    filter: Option<&'a crate::linux::seccomp::Compiled>,
+    cg_plan: &'a [(cgroups::Hierarchy, PathBuf)],
+    cgroups_pending: bool,
+}
+
+impl launch::Parent for CreateParent<'_> {
+    fn cgroups(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.cgroups_pending) {
+            make_cgroups(self.cg_plan, self.spec)?;
+        }
+        Ok(())
+    }
+    fn init_pid(&mut self, pid: i32) -> Result<()> {
+        self.st.pid = pid;
+        self.st.pid_start_time = proc::start_time(pid).unwrap_or(0);
+        self.sd.save(self.st)
+    }
+    fn create_runtime_hooks(&mut self, _pid: i32) -> Result<String> {
+        let json = hook_state(self.st, Status::Creating);
+        let h = self.spec.hooks().as_ref();
+        hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &json)?;
+        hooks::run_all(
+            "createRuntime",
+            h.and_then(|h| h.create_runtime().as_ref()),
+            &json,
+        )?;
+        Ok(json)
+    }
+    fn ready(&mut self, _pid: i32) -> Result<()> {
+        logging::phase("init ready");
+        self.st.phase = Phase::Created;
+        self.sd.save(self.st)
+    }
+    fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()> {
+        let Some(f) = self.filter else { return Ok(()) };
+        let state = serde_json::to_value(self.st.oci_state(Status::Creating)).unwrap_or_default();
+        crate::linux::seccomp::send_to_listener(f, fd.as_fd(), pid, &state)
+    }
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid();
+    // /etc/passwd read directly (as runc's Go lookup does): no NSS modules in tong's process.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
+impl StateDir {
+    fn lock_fd(&self) -> i32 {
+        self.lock_raw()
+    }
+}

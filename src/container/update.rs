@@ -1,0 +1,40 @@
+//! `update`: new resource limits written to the cgroups; the recorded config follows.
+
+use std::path::Path;
+
+use super::running;
+use crate::cgroups;
+use crate::error::Result;
+
+/// `update`: writes new resource limits; the recorded config follows.
+pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let (sd, mut st, status) = running(root, id)?;
+    status.may_update()?;
+    cgroups::resources::apply(&cgroups::Dirs::from_paths(&st.cgroup_paths), r)?;
+    // Merge the update into the recorded config so `state` and later updates see it.
+    if let Ok(patch) = serde_json::to_value(r) {
+        let res = st
+            .config
+            .pointer_mut("/linux")
+            .and_then(|l| l.as_object_mut())
+            .map(|l| {
+                l.entry("resources")
+                    .or_insert_with(|| serde_json::json!({}))
+            });
+        if let Some(res) = res {
+            merge(res, &patch);
+        }
+    }
+    sd.save(&st)
+}
+
+fn merge(into: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (into, patch) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b.clone(),
+    }
+}
