@@ -114,18 +114,12 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
         config: cfg.json.clone(),
         ..Default::default()
     };
-    // On a pure cgroup v2 host the init is cloned straight into its cgroup, which must exist
-    // first. Elsewhere the cgroups are made after the clone, while the init does its mount
-    // work (launch::Parent::cgroups): mkdir in each v1 hierarchy and the limits cost about a
-    // millisecond. The state records their paths either way, for a delete after a crash.
-    let early = cgroups::clone_target(&cg_plan).is_some();
+    // The launcher makes the cgroups when its placement says (launch::Placement); the state
+    // records their paths before they exist, for a delete after a crash.
     let r = (|| {
         sd.save(&st)?;
         logging::phase("state dir written");
-        if early {
-            make_cgroups(&cg_plan, &cfg.spec)?;
-        }
-        create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter, !early)
+        create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter)
     })();
     match r {
         Ok(_) => Ok(Created {
@@ -156,7 +150,6 @@ fn create_inner(
     cg_plan: &[(cgroups::Hierarchy, PathBuf)],
     opts: &CreateOpts,
     filter: Option<crate::linux::seccomp::Compiled>,
-    cgroups_pending: bool,
 ) -> Result<i32> {
     let fifo_path = sd.fifo_path();
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
@@ -195,7 +188,6 @@ fn create_inner(
         rootfs: &cfg.rootfs,
         bundle: &cfg.bundle,
         cgroups: cg_plan,
-        cgroups_late: cgroups_pending,
         fifo_fd: fifo.as_raw_fd(),
         console_fd: console.as_ref().map(|c| c.as_raw_fd()).or(opts.console_fd),
         close_in_child: vec![lock_fd],
@@ -210,7 +202,7 @@ fn create_inner(
         spec: &cfg.spec,
         filter: lc.seccomp.as_ref(),
         cg_plan,
-        cgroups_pending,
+        cgroups_pending: true,
     };
     logging::phase("launching");
     let pid = launch::spawn(&lc, &mut parent)?;

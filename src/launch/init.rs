@@ -10,17 +10,23 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::LinuxNamespaceType;
 
-use super::LaunchConfig;
 use super::finalize;
 use super::sync::{self, Channel, Msg};
+use super::{LaunchConfig, Placement};
 use crate::error::{Context, Error, Result};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::{hooks, rootfs, sys};
 
 /// Entry point of the cloned child. Returns the exit code (the caller `_exit`s).
-pub fn child_main(cfg: &LaunchConfig, plan: &Plan, direct: bool, ch: &Channel) -> i32 {
+pub fn child_main(
+    cfg: &LaunchConfig,
+    plan: &Plan,
+    direct: bool,
+    placement: Placement,
+    ch: &Channel,
+) -> i32 {
     let r = if direct {
-        init(cfg, plan, ch)
+        init(cfg, plan, placement, ch)
     } else {
         intermediate(cfg, plan, ch)
     };
@@ -80,20 +86,17 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
     Ok(0)
 }
 
-fn init(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
+fn init(cfg: &LaunchConfig, plan: &Plan, placement: Placement, ch: &Channel) -> Result<i32> {
     let fds = wait_go(ch)?;
     crate::logging::phase("init: go");
     if plan.has_new(LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .ctx(|| "unshare cgroup namespace".into())?;
     }
-    // The parent makes the cgroups after Go only for a direct init without a cgroup
-    // namespace (launch::drive), and then says so once they exist.
+    // Cgroups placed while the init mounts: the parent says when they exist.
     let gate = CgroupGate {
         ch,
-        pending: std::cell::Cell::new(
-            cfg.cgroups_late && !plan.has_new(LinuxNamespaceType::Cgroup),
-        ),
+        pending: std::cell::Cell::new(placement == Placement::WhileMounting),
     };
     init_after_go(cfg, plan, ch, &fds, &gate)
 }
@@ -152,7 +155,7 @@ fn init_after_go(
         userns: plan.has_new(LinuxNamespaceType::User) || plan.joins(LinuxNamespaceType::User),
         idmapped: &fds.idmapped,
         sources: &fds.sources,
-        cgroups_made: &|| gate.wait(),
+        await_cgroups: &|| gate.wait(),
     };
     crate::logging::phase("init: namespaces configured");
     if own_mounts {

@@ -7,8 +7,10 @@
 //! - When a namespace is joined by path, or a time namespace is asked for, the child is an
 //!   intermediate: it joins (setns, user namespace first), unshares the rest, forks the init
 //!   with CLONE_PARENT (so the init is tong's child), reports its pid and exits.
-//! - The parent writes uid/gid maps, oom_score_adj and places the child in its cgroups before
-//!   it says `Go`; the child unshares the cgroup namespace only after that.
+//! - The parent writes uid/gid maps and oom_score_adj before it says `Go`. Its cgroups are
+//!   made and joined at the clone, before `Go`, or after it while the init mounts: one
+//!   [`Placement`], decided by [`placement`]. The child unshares the cgroup namespace only
+//!   once it is in them.
 //! - The init prepares the rootfs, asks the parent to run the createRuntime hooks, pivots,
 //!   finalises the process and reports `Ready`; then it blocks opening the exec FIFO.
 //!
@@ -40,11 +42,8 @@ pub struct LaunchConfig<'a> {
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
-    /// Planned cgroup directories.
+    /// Planned cgroup directories, made by Parent::cgroups when [`placement`] says.
     pub cgroups: &'a [(Hierarchy, PathBuf)],
-    /// The cgroups do not exist yet: the parent makes them (Parent::cgroups) before the init
-    /// joins them, which for a direct init is after Go, while it mounts.
-    pub cgroups_late: bool,
     /// O_PATH fd of the exec FIFO.
     pub fifo_fd: RawFd,
     /// Connected `--console-socket`, when `process.terminal`.
@@ -85,10 +84,44 @@ impl LaunchConfig<'_> {
     }
 }
 
+/// When the container's cgroups are made and its init joins them: decided once, by
+/// [`placement`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A pure cgroup v2 host: made before the clone, which puts the child in its cgroup at
+    /// birth (CLONE_INTO_CGROUP; where the kernel refuses, it is moved there before Go).
+    AtClone,
+    /// Made and joined before Go: an intermediate forks the init later, or the init
+    /// unshares a cgroup namespace and must be in its cgroups first.
+    BeforeGo,
+    /// Made and joined after Go, while the init mounts: mkdir in each v1 hierarchy, the
+    /// limits and the move (which can wait for an RCU grace period) cost milliseconds. The
+    /// init runs no container code before it reports Ready, which the parent reads only
+    /// after the move, and it bind-mounts its cgroups only after CgroupsMade.
+    WhileMounting,
+}
+
+/// The one place that decides [`Placement`], from the cgroup plan and the namespaces.
+pub fn placement(cgroups: &[(Hierarchy, PathBuf)], plan: &Plan) -> Placement {
+    if crate::cgroups::clone_target(cgroups).is_some() {
+        Placement::AtClone
+    } else if is_direct(plan) && !plan.has_new(LinuxNamespaceType::Cgroup) {
+        Placement::WhileMounting
+    } else {
+        Placement::BeforeGo
+    }
+}
+
+/// The cloned child is the container's init itself: no namespace to join by path and no
+/// time namespace (whose offsets must be written before any process lives in it), so no
+/// intermediate that forks the init.
+fn is_direct(plan: &Plan) -> bool {
+    plan.join.is_empty() && !plan.has_new(LinuxNamespaceType::Time)
+}
+
 /// What the parent does at its points in the protocol.
 pub trait Parent {
-    /// Make the container's cgroups, unless they exist already. Called before the init
-    /// joins them, which may be after it was told to Go.
+    /// Make the container's cgroups and write their limits, once; [`Placement`] says when.
     fn cgroups(&mut self) -> Result<()>;
     /// The init exists (record it for crash recovery).
     fn init_pid(&mut self, pid: i32) -> Result<()>;
@@ -103,7 +136,8 @@ pub trait Parent {
 /// Starts the container's init and returns its pid once it waits for `start`.
 pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
     let plan = Plan::from_spec(cfg.spec);
-    let direct = plan.join.is_empty() && !plan.has_new(LinuxNamespaceType::Time);
+    let direct = is_direct(&plan);
+    let placement = placement(cfg.cgroups, &plan);
     let clone_flags = if direct {
         plan.new - CloneFlags::CLONE_NEWCGROUP
     } else if plan.has_new(LinuxNamespaceType::User) {
@@ -112,11 +146,14 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
         CloneFlags::empty()
     };
     let (parent_ch, child_ch) = sync::pair()?;
-    // On a cgroup v2 host the child is born in its cgroup (CLONE_INTO_CGROUP); elsewhere, or
-    // where the kernel refuses, tong moves it there before it runs.
-    let cg_dir =
-        crate::cgroups::clone_target(cfg.cgroups).and_then(|d| std::fs::File::open(d).ok());
-    let mut placed = false;
+    let cg_dir = match placement {
+        Placement::AtClone => {
+            parent.cgroups()?;
+            crate::cgroups::clone_target(cfg.cgroups).and_then(|d| std::fs::File::open(d).ok())
+        }
+        _ => None,
+    };
+    let mut born_in = false;
     let forked = match cg_dir.as_ref().map(|f| {
         sys::clone_fork(
             clone_flags.bits() as u64,
@@ -125,7 +162,7 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
         )
     }) {
         Some(Ok(f)) => {
-            placed = true;
+            born_in = true;
             f
         }
         _ => sys::clone_fork(clone_flags.bits() as u64, Some(libc::SIGCHLD), None)
@@ -137,7 +174,7 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
             for fd in &cfg.close_in_child {
                 let _ = nix::unistd::close(*fd);
             }
-            let code = init::child_main(cfg, &plan, direct, &child_ch);
+            let code = init::child_main(cfg, &plan, direct, placement, &child_ch);
             sys::exit_now(code);
         }
         sys::Forked::Parent(pid) => pid,
@@ -148,7 +185,8 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
     let cloned = Cloned {
         pid: child,
         direct,
-        placed,
+        placement,
+        born_in,
         ch: &parent_ch,
     };
     let r = drive(cfg, &plan, cloned, parent, &mut init_pid);
@@ -167,8 +205,9 @@ struct Cloned<'a> {
     pid: i32,
     /// The child is the container's init (no PID namespace to fork into).
     direct: bool,
-    /// Born in its cgroup (CLONE_INTO_CGROUP).
-    placed: bool,
+    placement: Placement,
+    /// Born in its cgroup (CLONE_INTO_CGROUP): nothing to join.
+    born_in: bool,
     ch: &'a sync::Channel,
 }
 
@@ -182,7 +221,8 @@ fn drive(
     let Cloned {
         pid: child,
         direct,
-        placed,
+        placement,
+        born_in,
         ch,
     } = cloned;
     if direct {
@@ -241,33 +281,25 @@ fn drive(
         let p = format!("/proc/{child}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).at("process.oomScoreAdj: cannot write", &p)?;
     }
-    // Making the cgroups (unless made before the clone) and moving a process into a v1 cgroup
-    // take milliseconds (the move can wait for an RCU grace period). When the init is the
-    // cloned child itself and makes no cgroup namespace, both happen after Go, while it
-    // mounts: it runs no container code before it reports Ready, which the parent reads only
-    // after the move, and it bind-mounts its cgroups only after CgroupsMade. Otherwise (the
-    // init is forked later by an intermediate, or must see its cgroup when it unshares one)
-    // both come first. A child born in its cgroup (CLONE_INTO_CGROUP) has nothing to join.
+    // [`Placement`] says when: before Go, or after it while the init mounts.
     let join = || -> Result<()> {
-        if !placed {
+        if !born_in {
             let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
             crate::cgroups::join(&dirs, child)?;
         }
         crate::logging::phase("cgroups joined");
         Ok(())
     };
-    let join_late = !placed && direct && !plan.has_new(LinuxNamespaceType::Cgroup);
-    if !join_late {
+    let while_mounting = placement == Placement::WhileMounting;
+    if !while_mounting {
         parent.cgroups()?;
         join()?;
     }
     ch.send(&Msg::Go)?;
-    if join_late {
+    if while_mounting {
         parent.cgroups()?;
-        if cfg.cgroups_late {
-            // The init may be gone already (its error is queued for the recv below).
-            let _ = ch.send(&Msg::CgroupsMade);
-        }
+        // The init may be gone already (its error is queued for the recv below).
+        let _ = ch.send(&Msg::CgroupsMade);
         join()?;
     }
 
@@ -301,6 +333,58 @@ fn drive(
             }
             (Msg::Error(e), _) => return Err(Error::Child(e)),
             (m, _) => return Err(Error::other(format!("unexpected sync message {m:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hierarchy(v2: bool) -> (Hierarchy, PathBuf) {
+        let h = Hierarchy {
+            mountpoint: PathBuf::from("/sys/fs/cgroup"),
+            root: PathBuf::from("/"),
+            controllers: if v2 { vec![] } else { vec!["memory".into()] },
+            v2,
+        };
+        (h, PathBuf::from("/sys/fs/cgroup/c"))
+    }
+
+    fn plan(new: CloneFlags, join: bool) -> Plan {
+        let join = if join {
+            vec![(LinuxNamespaceType::Network, PathBuf::from("/proc/1/ns/net"))]
+        } else {
+            vec![]
+        };
+        Plan { new, join }
+    }
+
+    #[test]
+    fn placement_is_decided_by_the_host_and_the_namespaces() {
+        let v2 = [hierarchy(true)];
+        let hybrid = [hierarchy(false), hierarchy(true)];
+        let mnt = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
+        // One cgroup2 hierarchy: the child is born in its cgroup, whatever it unshares.
+        for p in [plan(mnt, false), plan(mnt, true)] {
+            assert_eq!(placement(&v2, &p), Placement::AtClone);
+        }
+        // v1 or hybrid: a direct init joins while it mounts...
+        assert_eq!(
+            placement(&hybrid, &plan(mnt, false)),
+            Placement::WhileMounting
+        );
+        assert_eq!(placement(&[], &plan(mnt, false)), Placement::WhileMounting);
+        // ...unless it unshares a cgroup namespace, or an intermediate forks it.
+        for p in [
+            plan(mnt | CloneFlags::CLONE_NEWCGROUP, false),
+            plan(mnt, true),
+            plan(
+                mnt | CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+                false,
+            ),
+        ] {
+            assert_eq!(placement(&hybrid, &p), Placement::BeforeGo, "{:?}", p.new);
         }
     }
 }

@@ -17,7 +17,7 @@ pub enum Msg {
     /// them while the init mounts: see launch::drive); go on.
     Go,
     /// parent → init, right after Go when the parent makes the cgroups while the init mounts
-    /// (LaunchConfig::cgroups_late): they exist now, and may be bind-mounted.
+    /// (Placement::WhileMounting): they exist now, and may be bind-mounted.
     CgroupsMade,
     /// parent → child, before Go: the detached idmapped mount (attached) for `mounts[i]`.
     IdmapMount(usize),

@@ -31,7 +31,7 @@ pub struct RootfsConfig<'a> {
     pub sources: &'a [(usize, std::os::fd::OwnedFd)],
     /// Returns once the container's cgroup directories exist (the parent may still be
     /// making them while the init mounts).
-    pub cgroups_made: &'a dyn Fn() -> Result<()>,
+    pub await_cgroups: &'a dyn Fn() -> Result<()>,
 }
 
 fn fdpath(fd: &impl AsFd) -> String {
@@ -152,7 +152,7 @@ fn mount_one(
         return bind_mount(c, root, m, dest, opts, idmapped, source);
     }
     if typ == "cgroup" {
-        (c.cgroups_made)()?;
+        (c.await_cgroups)()?;
         return mount_cgroup(c, root, dest, opts);
     }
     if typ == "proc" || typ == "sysfs" {
