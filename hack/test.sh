@@ -19,4 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # shellcheck source=hack/env.sh
 . hack/env.sh
+# The tong engines run today (hack/previous-release), for tests/upgrade.rs.
+TONG_PREVIOUS_BIN=$(bash hack/previous.sh)
+export TONG_PREVIOUS_BIN
 exec cargo test --release --no-fail-fast -- --test-threads=2 "$@"

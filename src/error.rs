@@ -35,6 +35,14 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
+    /// execve(2) of the container's process failed (`why`: what made it fail, when tong
+    /// knows more than the errno says).
+    #[error("exec {path}: {source}{why}")]
+    Exec {
+        path: String,
+        source: std::io::Error,
+        why: &'static str,
+    },
     /// Reported by the container's init over the sync channel.
     #[error("{0}")]
     Child(String),
@@ -63,6 +71,17 @@ impl Error {
     }
     pub fn other(msg: impl Into<String>) -> Self {
         Error::Other(msg.into())
+    }
+}
+
+impl Error {
+    /// The exit code of an init or exec'd process that failed before its program ran, as a
+    /// shell's: 127 when the program does not exist, 126 when it cannot be run.
+    pub fn exec_exit_code(&self) -> i32 {
+        match self {
+            Error::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
+            _ => 126,
+        }
     }
 }
 

@@ -141,6 +141,84 @@ pub fn debug(msg: &str) {
     log(Level::Debug, msg);
 }
 
+/// The names of the steps [`phase`] marks, in launch order: the `--debug` timing lines and
+/// the `TONG_FAULT` injection points (tests/reliability.rs names them from here).
+pub mod phases {
+    /// create: config.json read and validated, nothing made yet.
+    pub const CONFIG_LOADED: &str = "config loaded";
+    /// create: the state directory and its first record exist.
+    pub const STATE_DIR_WRITTEN: &str = "state dir written";
+    /// create: the exec FIFO and console are ready; the clone is next.
+    pub const LAUNCHING: &str = "launching";
+    /// create: the container's cgroups made and their limits written.
+    pub const CGROUPS_CREATED: &str = "cgroups created";
+    /// create: the first child exists.
+    pub const CLONED: &str = "cloned";
+    /// create: the init is in its cgroups.
+    pub const CGROUPS_JOINED: &str = "cgroups joined";
+    /// the init: the parent's Go received.
+    pub const INIT_GO: &str = "init: go";
+    /// the init: hostname, sysctls and the rest of the namespaces set.
+    pub const INIT_NAMESPACES_CONFIGURED: &str = "init: namespaces configured";
+    /// the init: the rootfs mounted, before pivot_root.
+    pub const INIT_MOUNTS_DONE: &str = "init: mounts done";
+    /// create: the prestart and createRuntime hooks have run.
+    pub const CREATERUNTIME_HOOKS_RUN: &str = "createRuntime hooks run";
+    /// the init: in its root, its process set up, about to report Ready.
+    pub const INIT_PIVOTED_AND_FINALISED: &str = "init: pivoted and finalised";
+    /// create: the init reported Ready.
+    pub const INIT_READY: &str = "init ready";
+    /// create: the record says created.
+    pub const STATE_SAVED: &str = "state saved";
+    /// create: the init told that the container is created.
+    pub const COMMITTED: &str = "committed";
+    /// the init: told that the container is created; it waits for start.
+    pub const INIT_COMMITTED: &str = "init: committed";
+    /// start: the record read.
+    pub const START_STATE_READ: &str = "start: state read";
+    /// start: the exec FIFO opened, the init on its way to execve.
+    pub const START_INIT_RELEASED: &str = "start: init released";
+    /// the init: start came; execve is next.
+    pub const INIT_STARTED: &str = "init: started";
+    /// start: done.
+    pub const STARTED: &str = "started";
+    /// run: the container's process exited.
+    pub const EXITED: &str = "exited";
+    /// delete: begins.
+    pub const DESTROY: &str = "destroy";
+    /// delete: every process of the container is gone.
+    pub const PROCESSES_GONE: &str = "processes gone";
+    /// delete: the cgroups are removed and the poststop hooks have run.
+    pub const CGROUPS_REMOVED: &str = "cgroups removed";
+
+    /// Every phase, for the tests that kill tong at each.
+    pub const ALL: &[&str] = &[
+        CONFIG_LOADED,
+        STATE_DIR_WRITTEN,
+        LAUNCHING,
+        CGROUPS_CREATED,
+        CLONED,
+        CGROUPS_JOINED,
+        INIT_GO,
+        INIT_NAMESPACES_CONFIGURED,
+        INIT_MOUNTS_DONE,
+        CREATERUNTIME_HOOKS_RUN,
+        INIT_PIVOTED_AND_FINALISED,
+        INIT_READY,
+        STATE_SAVED,
+        COMMITTED,
+        INIT_COMMITTED,
+        START_STATE_READ,
+        START_INIT_RELEASED,
+        INIT_STARTED,
+        STARTED,
+        EXITED,
+        DESTROY,
+        PROCESSES_GONE,
+        CGROUPS_REMOVED,
+    ];
+}
+
 static START: OnceLock<std::time::Instant> = OnceLock::new();
 
 /// Marks the process start for [`phase`].

@@ -1,7 +1,9 @@
 //! Hostile input: a bounded mutation fuzzer over config.json parsing and validation and over
 //! the state file reader. Nothing may panic; every input is accepted or refused with an error.
 
-use tong::container::State;
+use std::path::Path;
+
+use tong::container::state::parse_state;
 use tong::spec;
 
 /// xorshift64*: deterministic, so a failure reproduces from its iteration number.
@@ -106,7 +108,7 @@ fn config_parsing_and_typing_never_panic() {
             spec::validate(&cfg)
         });
         match outcome {
-            Ok(Ok(())) => accepted += 1,
+            Ok(Ok(_)) => accepted += 1,
             Ok(Err(e)) => {
                 assert!(!e.to_string().is_empty(), "iteration {i}: empty error");
                 refused += 1
@@ -127,18 +129,25 @@ fn config_parsing_and_typing_never_panic() {
 
 #[test]
 fn state_reader_never_panics() {
-    let st = State {
-        id: "x".into(),
-        config: serde_json::from_str(spec::DEFAULT_SPEC).unwrap(),
-        ..Default::default()
-    };
-    let seed = serde_json::to_vec(&st).unwrap();
+    // Both formats: version 2 as this tong writes it, and version 1 as every tong before
+    // it did (the config inline, bare cgroup paths).
+    let v2 = r#"{"version":2,"id":"x","oci_version":"1.0.2","phase":"created","creator_pid":1,"pid":1,"pid_start_time":1,"bundle":"/b","rootfs":"/b/rootfs","created":"2026-01-01T00:00:00Z","owner":"root","annotations":{"a":"b"},"cgroup":{"driver":"cgroupfs","dirs":[{"path":"/sys/fs/cgroup/memory/x","mount":"/sys/fs/cgroup/memory","controllers":["memory"]},{"path":"/sys/fs/cgroup/unified/x","mount":"/sys/fs/cgroup/unified"}]},"own_pid_ns":true}"#.to_string();
+    let v1 = format!(
+        r#"{{"id":"x","oci_version":"1.0.2","phase":"created","creator_pid":1,"pid":1,"pid_start_time":1,"bundle":"/b","rootfs":"/b/rootfs","created":"2026-01-01T00:00:00Z","owner":"root","cgroup_paths":["/sys/fs/cgroup/memory/x"],"own_pid_ns":true,"config":{}}}"#,
+        spec::DEFAULT_SPEC
+    );
+    for seed in [&v1, &v2] {
+        let st = parse_state(seed.as_bytes(), Path::new("/run/tong/x/state.json")).unwrap();
+        assert_eq!(st.id, "x");
+        assert!(!st.cgroup.dirs.is_empty(), "{seed}");
+    }
     let mut r = Rng(0x5eed_9876_0000_0002);
     let mut refused = 0;
     for i in 0..iterations() {
-        let input = mutate(&mut r, &seed);
+        let seed = if i % 2 == 0 { &v1 } else { &v2 };
+        let input = mutate(&mut r, seed.as_bytes());
         let outcome = std::panic::catch_unwind(|| {
-            serde_json::from_slice::<State>(&input)
+            parse_state(&input, Path::new("/run/tong/x/state.json"))
                 .map(|s| s.oci_state(tong::container::Status::Stopped))
         });
         match outcome {

@@ -249,6 +249,32 @@ fn failing_create_hooks_fail_create_and_leave_nothing() {
     }
 }
 
+/// A startContainer hook and no other: it still reads the container's state on stdin, with
+/// status `created` (it once got an empty stdin, as only the create hooks asked the parent
+/// for the state).
+#[test]
+fn start_container_hook_alone_reads_the_state() {
+    let env = Env::new();
+    let out_dir = env.tempdir("hookout");
+    let b = env.bundle_with(&["true"], |c| {
+        c["hooks"] = json!({ "startContainer": [{ "path": "/bin/sh",
+            "args": ["sh", "-c", "cat > /hookout/state.json"] }] });
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/hookout", "type": "bind",
+            "source": out_dir.to_str().unwrap(), "options": ["rbind", "rw"]
+        }));
+    });
+    let id = env.id("c");
+    env.run(&b, &id).success();
+    let text = fs::read_to_string(out_dir.join("state.json")).unwrap();
+    let st: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("hook stdin is not the state ({e}): {text:?}"));
+    assert_eq!(st["id"], id.as_str(), "{st:#}");
+    assert_eq!(st["status"], "created", "{st:#}");
+    assert!(st["pid"].as_i64().unwrap_or(0) > 0, "{st:#}");
+    env.assert_nothing_left(&id);
+}
+
 #[test]
 fn failing_start_container_hook_fails_start() {
     let env = Env::new();

@@ -15,6 +15,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tong::logging::phases;
 
 /// A failure that is an error, not a crash: non-zero, no panic or abort, no signal death,
 /// and something on stderr.
@@ -125,62 +126,62 @@ fn killed_create(phase: &str, init_phase: bool, with_hook: bool) {
 
 #[test]
 fn killed_at_config_loaded() {
-    killed_create("config loaded", false, false);
+    killed_create(phases::CONFIG_LOADED, false, false);
 }
 
 #[test]
 fn killed_after_state_dir_written() {
-    killed_create("state dir written", false, false);
+    killed_create(phases::STATE_DIR_WRITTEN, false, false);
 }
 
 #[test]
 fn killed_after_cgroups_created() {
-    killed_create("cgroups created", false, false);
+    killed_create(phases::CGROUPS_CREATED, false, false);
 }
 
 #[test]
 fn killed_while_launching() {
-    killed_create("launching", false, false);
+    killed_create(phases::LAUNCHING, false, false);
 }
 
 #[test]
 fn killed_after_clone() {
-    killed_create("cloned", false, false);
+    killed_create(phases::CLONED, false, false);
 }
 
 #[test]
 fn killed_after_cgroups_joined() {
-    killed_create("cgroups joined", false, false);
+    killed_create(phases::CGROUPS_JOINED, false, false);
 }
 
 #[test]
 fn init_killed_at_go() {
-    killed_create("init: go", true, false);
+    killed_create(phases::INIT_GO, true, false);
 }
 
 #[test]
 fn init_killed_after_namespaces() {
-    killed_create("init: namespaces configured", true, false);
+    killed_create(phases::INIT_NAMESPACES_CONFIGURED, true, false);
 }
 
 #[test]
 fn init_killed_after_mounts() {
-    killed_create("init: mounts done", true, false);
+    killed_create(phases::INIT_MOUNTS_DONE, true, false);
 }
 
 #[test]
 fn killed_after_create_runtime_hooks() {
-    killed_create("createRuntime hooks run", false, true);
+    killed_create(phases::CREATERUNTIME_HOOKS_RUN, false, true);
 }
 
 #[test]
 fn init_killed_after_pivot() {
-    killed_create("init: pivoted and finalised", true, false);
+    killed_create(phases::INIT_PIVOTED_AND_FINALISED, true, false);
 }
 
 #[test]
 fn killed_when_init_ready() {
-    killed_create("init ready", false, false);
+    killed_create(phases::INIT_READY, false, false);
 }
 
 /// Killed at "init ready" (the init is set up and blocked before exec, its state not yet
@@ -228,10 +229,10 @@ fn killed_when_init_ready_state_tells_the_truth() {
 #[test]
 fn killed_at_every_phase_with_hooks() {
     for (phase, init) in [
-        ("cgroups joined", false),
-        ("init: mounts done", true),
-        ("init: pivoted and finalised", true),
-        ("init ready", false),
+        (phases::CGROUPS_JOINED, false),
+        (phases::INIT_MOUNTS_DONE, true),
+        (phases::INIT_PIVOTED_AND_FINALISED, true),
+        (phases::INIT_READY, false),
     ] {
         killed_create(phase, init, true);
     }
@@ -244,7 +245,7 @@ fn killed_run_detached_is_cleaned_by_force_delete() {
         return;
     }
     let env = Env::new();
-    for phase in ["cloned", "init ready"] {
+    for phase in [phases::CLONED, phases::INIT_READY] {
         let b = env.bundle(&["sleep", "1000"]);
         let id = env.id(&format!("r{}", phase.len()));
         let out = env.rt_opts(&["run", "-d", "--bundle", b.path(), &id], fault(phase));
@@ -284,7 +285,7 @@ fn killed_delete(phase: &str, force: bool) {
     let st = env.rt(&["state", &id]);
     if st.ok() {
         let v: Value = serde_json::from_str(&st.stdout).unwrap_or_else(|e| panic!("{e}: {st:#?}"));
-        if phase == "destroy" && force {
+        if phase == phases::DESTROY && force {
             assert_eq!(v["status"], "running", "{phase}: {v:#}");
             assert!(pid_alive(pid));
         } else {
@@ -304,22 +305,26 @@ fn killed_delete(phase: &str, force: bool) {
 
 #[test]
 fn force_delete_killed_at_destroy() {
-    killed_delete("destroy", true);
+    killed_delete(phases::DESTROY, true);
 }
 
 #[test]
 fn force_delete_killed_when_processes_gone() {
-    killed_delete("processes gone", true);
+    killed_delete(phases::PROCESSES_GONE, true);
 }
 
 #[test]
 fn force_delete_killed_after_cgroups_removed() {
-    killed_delete("cgroups removed", true);
+    killed_delete(phases::CGROUPS_REMOVED, true);
 }
 
 #[test]
 fn delete_of_stopped_killed_midway() {
-    for phase in ["destroy", "processes gone", "cgroups removed"] {
+    for phase in [
+        phases::DESTROY,
+        phases::PROCESSES_GONE,
+        phases::CGROUPS_REMOVED,
+    ] {
         killed_delete(phase, false);
     }
 }

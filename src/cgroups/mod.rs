@@ -7,12 +7,14 @@
 
 pub mod devices;
 pub mod freezer;
+mod handle;
 pub mod resources;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Error, Result};
+pub use handle::{Cgroup, Dir, Driver};
 
 /// One mounted cgroup hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +106,8 @@ pub fn pure_v2() -> bool {
 pub const V1_NO_UNIFIED: &str =
     "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1";
 
-/// A container's cgroup directories, by controller.
+/// A container's cgroup directories by controller: what the resource, device, freezer and
+/// stats mechanisms take (from [`Cgroup::view`]).
 #[derive(Debug, Default)]
 pub struct Dirs {
     /// (v1 controllers, directory), one per v1 hierarchy.
@@ -114,27 +117,6 @@ pub struct Dirs {
 }
 
 impl Dirs {
-    /// Sorts recorded directories by hierarchy (the mount they live under).
-    pub fn from_paths(paths: &[PathBuf]) -> Dirs {
-        let hs = hierarchies().unwrap_or_default();
-        let mut d = Dirs::default();
-        for p in paths {
-            let Some(h) = hs
-                .iter()
-                .filter(|h| p.starts_with(&h.mountpoint))
-                .max_by_key(|h| h.mountpoint.as_os_str().len())
-            else {
-                continue;
-            };
-            if h.v2 {
-                d.v2 = Some(p.clone());
-            } else {
-                d.v1.push((h.controllers.clone(), p.clone()));
-            }
-        }
-        d
-    }
-
     /// The v1 directory of a controller.
     pub fn v1(&self, ctl: &str) -> Option<&Path> {
         self.v1
@@ -229,7 +211,7 @@ fn clean(p: &str) -> PathBuf {
 }
 
 /// The cgroup directories a container will own, in every hierarchy.
-pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Vec<(Hierarchy, PathBuf)>> {
+fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Vec<(Hierarchy, PathBuf)>> {
     let mut out = Vec::new();
     // Rootless: without a delegated cgroup a user cannot create one; the container runs in
     // the caller's cgroup (runc --rootless auto does the same).
@@ -246,11 +228,14 @@ pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Vec<(Hierarchy, Path
 
 /// Creates the directories (copying cpuset.cpus/mems down a v1 cpuset tree, which a new v1
 /// cpuset cgroup needs before a process can join).
-pub fn create(plan: &[(Hierarchy, PathBuf)]) -> Result<Vec<PathBuf>> {
-    let mut made = Vec::new();
-    for (h, dir) in plan {
-        let rel = dir.strip_prefix(&h.mountpoint).unwrap_or(dir).to_path_buf();
-        let mut cur = h.mountpoint.clone();
+fn create(dirs: &[Dir]) -> Result<()> {
+    for d in dirs {
+        let rel = d
+            .path
+            .strip_prefix(&d.mount)
+            .unwrap_or(&d.path)
+            .to_path_buf();
+        let mut cur = d.mount.clone();
         let n = rel.components().count();
         for (i, c) in rel.components().enumerate() {
             let parent = cur.clone();
@@ -260,7 +245,7 @@ pub fn create(plan: &[(Hierarchy, PathBuf)]) -> Result<Vec<PathBuf>> {
                     // On cgroup v2 a level tong creates hands its parent's controllers down,
                     // so the leaf gets them all (runc does the same). Levels tong did not
                     // create are left as they are.
-                    if h.v2 && i + 1 < n {
+                    if d.v2() && i + 1 < n {
                         enable_controllers(&parent, &cur);
                     }
                 }
@@ -268,26 +253,17 @@ pub fn create(plan: &[(Hierarchy, PathBuf)]) -> Result<Vec<PathBuf>> {
                 Err(e) => return Err(Error::path("cannot create cgroup", &cur, e)),
             }
         }
-        if h.controllers.iter().any(|c| c == "cpuset") {
-            init_cpuset(&h.mountpoint, dir)?;
+        if d.controllers.iter().any(|c| c == "cpuset") {
+            init_cpuset(&d.mount, &d.path)?;
         }
-        made.push(dir.clone());
     }
-    Ok(made)
+    Ok(())
 }
 
 fn enable_controllers(_parent: &Path, dir: &Path) {
     let ctls = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
     for c in ctls.split_whitespace() {
         let _ = std::fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
-    }
-}
-
-/// With cgroup v2 alone, the directory a new process can be cloned straight into.
-pub fn clone_target(plan: &[(Hierarchy, PathBuf)]) -> Option<&Path> {
-    match plan {
-        [(h, d)] if h.v2 => Some(d.as_path()),
-        _ => None,
     }
 }
 
@@ -320,8 +296,7 @@ pub fn join(paths: &[PathBuf], pid: i32) -> Result<()> {
 
 /// The pids in the container's cgroup and in every cgroup below it (runc's GetAllPids): a
 /// container may make sub-cgroups and move its processes there.
-pub fn pids(paths: &[PathBuf]) -> Vec<i32> {
-    let dirs = Dirs::from_paths(paths);
+fn pids(dirs: &Dirs) -> Vec<i32> {
     let mut out = Vec::new();
     if let Some(d) = dirs.any() {
         tree_pids(d, &mut out, 0);
@@ -364,7 +339,7 @@ fn subdirs(d: &Path) -> Vec<PathBuf> {
 
 /// Removes the directories and every sub-cgroup the container made in them, leaf first; the
 /// processes left in a sub-cgroup are killed. Waits briefly for exiting processes to leave.
-pub fn remove(paths: &[PathBuf]) -> Result<()> {
+fn remove(paths: &[PathBuf]) -> Result<()> {
     for d in paths {
         remove_tree(d, 0)?;
     }
@@ -405,33 +380,6 @@ fn kill_procs(d: &Path) {
                 crate::linux::sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), libc::SIGKILL);
         }
     }
-}
-
-/// Whether any of the directories exists (a stopped container's cgroup may outlive its init).
-pub fn exists(paths: &[PathBuf]) -> bool {
-    paths.iter().any(|p| p.is_dir())
-}
-
-/// runc's checks on a cgroup that exists before the container: a frozen one is refused (the
-/// init would hang in it), one holding processes gets runc's warning.
-pub fn check_preexisting(plan: &[(Hierarchy, PathBuf)]) -> Result<()> {
-    let paths: Vec<PathBuf> = plan.iter().map(|(_, d)| d.clone()).collect();
-    let dirs = Dirs::from_paths(&paths);
-    if freezer::is_frozen(&dirs) {
-        return Err(Error::other("container's cgroup unexpectedly frozen"));
-    }
-    let n = pids(&paths).len();
-    if n > 0 {
-        crate::logging::warn(&format!(
-            "container's cgroup is not empty: {n} process(es) found"
-        ));
-    }
-    Ok(())
-}
-
-/// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
-pub fn is_frozen(paths: &[PathBuf]) -> bool {
-    freezer::is_frozen(&Dirs::from_paths(paths))
 }
 
 #[cfg(test)]

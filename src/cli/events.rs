@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use super::Global;
-use crate::cgroups;
 use crate::container;
 use crate::error::{Error, Result};
 
@@ -36,25 +35,22 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             "duration interval must be greater than 0".into(),
         ));
     }
-    let (dirs, alive) = container::cgroup_dirs(&g.root, &a.id)?;
+    let (cg, alive) = container::cgroup(&g.root, &a.id)?;
     if a.stats {
         if !alive {
             return Err(Error::NotRunning);
         }
-        println!(
-            "{}",
-            event("stats", &a.id, Some(cgroups::stats::collect(&dirs)))
-        );
+        println!("{}", event("stats", &a.id, Some(cg.stats())));
         return Ok(0);
     }
-    let mut ooms = cgroups::stats::oom_kills(&dirs);
+    let mut ooms = cg.oom_kills();
     let mut next_stats = Instant::now();
     loop {
-        let (dirs, alive) = match container::cgroup_dirs(&g.root, &a.id) {
+        let (cg, alive) = match container::cgroup(&g.root, &a.id) {
             Ok(x) => x,
             Err(_) => return Ok(0),
         };
-        let now_ooms = cgroups::stats::oom_kills(&dirs);
+        let now_ooms = cg.oom_kills();
         if now_ooms > ooms {
             println!("{}", event("oom", &a.id, None));
             ooms = now_ooms;
@@ -63,10 +59,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             return Ok(0);
         }
         if Instant::now() >= next_stats {
-            println!(
-                "{}",
-                event("stats", &a.id, Some(cgroups::stats::collect(&dirs)))
-            );
+            println!("{}", event("stats", &a.id, Some(cg.stats())));
             next_stats = Instant::now() + interval;
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -14,13 +14,17 @@ pub fn run(_g: &Global, _a: Args) -> Result<i32> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let namespaces: std::collections::BTreeSet<&str> = crate::linux::namespaces::KINDS
+        .iter()
+        .map(|k| k.config_name)
+        .collect();
     let v = serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::spec::SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": crate::linux::mounts::known_options(),
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "namespaces": namespaces,
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true},
             "seccomp": {

@@ -60,9 +60,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         let _ = container::delete(&g.root, &a.id, true);
         return Err(e);
     }
-    logging::phase("started");
+    logging::phase(crate::logging::phases::STARTED);
     let code = fg.wait(pid, master)?;
-    logging::phase("exited");
+    logging::phase(crate::logging::phases::EXITED);
     if !a.keep {
         container::delete(&g.root, &a.id, true)?;
     }

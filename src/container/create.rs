@@ -9,7 +9,7 @@ use oci_spec::runtime::Spec;
 
 use super::delete::destroy;
 use super::pidfile::write_pid_file;
-use super::{Phase, State, StateDir, Status, absolute, hook_state, state};
+use super::{OciState, Phase, State, StateDir, Status, absolute, hook_state, state};
 use crate::cgroups;
 use crate::error::{Context, Error, Result};
 use crate::launch::{self, LaunchConfig};
@@ -55,7 +55,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
     let root = &absolute(root);
     std::env::set_current_dir(&bundle).at("cannot change directory to bundle", &bundle)?;
     let cfg = spec::load(&bundle)?;
-    spec::validate(&cfg)?;
+    let plan = spec::validate(&cfg)?;
     let process = cfg
         .spec
         .process()
@@ -75,8 +75,8 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.display().to_string());
-    let cg_plan = cgroups::plan(cgroups_path.as_deref(), &opts.id)?;
-    cgroups::check_preexisting(&cg_plan)?;
+    let cgroup = cgroups::Cgroup::plan(cgroups_path.as_deref(), &opts.id)?;
+    cgroup.check_preexisting()?;
     let limits = cfg
         .spec
         .linux()
@@ -88,7 +88,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
                 || r.pids().is_some()
                 || r.block_io().is_some()
         });
-    if cg_plan.is_empty() && limits && !nix::unistd::geteuid().is_root() {
+    if cgroup.is_empty() && limits && !nix::unistd::geteuid().is_root() {
         logging::warn("rootless: no delegated cgroup, so linux.resources limits are not applied");
     }
     // Compiled before anything exists, so a bad profile leaves nothing behind.
@@ -97,29 +97,27 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
         None => None,
     };
 
-    logging::phase("config loaded");
+    logging::phase(crate::logging::phases::CONFIG_LOADED);
     let sd = StateDir::create(root, &opts.id)?;
-    let mut st = State {
-        id: opts.id.clone(),
-        oci_version: cfg.spec.version().clone(),
-        phase: Phase::Creating,
-        creator_pid: std::process::id() as i32,
-        bundle: bundle.clone(),
-        rootfs: cfg.rootfs.clone(),
-        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-        owner: owner_name(),
-        annotations: cfg.spec.annotations().clone().unwrap_or_default(),
-        cgroup_paths: cg_plan.iter().map(|(_, d)| d.clone()).collect(),
-        own_pid_ns: spec::has_namespace(&cfg.spec, oci_spec::runtime::LinuxNamespaceType::Pid),
-        config: cfg.json.clone(),
-        ..Default::default()
-    };
+    let mut st = State::new(cfg.json.clone());
+    st.id = opts.id.clone();
+    st.oci_version = cfg.spec.version().clone();
+    st.phase = Phase::Creating;
+    st.creator_pid = std::process::id() as i32;
+    st.bundle = bundle.clone();
+    st.rootfs = cfg.rootfs.clone();
+    st.created = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+    st.owner = owner_name();
+    st.annotations = cfg.spec.annotations().clone().unwrap_or_default();
+    st.cgroup = cgroup;
+    st.own_pid_ns = spec::has_namespace(&cfg.spec, oci_spec::runtime::LinuxNamespaceType::Pid);
     // The launcher makes the cgroups when its placement says (launch::Placement); the state
-    // records their paths before they exist, for a delete after a crash.
+    // records them before they exist, for a delete after a crash.
     let r = (|| {
-        sd.save(&st)?;
-        logging::phase("state dir written");
-        create_inner(&sd, &mut st, &cfg, &cg_plan, opts, filter)
+        sd.save_config(&st)?;
+        sd.save(&mut st)?;
+        logging::phase(crate::logging::phases::STATE_DIR_WRITTEN);
+        create_inner(&sd, &mut st, &cfg, &plan, opts, filter)
     })();
     match r {
         Ok(_) => Ok(Created {
@@ -134,11 +132,11 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
 }
 
 /// Creates the container's cgroups and writes its linux.resources limits.
-fn make_cgroups(plan: &[(cgroups::Hierarchy, PathBuf)], spec: &Spec) -> Result<()> {
-    let made = cgroups::create(plan)?;
-    logging::phase("cgroups created");
+fn make_cgroups(cgroup: &cgroups::Cgroup, spec: &Spec) -> Result<()> {
+    cgroup.create()?;
+    logging::phase(crate::logging::phases::CGROUPS_CREATED);
     if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroups::resources::apply(&cgroups::Dirs::from_paths(&made), r)?;
+        cgroup.apply(r)?;
     }
     Ok(())
 }
@@ -147,7 +145,7 @@ fn create_inner(
     sd: &StateDir,
     st: &mut State,
     cfg: &spec::Config,
-    cg_plan: &[(cgroups::Hierarchy, PathBuf)],
+    plan: &spec::Plan,
     opts: &CreateOpts,
     filter: Option<crate::linux::seccomp::Compiled>,
 ) -> Result<i32> {
@@ -183,11 +181,14 @@ fn create_inner(
         _ => None,
     };
     let lock_fd = sd.lock_fd();
+    // The launcher reads the plan while the parent below records the container in `st`.
+    let cgroup = st.cgroup.clone();
     let lc = LaunchConfig {
         spec: &cfg.spec,
+        plan,
         rootfs: &cfg.rootfs,
         bundle: &cfg.bundle,
-        cgroups: cg_plan,
+        cgroups: &cgroup,
         fifo_fd: fifo.as_raw_fd(),
         console_fd: console.as_ref().map(|c| c.as_raw_fd()).or(opts.console_fd),
         close_in_child: vec![lock_fd],
@@ -201,10 +202,9 @@ fn create_inner(
         st,
         spec: &cfg.spec,
         filter: lc.seccomp.as_ref(),
-        cg_plan,
         cgroups_pending: true,
     };
-    logging::phase("launching");
+    logging::phase(crate::logging::phases::LAUNCHING);
     let pid = launch::spawn(&lc, &mut parent)?;
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, pid)?;
@@ -233,14 +233,13 @@ struct CreateParent<'a> {
     st: &'a mut State,
     spec: &'a Spec,
     filter: Option<&'a crate::linux::seccomp::Compiled>,
-    cg_plan: &'a [(cgroups::Hierarchy, PathBuf)],
     cgroups_pending: bool,
 }
 
 impl launch::Parent for CreateParent<'_> {
     fn cgroups(&mut self) -> Result<()> {
         if std::mem::take(&mut self.cgroups_pending) {
-            make_cgroups(self.cg_plan, self.spec)?;
+            make_cgroups(&self.st.cgroup, self.spec)?;
         }
         Ok(())
     }
@@ -249,19 +248,19 @@ impl launch::Parent for CreateParent<'_> {
         self.st.pid_start_time = proc::start_time(pid).unwrap_or(0);
         self.sd.save(self.st)
     }
-    fn create_runtime_hooks(&mut self, _pid: i32) -> Result<String> {
-        let json = hook_state(self.st, Status::Creating);
+    fn create_runtime_hooks(&mut self, _pid: i32) -> Result<OciState> {
+        let state = hook_state(self.st, Status::Creating);
         let h = self.spec.hooks().as_ref();
-        hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &json)?;
+        hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &state)?;
         hooks::run_all(
             "createRuntime",
             h.and_then(|h| h.create_runtime().as_ref()),
-            &json,
+            &state,
         )?;
-        Ok(json)
+        Ok(state)
     }
     fn ready(&mut self, _pid: i32) -> Result<()> {
-        logging::phase("init ready");
+        logging::phase(crate::logging::phases::INIT_READY);
         self.st.phase = Phase::Created;
         self.sd.save(self.st)
     }

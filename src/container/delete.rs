@@ -6,7 +6,6 @@ use std::path::Path;
 
 use super::kill::signal_all;
 use super::{State, StateDir, Status, hook_state, state, typed_config_if};
-use crate::cgroups;
 use crate::error::{Error, Result};
 use crate::linux::{hooks, sys};
 use crate::logging;
@@ -55,10 +54,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
 /// Kills whatever is left of a container, removes its cgroups, runs poststop hooks and
 /// removes its state dir. Best effort: every step runs even when one fails.
 pub(super) fn destroy(sd: StateDir, st: &State, failed_create: bool) {
-    logging::phase("destroy");
+    logging::phase(crate::logging::phases::DESTROY);
     kill_all(st);
-    logging::phase("processes gone");
-    if let Err(e) = cgroups::remove(&st.cgroup_paths) {
+    logging::phase(crate::logging::phases::PROCESSES_GONE);
+    if let Err(e) = st.cgroup.remove() {
         logging::warn(&e.to_string());
     }
     // A create that failed after its init existed still ends with the poststop hooks.
@@ -68,7 +67,7 @@ pub(super) fn destroy(sd: StateDir, st: &State, failed_create: bool) {
     {
         hooks::run_all_warn("poststop", Some(h), &hook_state(st, Status::Stopped));
     }
-    logging::phase("cgroups removed");
+    logging::phase(crate::logging::phases::CGROUPS_REMOVED);
     if let Err(e) = sd.remove() {
         logging::warn(&e.to_string());
     }
@@ -90,7 +89,7 @@ fn kill_all(st: &State) {
     // Without one, or when the init was never recorded (a create killed early), the
     // cgroup is the list.
     if !st.own_pid_ns || st.pid <= 0 {
-        let pids = cgroups::pids(&st.cgroup_paths);
+        let pids = st.cgroup.pids();
         for pid in &pids {
             if let Ok(fd) = sys::pidfd_open(*pid) {
                 pidfds.push(fd);
@@ -99,9 +98,8 @@ fn kill_all(st: &State) {
         signal_all(st, libc::SIGKILL);
     } else if !pidfds.is_empty() {
         // A paused container's processes die only once thawed.
-        let dirs = cgroups::Dirs::from_paths(&st.cgroup_paths);
-        if cgroups::freezer::is_frozen(&dirs) {
-            let _ = cgroups::freezer::thaw(&dirs);
+        if st.cgroup.is_frozen() {
+            let _ = st.cgroup.thaw();
         }
     }
     for fd in pidfds {

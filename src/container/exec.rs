@@ -47,7 +47,7 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
         ),
         _ => None,
     };
-    let cgroups = exec_cgroups(&st.cgroup_paths, &opts.sub_cgroup)?;
+    let cgroups = exec_cgroups(&st.cgroup, &opts.sub_cgroup)?;
     let filter = match typed_config_if(&st, &["linux", "seccomp"]).transpose()? {
         Some(spec) => match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(crate::linux::seccomp::compile(s, Some(root))?),
@@ -78,9 +78,9 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
 /// The cgroups an exec'd process joins: the container's, or sub-cgroups of them, as runc
 /// reads `--cgroup`: one bare `path` for every hierarchy, or `ctl[,ctl]:path` (repeatable)
 /// for the hierarchies of those controllers.
-fn exec_cgroups(dirs: &[PathBuf], subs: &[String]) -> Result<Vec<PathBuf>> {
+fn exec_cgroups(cg: &cgroups::Cgroup, subs: &[String]) -> Result<Vec<PathBuf>> {
     if subs.is_empty() {
-        return Ok(dirs.to_vec());
+        return Ok(cg.paths());
     }
     let mut bare = None;
     let mut per: Vec<(&str, &str)> = Vec::new();
@@ -102,40 +102,31 @@ fn exec_cgroups(dirs: &[PathBuf], subs: &[String]) -> Result<Vec<PathBuf>> {
             _ => return Err(Error::Usage(format!("invalid --cgroup argument: {c}"))),
         }
     }
-    let parsed = cgroups::Dirs::from_paths(dirs);
-    let controllers_of = |d: &Path| -> Vec<String> {
-        parsed
-            .v1
-            .iter()
-            .find(|(_, p)| p == d)
-            .map(|(c, _)| c.clone())
-            .unwrap_or_default()
-    };
     if bare.is_none()
-        && let Some((ctl, _)) = per
-            .iter()
-            .find(|(ctl, _)| !parsed.v1.iter().any(|(cs, _)| cs.iter().any(|c| c == ctl)))
+        && let Some((ctl, _)) = per.iter().find(|(ctl, _)| {
+            !cg.dirs
+                .iter()
+                .any(|d| d.controllers.iter().any(|c| c == ctl))
+        })
     {
         return Err(Error::other(format!(
             "unknown controller {ctl} in SubCgroupPaths"
         )));
     }
     let mut out = Vec::new();
-    for d in dirs {
+    for d in &cg.dirs {
         let add = match bare {
             Some(p) => Some(p),
-            None => {
-                let cs = controllers_of(d);
-                per.iter()
-                    .find(|(ctl, _)| cs.iter().any(|c| c == ctl))
-                    .map(|(_, p)| *p)
-            }
+            None => per
+                .iter()
+                .find(|(ctl, _)| d.controllers.iter().any(|c| c == ctl))
+                .map(|(_, p)| *p),
         };
         let Some(add) = add else {
-            out.push(d.clone());
+            out.push(d.path.clone());
             continue;
         };
-        let target = sub_cgroup(d, add)?;
+        let target = sub_cgroup(&d.path, add)?;
         let procs = target.join("cgroup.procs");
         if !procs.exists() {
             return Err(Error::other(format!(

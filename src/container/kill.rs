@@ -4,7 +4,6 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use super::{State, StateDir, Status};
-use crate::cgroups;
 use crate::error::{Context, Error, Result};
 use crate::linux::sys;
 
@@ -18,16 +17,15 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
         // As runc: a stopped container's cgroup may still hold processes (no pid namespace
         // of its own: containerd's shim kills a pod member's leftovers this way). Once the
         // cgroup is gone there is nothing to signal, which is not an error.
-        if status != Status::Stopped || cgroups::exists(&st.cgroup_paths) {
+        if status != Status::Stopped || st.cgroup.exists() {
             signal_all(&st, sig);
         }
         return Ok(());
     }
     signal_init(&st, sig)?;
     // A frozen process only dies once thawed: SIGKILL to a paused container thaws it (runc).
-    let dirs = cgroups::Dirs::from_paths(&st.cgroup_paths);
-    if sig == libc::SIGKILL && cgroups::freezer::is_frozen(&dirs) {
-        cgroups::freezer::thaw(&dirs)?;
+    if sig == libc::SIGKILL && st.cgroup.is_frozen() {
+        st.cgroup.thaw()?;
     }
     Ok(())
 }
@@ -35,10 +33,10 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
 /// Signals every process in the container's cgroup. The cgroup is frozen meanwhile (when it
 /// can be), so nothing forks away between the listing and the signal.
 pub(super) fn signal_all(st: &State, sig: i32) {
-    let dirs = cgroups::Dirs::from_paths(&st.cgroup_paths);
-    let was_frozen = cgroups::freezer::is_frozen(&dirs);
-    let froze = !was_frozen && cgroups::freezer::freeze(&dirs).is_ok();
-    let pids = cgroups::pids(&st.cgroup_paths);
+    let cg = &st.cgroup;
+    let was_frozen = cg.is_frozen();
+    let froze = !was_frozen && cg.freeze().is_ok();
+    let pids = cg.pids();
     if pids.is_empty() && st.init_alive() {
         let _ = signal_init(st, sig);
     }
@@ -48,7 +46,7 @@ pub(super) fn signal_all(st: &State, sig: i32) {
         }
     }
     if froze || (was_frozen && sig == libc::SIGKILL) {
-        let _ = cgroups::freezer::thaw(&dirs);
+        let _ = cg.thaw();
     }
 }
 

@@ -11,6 +11,7 @@ mod pidfile;
 mod query;
 mod start;
 pub mod state;
+mod status;
 mod update;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ pub use delete::delete;
 pub use exec::{ExecOpts, exec};
 pub use kill::kill;
 pub use pause::{pause, resume};
-pub use query::{cgroup_dirs, config, list, pids, state};
+pub use query::{cgroup, config, list, pids, state};
 pub use start::{start, start_created};
 pub use state::{OciState, Phase, State, StateDir, Status};
 pub use update::update;
@@ -39,25 +40,29 @@ fn running(root: &Path, id: &str) -> Result<(StateDir, State, Status)> {
 
 /// The config the container was created with, typed.
 fn typed_config(st: &State) -> Result<Spec> {
-    spec::typed(&st.config)
+    spec::typed(st.config()?)
 }
 
 /// The stored config, typed, only if it sets `field` (e.g. `["hooks", "poststart"]`) to
 /// something other than null or an empty list: typing a whole config costs more than the
 /// start, delete or exec that would mostly find nothing there.
 fn typed_config_if(st: &State, field: &[&str]) -> Option<Result<Spec>> {
-    let v = field.iter().try_fold(&st.config, |v, k| v.get(*k))?;
+    let config = match st.config() {
+        Ok(c) => c,
+        Err(e) => return Some(Err(e)),
+    };
+    let v = field.iter().try_fold(config, |v, k| v.get(*k))?;
     let set = !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty());
     set.then(|| typed_config(st))
 }
 
-/// The state JSON hooks get on stdin: `status`, and the init's pid while it lives.
-fn hook_state(st: &State, status: Status) -> String {
+/// The state hooks get on stdin: `status`, and the init's pid while it lives.
+fn hook_state(st: &State, status: Status) -> OciState {
     let mut s = st.oci_state(status);
     if status != Status::Stopped {
         s.pid = st.pid;
     }
-    serde_json::to_string(&s).unwrap_or_default()
+    s
 }
 
 /// `p` made absolute against the working directory (lexically, as runc does).

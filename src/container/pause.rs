@@ -3,19 +3,18 @@
 use std::path::Path;
 
 use super::running;
-use crate::cgroups;
 use crate::error::Result;
 
 /// `pause`: freezes every process of the container.
 pub fn pause(root: &Path, id: &str) -> Result<()> {
     let (_sd, st, status) = running(root, id)?;
     status.may_pause()?;
-    cgroups::freezer::freeze(&cgroups::Dirs::from_paths(&st.cgroup_paths))
+    st.cgroup.freeze()
 }
 
 /// `resume`: thaws a paused container.
 pub fn resume(root: &Path, id: &str) -> Result<()> {
     let (_sd, st, status) = running(root, id)?;
     status.may_resume()?;
-    cgroups::freezer::thaw(&cgroups::Dirs::from_paths(&st.cgroup_paths))
+    st.cgroup.thaw()
 }

@@ -22,20 +22,17 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
     if status == Status::Stopped {
         return Ok(Vec::new());
     }
-    let mut p = cgroups::pids(&st.cgroup_paths);
+    let mut p = st.cgroup.pids();
     if p.is_empty() && st.init_alive() {
         p.push(st.pid);
     }
     Ok(p)
 }
 
-/// The container's cgroup directories and its status, for `events`.
-pub fn cgroup_dirs(root: &Path, id: &str) -> Result<(cgroups::Dirs, bool)> {
+/// The container's cgroup and whether it still runs, for `events`.
+pub fn cgroup(root: &Path, id: &str) -> Result<(cgroups::Cgroup, bool)> {
     let (_sd, st, status) = running(root, id)?;
-    Ok((
-        cgroups::Dirs::from_paths(&st.cgroup_paths),
-        status != Status::Stopped,
-    ))
+    Ok((st.cgroup, status != Status::Stopped))
 }
 
 /// `state`: runc's JSON for one container (read without the lock, which create holds).

@@ -32,7 +32,7 @@ fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
             st
         }
     };
-    logging::phase("start: state read");
+    logging::phase(crate::logging::phases::START_STATE_READ);
     // The pidfd first: once the FIFO is open the process may run, exit and be reaped at once.
     let pidfd = sys::pidfd_open(st.pid)
         .map_err(|_| Error::other("cannot start a container whose init process has exited"))?;
@@ -82,7 +82,7 @@ fn start_with(root: &Path, id: &str, known: Option<State>) -> Result<()> {
         let why = String::from_utf8_lossy(&got[1..]);
         return Err(Error::other(why.trim_end().to_string()));
     }
-    logging::phase("start: init released");
+    logging::phase(crate::logging::phases::START_INIT_RELEASED);
     if let Some(spec) = typed_config_if(&st, &["hooks", "poststart"]).transpose()?
         && let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref())
     {

@@ -10,15 +10,28 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::status::Status;
+use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::linux::proc;
 
 pub const STATE_FILE: &str = "state.json";
+pub const CONFIG_FILE: &str = "config.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 
+/// The format of `state.json` this tong writes. Version 1 (no `version` field: every tong
+/// before it) embedded the whole config and kept bare cgroup paths; version 2 keeps the config
+/// in `config.json` beside it (so `list` and `state` parse a few hundred bytes) and the cgroup
+/// handle whole. A record is written back in the format it was read in, so a container made
+/// by an older tong can still be managed by it after a downgrade.
+pub const STATE_VERSION: u32 = 2;
+
 /// What tong records on disk. The OCI status is derived from it and the live process.
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct State {
+    /// The record's format ([`STATE_VERSION`]); absent in format 1.
+    #[serde(default = "version_1", skip_serializing_if = "is_version_1")]
+    pub version: u32,
     pub id: String,
     /// The `ociVersion` of the config.
     pub oci_version: String,
@@ -36,14 +49,35 @@ pub struct State {
     pub owner: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
-    /// Cgroup directories the container owns, one per hierarchy.
-    #[serde(default)]
-    pub cgroup_paths: Vec<PathBuf>,
+    /// The container's cgroup (format 2; format 1's `cgroup_paths` are read into it).
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "cgroup")]
+    saved_cgroup: Option<Cgroup>,
+    /// Format 1: the cgroup directories alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cgroup_paths: Option<Vec<PathBuf>>,
+    #[serde(skip)]
+    pub cgroup: Cgroup,
     /// Whether the container has its own pid namespace.
     #[serde(default)]
     pub own_pid_ns: bool,
-    /// The config as read at create; later commands never reread the bundle.
-    pub config: serde_json::Value,
+    /// Format 1: the config, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "config")]
+    inline_config: Option<serde_json::Value>,
+    /// The config as read at create (later commands never reread the bundle): loaded from
+    /// `config.json` in the state dir on first use.
+    #[serde(skip)]
+    config: std::cell::OnceCell<serde_json::Value>,
+    /// The state dir the record was read from.
+    #[serde(skip)]
+    dir: PathBuf,
+}
+
+fn version_1() -> u32 {
+    1
+}
+
+fn is_version_1(v: &u32) -> bool {
+    *v == 1
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,133 +88,9 @@ pub enum Phase {
     Created,
 }
 
-/// The OCI status of a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Creating,
-    Created,
-    Running,
-    Paused,
-    Stopped,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Creating => "creating",
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Stopped => "stopped",
-        }
-    }
-}
-
-/// What each status allows, in runc's words when it does not. Every lifecycle operation asks
-/// here before it acts.
-impl Status {
-    /// `start`: only a created container.
-    pub fn may_start(self) -> Result<()> {
-        match self {
-            Status::Created => Ok(()),
-            Status::Stopped => Err(Error::other("cannot start a container that has stopped")),
-            Status::Running => Err(Error::other("cannot start an already running container")),
-            s => Err(Error::other(format!(
-                "cannot start a container in the {s} state"
-            ))),
-        }
-    }
-
-    /// `exec`: a created or running container; a paused one only with `--ignore-paused`.
-    pub fn may_exec(self, ignore_paused: bool) -> Result<()> {
-        match self {
-            Status::Stopped => Err(Error::other("cannot exec in a stopped container")),
-            Status::Creating => Err(Error::NotRunning),
-            Status::Paused if !ignore_paused => Err(Error::other(
-                "cannot exec in a paused container (use --ignore-paused to override)",
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// `pause`: a created or running container.
-    pub fn may_pause(self) -> Result<()> {
-        match self {
-            Status::Running | Status::Created => Ok(()),
-            Status::Paused => Err(Error::other("container already paused")),
-            _ => Err(Error::NotRunning),
-        }
-    }
-
-    /// `resume`: a paused container.
-    pub fn may_resume(self) -> Result<()> {
-        match self {
-            Status::Paused => Ok(()),
-            _ => Err(Error::other("container not paused")),
-        }
-    }
-
-    /// `kill` of the init: it must be there. `kill --all` also reaches a stopped container's
-    /// cgroup (what it still holds); only a container still being created is refused.
-    pub fn may_signal(self, all: bool) -> Result<()> {
-        match self {
-            Status::Creating => Err(Error::NotRunning),
-            Status::Stopped if !all => Err(Error::NotRunning),
-            _ => Ok(()),
-        }
-    }
-
-    /// `update`: anything not stopped.
-    pub fn may_update(self) -> Result<()> {
-        match self {
-            Status::Stopped => Err(Error::NotRunning),
-            _ => Ok(()),
-        }
-    }
-
-    /// `delete`: a created or stopped container; anything with `--force`.
-    pub fn may_delete(self, id: &str, force: bool) -> Result<()> {
-        match self {
-            Status::Stopped | Status::Created => Ok(()),
-            _ if force => Ok(()),
-            s => Err(Error::other(format!(
-                "cannot delete container {id} that is not stopped: {s}"
-            ))),
-        }
-    }
-
-    /// `checkpoint`: a running or paused container.
-    pub fn may_checkpoint(self) -> Result<()> {
-        match self {
-            Status::Running | Status::Paused => Ok(()),
-            s => Err(Error::other(format!(
-                "Container cannot be checkpointed in {s} state"
-            ))),
-        }
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// runc's `state` output (the OCI state plus runc's fields), in runc's field order.
-#[derive(Serialize, Debug)]
-pub struct OciState {
-    #[serde(rename = "ociVersion")]
-    pub oci_version: String,
-    pub id: String,
-    pub pid: i32,
-    pub status: String,
-    pub bundle: String,
-    pub rootfs: String,
-    pub created: String,
-    pub owner: String,
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
-    pub annotations: HashMap<String, String>,
-}
+/// runc's `state` output (the OCI state plus runc's fields), in runc's field order: the
+/// same record hooks read on stdin.
+pub use crate::linux::hooks::State as OciState;
 
 /// Validates a container id as runc does: `^[\w+\-.]+$`, and never `.` or `..`.
 pub fn validate_id(id: &str) -> Result<()> {
@@ -237,23 +147,35 @@ impl StateDir {
         read_state(&self.dir.join(STATE_FILE))
     }
 
-    /// Writes state.json atomically (temporary file, fsync-free rename).
-    pub fn save(&self, state: &State) -> Result<()> {
-        let tmp = self.dir.join(".state.json.tmp");
-        let path = self.dir.join(STATE_FILE);
-        let data =
-            serde_json::to_vec(state).map_err(|e| Error::other(format!("encoding state: {e}")))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)
-            .at("cannot write state file", &tmp)?;
-        f.write_all(&data).at("cannot write state file", &tmp)?;
-        drop(f);
-        std::fs::rename(&tmp, &path).at("cannot write state file", &path)
+    /// Writes state.json atomically (temporary file, fsync-free rename), in the format it
+    /// was read in.
+    pub fn save(&self, state: &mut State) -> Result<()> {
+        if state.version == 1 {
+            state.cgroup_paths = Some(state.cgroup.paths());
+            state.inline_config = Some(state.config()?.clone());
+        } else {
+            state.saved_cgroup = Some(std::mem::take(&mut state.cgroup));
+        }
+        let data = serde_json::to_vec(&*state);
+        // Back to the in-memory form, whatever the encoding did.
+        if let Some(cg) = state.saved_cgroup.take() {
+            state.cgroup = cg;
+        }
+        state.cgroup_paths = None;
+        state.inline_config = None;
+        let data = data.map_err(|e| Error::other(format!("encoding state: {e}")))?;
+        write_atomic(&self.dir, STATE_FILE, &data)
+    }
+
+    /// Writes the config beside the state (format 2), at create and when `update` changes
+    /// it.
+    pub fn save_config(&self, state: &State) -> Result<()> {
+        if state.version == 1 {
+            return Ok(());
+        }
+        let data = serde_json::to_vec(state.config()?)
+            .map_err(|e| Error::other(format!("encoding config: {e}")))?;
+        write_atomic(&self.dir, CONFIG_FILE, &data)
     }
 
     /// The fd holding the lock (a cloned child must close it, or it would keep the lock).
@@ -303,6 +225,24 @@ pub fn ensure_root(root: &Path) -> Result<()> {
     }
 }
 
+/// Writes `dir/name` through a temporary file and a rename, so a reader sees the old file or
+/// the new one, never half of one.
+fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let path = dir.join(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .at("cannot write state file", &tmp)?;
+    f.write_all(data).at("cannot write state file", &tmp)?;
+    drop(f);
+    std::fs::rename(&tmp, &path).at("cannot write state file", &path)
+}
+
 fn lock_dir(dir: &Path) -> Result<File> {
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -317,11 +257,78 @@ fn lock_dir(dir: &Path) -> Result<File> {
 /// container). Writes are atomic renames, so a reader never sees half a file.
 pub fn read_state(path: &Path) -> Result<State> {
     let data = std::fs::read(path).at("cannot read state file", path)?;
-    serde_json::from_slice(&data)
-        .map_err(|e| Error::other(format!("state file {}: {e}", path.display())))
+    parse_state(&data, path)
+}
+
+/// A state record read from `data`, which came from the state file `path`: either format,
+/// into the in-memory form.
+pub fn parse_state(data: &[u8], path: &Path) -> Result<State> {
+    let bad = |e: String| Error::other(format!("state file {}: {e}", path.display()));
+    let mut st: State = serde_json::from_slice(data).map_err(|e| bad(e.to_string()))?;
+    if st.version > STATE_VERSION {
+        return Err(bad(format!(
+            "format version {} is newer than this tong reads ({STATE_VERSION})",
+            st.version
+        )));
+    }
+    st.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    st.cgroup = match (st.saved_cgroup.take(), st.cgroup_paths.take()) {
+        (Some(cg), _) => cg,
+        (None, Some(paths)) => Cgroup::from_recorded_paths(&paths),
+        (None, None) => Cgroup::default(),
+    };
+    if let Some(c) = st.inline_config.take() {
+        let _ = st.config.set(c);
+    }
+    Ok(st)
 }
 
 impl State {
+    /// A new record, in the current format, for a container made with `config`.
+    pub fn new(config: serde_json::Value) -> State {
+        State {
+            version: STATE_VERSION,
+            id: String::new(),
+            oci_version: String::new(),
+            phase: Phase::Creating,
+            creator_pid: 0,
+            pid: 0,
+            pid_start_time: 0,
+            bundle: PathBuf::new(),
+            rootfs: PathBuf::new(),
+            created: String::new(),
+            owner: String::new(),
+            annotations: HashMap::new(),
+            saved_cgroup: None,
+            cgroup_paths: None,
+            cgroup: Cgroup::default(),
+            own_pid_ns: false,
+            inline_config: None,
+            config: config.into(),
+            dir: PathBuf::new(),
+        }
+    }
+
+    /// The config the container was created with.
+    pub fn config(&self) -> Result<&serde_json::Value> {
+        if let Some(c) = self.config.get() {
+            return Ok(c);
+        }
+        let path = self.dir.join(CONFIG_FILE);
+        let data = std::fs::read(&path).at("cannot read container config", &path)?;
+        let v = serde_json::from_slice(&data)
+            .map_err(|e| Error::other(format!("container config {}: {e}", path.display())))?;
+        Ok(self.config.get_or_init(|| v))
+    }
+
+    /// The config, to change (then saved by [`StateDir::save_config`]).
+    pub fn config_mut(&mut self) -> Result<&mut serde_json::Value> {
+        self.config()?;
+        self.config
+            .get_mut()
+            .ok_or_else(|| Error::other("container config not loaded"))
+    }
+
     /// Whether the recorded init process is still the one we started.
     pub fn init_alive(&self) -> bool {
         proc::alive_since(self.pid, self.pid_start_time)
@@ -342,7 +349,7 @@ impl State {
         if dir.join(EXEC_FIFO).exists() {
             return Status::Created;
         }
-        if crate::cgroups::is_frozen(&self.cgroup_paths) {
+        if self.cgroup.is_frozen() {
             return Status::Paused;
         }
         Status::Running
@@ -382,69 +389,5 @@ mod tests {
             );
         }
         assert!(validate_id(&"a".repeat(1025)).is_err());
-    }
-}
-
-#[cfg(test)]
-mod status_rules {
-    use super::Status::{self, *};
-
-    const ALL: [Status; 5] = [Creating, Created, Running, Paused, Stopped];
-
-    fn allowed(f: impl Fn(Status) -> bool) -> Vec<Status> {
-        ALL.into_iter().filter(|s| f(*s)).collect()
-    }
-
-    #[test]
-    fn what_each_status_allows() {
-        assert_eq!(allowed(|s| s.may_start().is_ok()), [Created]);
-        assert_eq!(allowed(|s| s.may_exec(false).is_ok()), [Created, Running]);
-        assert_eq!(
-            allowed(|s| s.may_exec(true).is_ok()),
-            [Created, Running, Paused]
-        );
-        assert_eq!(allowed(|s| s.may_pause().is_ok()), [Created, Running]);
-        assert_eq!(allowed(|s| s.may_resume().is_ok()), [Paused]);
-        assert_eq!(
-            allowed(|s| s.may_signal(false).is_ok()),
-            [Created, Running, Paused]
-        );
-        assert_eq!(
-            allowed(|s| s.may_signal(true).is_ok()),
-            [Created, Running, Paused, Stopped]
-        );
-        assert_eq!(
-            allowed(|s| s.may_update().is_ok()),
-            [Creating, Created, Running, Paused]
-        );
-        assert_eq!(
-            allowed(|s| s.may_delete("c", false).is_ok()),
-            [Created, Stopped]
-        );
-        assert_eq!(allowed(|s| s.may_delete("c", true).is_ok()), ALL);
-        assert_eq!(allowed(|s| s.may_checkpoint().is_ok()), [Running, Paused]);
-    }
-
-    #[test]
-    fn refusals_keep_runcs_words() {
-        let msg = |r: crate::error::Result<()>| r.unwrap_err().to_string();
-        assert_eq!(
-            msg(Stopped.may_start()),
-            "cannot start a container that has stopped"
-        );
-        assert_eq!(
-            msg(Running.may_start()),
-            "cannot start an already running container"
-        );
-        assert_eq!(msg(Stopped.may_signal(false)), "container not running");
-        assert_eq!(msg(Paused.may_pause()), "container already paused");
-        assert_eq!(
-            msg(Running.may_delete("c", false)),
-            "cannot delete container c that is not stopped: running"
-        );
-        assert_eq!(
-            msg(Created.may_checkpoint()),
-            "Container cannot be checkpointed in created state"
-        );
     }
 }

@@ -3,18 +3,17 @@
 use std::path::Path;
 
 use super::running;
-use crate::cgroups;
 use crate::error::Result;
 
 /// `update`: writes new resource limits; the recorded config follows.
 pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
     let (sd, mut st, status) = running(root, id)?;
     status.may_update()?;
-    cgroups::resources::apply(&cgroups::Dirs::from_paths(&st.cgroup_paths), r)?;
+    st.cgroup.apply(r)?;
     // Merge the update into the recorded config so `state` and later updates see it.
     if let Ok(patch) = serde_json::to_value(r) {
         let res = st
-            .config
+            .config_mut()?
             .pointer_mut("/linux")
             .and_then(|l| l.as_object_mut())
             .map(|l| {
@@ -25,7 +24,8 @@ pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> R
             merge(res, &patch);
         }
     }
-    sd.save(&st)
+    sd.save_config(&st)?;
+    sd.save(&mut st)
 }
 
 fn merge(into: &mut serde_json::Value, patch: &serde_json::Value) {

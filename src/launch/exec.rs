@@ -37,23 +37,22 @@ pub struct ExecConfig<'a> {
 /// Starts the process and returns its pid once it has exec'd.
 pub fn spawn(cfg: &ExecConfig) -> Result<i32> {
     let (parent_ch, child_ch) = sync::pair()?;
-    let child = match sys::clone_fork(0, Some(libc::SIGCHLD), None).ctx(|| "clone".into())? {
-        sys::Forked::Child => {
-            drop(parent_ch);
-            for fd in &cfg.close_in_child {
-                let _ = nix::unistd::close(*fd);
-            }
-            let code = match child_main(cfg, &child_ch) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = child_ch.send(&Msg::Error(e.to_string()));
-                    1
-                }
-            };
-            sys::exit_now(code)
+    let parent_end = parent_ch.raw();
+    let child = sys::fork_child(0, Some(libc::SIGCHLD), None, || {
+        let _ = nix::unistd::close(parent_end);
+        for fd in &cfg.close_in_child {
+            let _ = nix::unistd::close(*fd);
         }
-        sys::Forked::Parent(p) => p,
-    };
+        match child_main(cfg, &child_ch) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = child_ch.send(&Msg::Error(e.to_string()));
+                1
+            }
+        }
+    })
+    .ctx(|| "clone".into())?
+    .pid;
     drop(child_ch);
     let mut pid = None;
     let r = drive(cfg, child, &parent_ch, &mut pid);
@@ -146,18 +145,9 @@ fn child_main(cfg: &ExecConfig, ch: &sync::Channel) -> Result<i32> {
 /// The namespaces of `pid` that differ from this process's, as CLONE_NEW* flags.
 pub fn namespaces_to_join(pid: i32) -> i32 {
     use std::os::unix::fs::MetadataExt;
-    let kinds = [
-        ("user", libc::CLONE_NEWUSER),
-        ("mnt", libc::CLONE_NEWNS),
-        ("pid", libc::CLONE_NEWPID),
-        ("net", libc::CLONE_NEWNET),
-        ("ipc", libc::CLONE_NEWIPC),
-        ("uts", libc::CLONE_NEWUTS),
-        ("cgroup", libc::CLONE_NEWCGROUP),
-        ("time", 0x80),
-    ];
     let mut flags = 0;
-    for (name, flag) in kinds {
+    for k in &crate::linux::namespaces::KINDS {
+        let (name, flag) = (k.proc_name, k.flag.bits());
         let theirs =
             std::fs::metadata(format!("/proc/{pid}/ns/{name}")).map(|m| (m.dev(), m.ino()));
         let ours = std::fs::metadata(format!("/proc/self/ns/{name}")).map(|m| (m.dev(), m.ino()));

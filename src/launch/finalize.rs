@@ -309,11 +309,13 @@ pub fn exec(p: &Prepared, preserve_fds: u32) -> Error {
     }
     let err = sys::execve(&p.cpath, &p.cargs, &p.cenv);
     let refused = p.seccomp_late.as_ref().map_or(&p.refused, |f| &f.refused);
-    match refused.contains(&"execve") {
-        true => Error::other(format!(
-            "exec {}: {err}: the container's seccomp profile refuses execve",
-            p.path
-        )),
-        false => Error::other(format!("exec {}: {err}", p.path)),
+    Error::Exec {
+        path: p.path.clone(),
+        source: err,
+        why: if refused.contains(&"execve") {
+            ": the container's seccomp profile refuses execve"
+        } else {
+            ""
+        },
     }
 }

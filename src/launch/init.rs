@@ -88,7 +88,7 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
 
 fn init(cfg: &LaunchConfig, plan: &Plan, placement: Placement, ch: &Channel) -> Result<i32> {
     let fds = wait_go(ch)?;
-    crate::logging::phase("init: go");
+    crate::logging::phase(crate::logging::phases::INIT_GO);
     if plan.has_new(LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .ctx(|| "unshare cgroup namespace".into())?;
@@ -146,28 +146,42 @@ fn init_after_go(
     // is: no mounts, no propagation change, a chroot into the rootfs.
     let own_mounts =
         plan.has_new(LinuxNamespaceType::Mount) || plan.joins(LinuxNamespaceType::Mount);
+    let cgroup_mounts: Vec<rootfs::CgroupMount> = cfg
+        .cgroups
+        .dirs
+        .iter()
+        .map(|d| rootfs::CgroupMount {
+            dir: d.path.clone(),
+            controllers: d.controllers.clone(),
+        })
+        .collect();
+    let linux = spec.linux().as_ref();
+    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
     let rcfg = rootfs::RootfsConfig {
-        spec,
         rootfs: cfg.rootfs,
-        bundle: cfg.bundle,
-        cgroups: cfg.cgroups,
+        mounts: &cfg.plan.mounts,
+        propagation: cfg.plan.rootfs_propagation,
+        devices: &devices,
+        cwd: Some(process.cwd().as_path()),
+        terminal: process.terminal() == Some(true),
+        cgroups: &cgroup_mounts,
         cgroupns: plan.has_new(LinuxNamespaceType::Cgroup),
         userns: plan.has_new(LinuxNamespaceType::User) || plan.joins(LinuxNamespaceType::User),
         idmapped: &fds.idmapped,
         sources: &fds.sources,
         await_cgroups: &|| gate.wait(),
     };
-    crate::logging::phase("init: namespaces configured");
+    crate::logging::phase(crate::logging::phases::INIT_NAMESPACES_CONFIGURED);
     if own_mounts {
         rootfs::prepare(&rcfg)?;
     }
-    crate::logging::phase("init: mounts done");
+    crate::logging::phase(crate::logging::phases::INIT_MOUNTS_DONE);
     // Every later message from the parent comes after this one.
     gate.wait()?;
-    let mut hook_state = String::new();
-    if cfg.has_create_hooks() {
+    let mut hook_state = None;
+    if cfg.hooks_need_state() {
         ch.send(&Msg::RunCreateRuntimeHooks)?;
-        hook_state = match ch.recv()? {
+        let state = match ch.recv()? {
             Msg::HooksDone(s) => s,
             m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
         };
@@ -183,9 +197,10 @@ fn init_after_go(
             spec.hooks()
                 .as_ref()
                 .and_then(|h| h.create_container().as_ref()),
-            &hook_state,
+            &state,
             ctx,
         )?;
+        hook_state = Some(state);
     }
     // The FIFO is reopened through this process's own fd directory, opened before the
     // container's /proc replaces the host's.
@@ -197,11 +212,24 @@ fn init_after_go(
     .ctx(|| "open /proc/self/fd".into())?;
     if own_mounts {
         rootfs::enter(cfg.rootfs, cfg.no_pivot)?;
-        rootfs::finalize(spec)?;
+        rootfs::finalize(&rootfs::Finish {
+            readonly_paths: linux
+                .and_then(|l| l.readonly_paths().as_deref())
+                .unwrap_or(&[]),
+            masked_paths: linux
+                .and_then(|l| l.masked_paths().as_deref())
+                .unwrap_or(&[]),
+            readonly_root: spec
+                .root()
+                .as_ref()
+                .is_some_and(|r| r.readonly() == Some(true)),
+            propagation: cfg.plan.rootfs_propagation,
+            mounts: &cfg.plan.mounts,
+        })?;
     } else {
         rootfs::chroot_into(cfg.rootfs)?;
     }
-    crate::logging::phase("init: pivoted and finalised");
+    crate::logging::phase(crate::logging::phases::INIT_PIVOTED_AND_FINALISED);
 
     let mut prepared = finalize::prepare(
         process,
@@ -217,7 +245,7 @@ fn init_after_go(
         Msg::Committed => {}
         m => return Err(Error::other(format!("unexpected sync message {m:?}"))),
     }
-    crate::logging::phase("init: committed");
+    crate::logging::phase(crate::logging::phases::INIT_COMMITTED);
     // Wait for `start`: opening the FIFO for writing blocks until it opens the other end.
     let fifo = loop {
         match nix::fcntl::openat(
@@ -231,7 +259,7 @@ fn init_after_go(
             Err(e) => return Err(Error::sys("open exec fifo", e)),
         }
     };
-    crate::logging::phase("init: started");
+    crate::logging::phase(crate::logging::phases::INIT_STARTED);
     // Above the preserved fds, whose close-on-exec flag execve's preparation clears.
     let first = 3 + cfg.preserve_fds as i32;
     let fifo = match std::os::fd::AsRawFd::as_raw_fd(&fifo) < first {
@@ -258,7 +286,11 @@ fn init_after_go(
         if let Err(e) = finalize::load_seccomp_now(&mut prepared) {
             return fail(&e, 1);
         }
-        let st = hook_state.replace("\"status\":\"creating\"", "\"status\":\"created\"");
+        // The state the parent sent (hooks_need_state), now that the container is created.
+        let Some(mut st) = hook_state.take() else {
+            return fail(&Error::other("startContainer hooks: no container state"), 1);
+        };
+        st.status = "created".into();
         // The environment the container's process gets (HOME included).
         let env = prepared.env();
         let ctx = hooks::Context {
@@ -271,10 +303,6 @@ fn init_after_go(
         }
     }
     let err = finalize::exec(&prepared, cfg.preserve_fds);
-    let code = if err.to_string().contains("No such file") {
-        127
-    } else {
-        126
-    };
+    let code = err.exec_exit_code();
     fail(&err, code)
 }

@@ -22,7 +22,7 @@ pub mod foreground;
 pub mod init;
 pub mod sync;
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
@@ -31,7 +31,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::cgroups::Hierarchy;
+use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::sys;
@@ -40,10 +40,12 @@ use sync::Msg;
 /// Everything the launcher needs, gathered by the container layer.
 pub struct LaunchConfig<'a> {
     pub spec: &'a Spec,
+    /// What validation typed of the config (namespaces, mounts, propagation).
+    pub plan: &'a crate::spec::Plan,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     /// Planned cgroup directories, made by Parent::cgroups when [`placement`] says.
-    pub cgroups: &'a [(Hierarchy, PathBuf)],
+    pub cgroups: &'a Cgroup,
     /// O_PATH fd of the exec FIFO.
     pub fifo_fd: RawFd,
     /// Connected `--console-socket`, when `process.terminal`.
@@ -60,26 +62,28 @@ pub struct LaunchConfig<'a> {
 
 /// The bind-mount sources (by index in `mounts`) of a container with a new user namespace:
 /// its root may not reach one that only the host's root can (below a 0700 directory).
-fn bind_sources(spec: &Spec, bundle: &Path) -> Vec<(usize, PathBuf)> {
-    let mut out = Vec::new();
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        let opts = crate::linux::mounts::parse(m.options().as_deref().unwrap_or(&[]));
-        if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) {
-            continue;
-        }
-        if let Some(src) = crate::linux::mounts::source_path(m, bundle) {
-            out.push((i, src));
-        }
-    }
-    out
+fn bind_sources(mounts: &[crate::linux::mounts::Planned]) -> Vec<(usize, PathBuf)> {
+    mounts
+        .iter()
+        .filter(|m| m.bind)
+        .filter_map(|m| Some((m.index, m.source.clone()?)))
+        .collect()
 }
 
 impl LaunchConfig<'_> {
-    pub fn has_create_hooks(&self) -> bool {
+    /// Hooks that run before the container's process: the parent runs prestart and
+    /// createRuntime, then sends the state the init's createContainer and startContainer
+    /// hooks read.
+    pub fn hooks_need_state(&self) -> bool {
         self.spec.hooks().as_ref().is_some_and(|h| {
-            [h.prestart(), h.create_runtime(), h.create_container()]
-                .iter()
-                .any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
+            [
+                h.prestart(),
+                h.create_runtime(),
+                h.create_container(),
+                h.start_container(),
+            ]
+            .iter()
+            .any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
         })
     }
 }
@@ -102,8 +106,8 @@ pub enum Placement {
 }
 
 /// The one place that decides [`Placement`], from the cgroup plan and the namespaces.
-pub fn placement(cgroups: &[(Hierarchy, PathBuf)], plan: &Plan) -> Placement {
-    if crate::cgroups::clone_target(cgroups).is_some() {
+pub fn placement(cgroup: &Cgroup, plan: &Plan) -> Placement {
+    if cgroup.clone_target().is_some() {
         Placement::AtClone
     } else if is_direct(plan) && !plan.has_new(LinuxNamespaceType::Cgroup) {
         Placement::WhileMounting
@@ -126,7 +130,7 @@ pub trait Parent {
     /// The init exists (record it for crash recovery).
     fn init_pid(&mut self, pid: i32) -> Result<()>;
     /// Run prestart and createRuntime hooks; return the state JSON for the init's hooks.
-    fn create_runtime_hooks(&mut self, pid: i32) -> Result<String>;
+    fn create_runtime_hooks(&mut self, pid: i32) -> Result<crate::linux::hooks::State>;
     /// The container's seccomp notify fd, for the profile's listener.
     fn seccomp_fd(&mut self, pid: i32, fd: std::os::fd::OwnedFd) -> Result<()>;
     /// The init is set up and waits to be told the container is committed (created).
@@ -135,7 +139,7 @@ pub trait Parent {
 
 /// Starts the container's init and returns its pid once it waits for `start`.
 pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
-    let plan = Plan::from_spec(cfg.spec);
+    let plan = cfg.plan.namespaces.clone();
     let direct = is_direct(&plan);
     let placement = placement(cfg.cgroups, &plan);
     let clone_flags = if direct {
@@ -149,38 +153,29 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
     let cg_dir = match placement {
         Placement::AtClone => {
             parent.cgroups()?;
-            crate::cgroups::clone_target(cfg.cgroups).and_then(|d| std::fs::File::open(d).ok())
+            cfg.cgroups
+                .clone_target()
+                .and_then(|d| std::fs::File::open(d).ok())
         }
         _ => None,
     };
-    let mut born_in = false;
-    let forked = match cg_dir.as_ref().map(|f| {
-        sys::clone_fork(
-            clone_flags.bits() as u64,
-            Some(libc::SIGCHLD),
-            Some(f.as_raw_fd()),
-        )
-    }) {
-        Some(Ok(f)) => {
-            born_in = true;
-            f
-        }
-        _ => sys::clone_fork(clone_flags.bits() as u64, Some(libc::SIGCHLD), None)
-            .ctx(|| "clone".into())?,
-    };
-    let child = match forked {
-        sys::Forked::Child => {
-            drop(parent_ch);
+    let parent_end = parent_ch.raw();
+    let forked = sys::fork_child(
+        clone_flags.bits() as u64,
+        Some(libc::SIGCHLD),
+        cg_dir.as_ref().map(std::os::fd::AsFd::as_fd),
+        || {
+            let _ = nix::unistd::close(parent_end);
             for fd in &cfg.close_in_child {
                 let _ = nix::unistd::close(*fd);
             }
-            let code = init::child_main(cfg, &plan, direct, placement, &child_ch);
-            sys::exit_now(code);
-        }
-        sys::Forked::Parent(pid) => pid,
-    };
+            init::child_main(cfg, &plan, direct, placement, &child_ch)
+        },
+    )
+    .ctx(|| "clone".into())?;
+    let (child, born_in) = (forked.pid, forked.in_cgroup);
     drop(child_ch);
-    crate::logging::phase("cloned");
+    crate::logging::phase(crate::logging::phases::CLONED);
     let mut init_pid = None;
     let cloned = Cloned {
         pid: child,
@@ -251,7 +246,7 @@ fn drive(
             .then(|| PathBuf::from(format!("/proc/{child}/ns/user"))),
     };
     if let Some(userns) = userns {
-        for (i, fd) in crate::linux::idmap::prepare(cfg.spec, cfg.bundle, &userns)? {
+        for (i, fd) in crate::linux::idmap::prepare(&cfg.plan.mounts, &userns)? {
             ch.send_with_fd(
                 &Msg::IdmapMount(i),
                 Some(std::os::fd::AsRawFd::as_raw_fd(&fd)),
@@ -267,7 +262,7 @@ fn drive(
         && plan.has_new(LinuxNamespaceType::Mount)
         && nix::unistd::geteuid().is_root()
     {
-        let sources = bind_sources(cfg.spec, cfg.bundle);
+        let sources = bind_sources(&cfg.plan.mounts);
         if !sources.is_empty() {
             for (i, fd) in namespaces::open_in_mount_ns(child, &sources)? {
                 ch.send_with_fd(
@@ -284,10 +279,9 @@ fn drive(
     // [`Placement`] says when: before Go, or after it while the init mounts.
     let join = || -> Result<()> {
         if !born_in {
-            let dirs: Vec<PathBuf> = cfg.cgroups.iter().map(|(_, d)| d.clone()).collect();
-            crate::cgroups::join(&dirs, child)?;
+            cfg.cgroups.join(child)?;
         }
-        crate::logging::phase("cgroups joined");
+        crate::logging::phase(crate::logging::phases::CGROUPS_JOINED);
         Ok(())
     };
     let while_mounting = placement == Placement::WhileMounting;
@@ -319,16 +313,16 @@ fn drive(
     loop {
         match ch.recv_with_fd()? {
             (Msg::RunCreateRuntimeHooks, _) => {
-                let json = parent.create_runtime_hooks(pid)?;
-                crate::logging::phase("createRuntime hooks run");
-                ch.send(&Msg::HooksDone(json))?;
+                let state = parent.create_runtime_hooks(pid)?;
+                crate::logging::phase(crate::logging::phases::CREATERUNTIME_HOOKS_RUN);
+                ch.send(&Msg::HooksDone(state))?;
             }
             (Msg::SeccompFd, Some(fd)) => parent.seccomp_fd(pid, fd)?,
             (Msg::Ready, _) => {
                 parent.ready(pid)?;
-                crate::logging::phase("state saved");
+                crate::logging::phase(crate::logging::phases::STATE_SAVED);
                 ch.send(&Msg::Committed)?;
-                crate::logging::phase("committed");
+                crate::logging::phase(crate::logging::phases::COMMITTED);
                 return Ok(pid);
             }
             (Msg::Error(e), _) => return Err(Error::Child(e)),
@@ -341,14 +335,23 @@ fn drive(
 mod tests {
     use super::*;
 
-    fn hierarchy(v2: bool) -> (Hierarchy, PathBuf) {
-        let h = Hierarchy {
-            mountpoint: PathBuf::from("/sys/fs/cgroup"),
-            root: PathBuf::from("/"),
-            controllers: if v2 { vec![] } else { vec!["memory".into()] },
-            v2,
+    fn cgroup(v1: bool, v2: bool) -> Cgroup {
+        let dir = |controllers: Vec<String>| crate::cgroups::Dir {
+            path: PathBuf::from("/sys/fs/cgroup/c"),
+            mount: PathBuf::from("/sys/fs/cgroup"),
+            controllers,
         };
-        (h, PathBuf::from("/sys/fs/cgroup/c"))
+        let mut dirs = Vec::new();
+        if v1 {
+            dirs.push(dir(vec!["memory".into()]));
+        }
+        if v2 {
+            dirs.push(dir(vec![]));
+        }
+        Cgroup {
+            dirs,
+            ..Cgroup::default()
+        }
     }
 
     fn plan(new: CloneFlags, join: bool) -> Plan {
@@ -362,8 +365,8 @@ mod tests {
 
     #[test]
     fn placement_is_decided_by_the_host_and_the_namespaces() {
-        let v2 = [hierarchy(true)];
-        let hybrid = [hierarchy(false), hierarchy(true)];
+        let v2 = cgroup(false, true);
+        let hybrid = cgroup(true, true);
         let mnt = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
         // One cgroup2 hierarchy: the child is born in its cgroup, whatever it unshares.
         for p in [plan(mnt, false), plan(mnt, true)] {
@@ -374,7 +377,10 @@ mod tests {
             placement(&hybrid, &plan(mnt, false)),
             Placement::WhileMounting
         );
-        assert_eq!(placement(&[], &plan(mnt, false)), Placement::WhileMounting);
+        assert_eq!(
+            placement(&cgroup(false, false), &plan(mnt, false)),
+            Placement::WhileMounting
+        );
         // ...unless it unshares a cgroup namespace, or an intermediate forks it.
         for p in [
             plan(mnt | CloneFlags::CLONE_NEWCGROUP, false),

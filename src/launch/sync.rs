@@ -1,12 +1,10 @@
 //! The sync channel between tong and the container's first processes: one SOCK_SEQPACKET
 //! socketpair carrying small typed messages (and file descriptors where needed).
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
-};
+use nix::sys::socket::{ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -28,8 +26,8 @@ pub enum Msg {
     InitPid(i32),
     /// init → parent: mounts are ready; run the prestart and createRuntime hooks.
     RunCreateRuntimeHooks,
-    /// parent → init: hooks done; the state JSON for the hooks the init runs.
-    HooksDone(String),
+    /// parent → init: hooks done; the state for the hooks the init runs.
+    HooksDone(crate::linux::hooks::State),
     /// init → parent: set up and about to wait for `start`.
     Ready,
     /// parent → init: the state says created; wait for `start`. (A parent killed before
@@ -120,22 +118,15 @@ impl Channel {
 
     pub fn recv_with_fd(&self) -> Result<(Msg, Option<OwnedFd>)> {
         let mut buf = vec![0u8; MAX_MSG];
-        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
         loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let res = recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            );
-            let r = match res {
-                Ok(r) => r,
-                Err(nix::errno::Errno::EINTR) => continue,
+            match crate::linux::sys::recv_with_fds(self.fd.as_raw_fd(), &mut buf) {
+                // One fd per message; any extra one is closed with the Vec.
+                Ok((n, fds)) => return Ok((decode(&buf[..n])?, fds.into_iter().next())),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 // The peer died with messages of ours unread. The kernel reports that once,
                 // ahead of what the peer sent before it exited (its error report, say):
                 // receive again for that, or for the end of the stream.
-                Err(nix::errno::Errno::ECONNRESET) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => continue,
                 // Refused by a loaded seccomp profile (see send): read the message instead.
                 Err(e) => {
                     let n = loop {
@@ -153,22 +144,7 @@ impl Channel {
                     };
                     return Ok((decode(&buf[..n])?, None));
                 }
-            };
-            let mut fd = None;
-            if let Ok(cmsgs) = r.cmsgs() {
-                for c in cmsgs {
-                    if let ControlMessageOwned::ScmRights(fds) = c {
-                        for f in fds {
-                            let owned = crate::linux::sys::own_fd(f);
-                            if fd.is_none() {
-                                fd = Some(owned);
-                            }
-                        }
-                    }
-                }
             }
-            let n = r.bytes;
-            return Ok((decode(&buf[..n])?, fd));
         }
     }
 
@@ -185,23 +161,20 @@ pub fn fork_reported(ch: &Channel, child: impl FnOnce() -> i32) -> Result<()> {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     // With CLONE_PARENT the process inherits the intermediate's exit signal (SIGCHLD to
     // tong); clone3 refuses an explicit one.
-    match crate::linux::sys::clone_fork(libc::CLONE_PARENT as u64, None, None)
-        .map_err(|e| Error::sys("clone", e))?
-    {
-        crate::linux::sys::Forked::Child => {
-            drop(w);
-            let mut b = [0u8; 1];
-            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&r, &mut b) {}
-            drop(r);
-            crate::linux::sys::exit_now(child())
-        }
-        crate::linux::sys::Forked::Parent(pid) => {
-            drop(r);
-            ch.send(&Msg::InitPid(pid))?;
-            drop(w);
-            Ok(())
-        }
-    }
+    let w_raw = w.as_raw_fd();
+    let pid = crate::linux::sys::fork_child(libc::CLONE_PARENT as u64, None, None, || {
+        let _ = nix::unistd::close(w_raw);
+        let mut b = [0u8; 1];
+        while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&r, &mut b) {}
+        let _ = nix::unistd::close(r.as_raw_fd());
+        child()
+    })
+    .map_err(|e| Error::sys("clone", e))?
+    .pid;
+    drop(r);
+    ch.send(&Msg::InitPid(pid))?;
+    drop(w);
+    Ok(())
 }
 
 #[cfg(test)]

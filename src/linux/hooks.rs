@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::Hook;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::linux::sys;
@@ -24,29 +25,54 @@ pub struct Context<'a> {
     pub cwd: Option<&'a std::path::Path>,
 }
 
+/// The container's state as runc prints it for `state` and gives it to hooks on stdin: the
+/// OCI state plus runc's fields, in runc's order.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: String,
+    pub bundle: String,
+    pub rootfs: String,
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
+    pub annotations: std::collections::HashMap<String, String>,
+}
+
+impl State {
+    fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// Runs the hooks of one kind in order; the first failure stops them.
-pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
-    run_all_in(kind, hooks, state_json, Context::default())
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &State) -> Result<()> {
+    run_all_in(kind, hooks, state, Context::default())
 }
 
 /// As `run_all`, in `ctx`.
 pub fn run_all_in(
     kind: &str,
     hooks: Option<&Vec<Hook>>,
-    state_json: &str,
+    state: &State,
     ctx: Context,
 ) -> Result<()> {
+    let json = state.json();
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run(h, state_json, ctx)
+        run(h, &json, ctx)
             .map_err(|e| Error::other(format!("error running hook #{i} ({kind}): {e}")))?;
     }
     Ok(())
 }
 
 /// Runs every hook, logging failures instead of stopping (poststart and poststop).
-pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &State) {
+    let json = state.json();
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run(h, state_json, Context::default()) {
+        if let Err(e) = run(h, &json, Context::default()) {
             crate::logging::warn(&format!("error running hook #{i} ({kind}): {e}"));
         }
     }

@@ -16,45 +16,36 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
+use oci_spec::runtime::LinuxIdMapping;
 
 use crate::error::{Context, Error, Result};
+use crate::linux::mounts::Planned;
 use crate::linux::{namespaces, sys};
 
-/// How a mount is idmapped: (the source tree is taken recursively, the idmap applies to the
-/// whole tree). None for an ordinary mount.
-pub fn wanted(m: &Mount) -> Option<(bool, bool)> {
-    let opts = m.options().as_deref().unwrap_or(&[]);
-    let has = |o: &str| opts.iter().any(|x| x == o);
-    if !(has("idmap") || has("ridmap") || m.uid_mappings().is_some() || m.gid_mappings().is_some())
-    {
-        return None;
-    }
-    Some((has("rbind") || has("ridmap"), has("ridmap")))
-}
-
-/// Makes the detached idmapped mounts of `spec` (index in `mounts`, mount fd).
+/// Makes the detached idmapped mounts of the config (index in `mounts`, mount fd).
 /// `userns` is the container's user namespace (its maps already written).
-pub fn prepare(spec: &Spec, bundle: &Path, userns: &Path) -> Result<Vec<(usize, OwnedFd)>> {
+pub fn prepare(mounts: &[Planned], userns: &Path) -> Result<Vec<(usize, OwnedFd)>> {
     let mut out = Vec::new();
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        let Some((tree, recursive)) = wanted(m) else {
+    for m in mounts {
+        let Some(idmap) = &m.idmap else {
             continue;
         };
+        let i = m.index;
         let what = |e: &dyn std::fmt::Display| {
             Error::other(format!(
                 "mounts[{i}] ({}): idmapped mount: {e}",
-                m.destination().display()
+                m.destination.display()
             ))
         };
-        let src = crate::linux::mounts::source_path(m, bundle).ok_or_else(|| what(&"no source"))?;
-        let fd = sys::open_tree_clone(&src.to_string_lossy(), tree)
+        let src = m.source.as_ref().ok_or_else(|| what(&"no source"))?;
+        let fd = sys::open_tree_clone(&src.to_string_lossy(), idmap.tree)
             .map_err(|e| what(&format!("open_tree {}: {e}", src.display())))?;
-        let userns = match (m.uid_mappings(), m.gid_mappings()) {
-            (Some(u), Some(g)) => userns_with(u, g).map_err(|e| what(&e))?,
-            _ => nix::fcntl::open(userns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        let userns = match &idmap.maps {
+            Some((u, g)) => userns_with(u, g).map_err(|e| what(&e))?,
+            None => nix::fcntl::open(userns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
                 .at("cannot open", userns)?,
         };
+        let recursive = idmap.recursive;
         let attr = sys::MountAttr {
             attr_set: sys::MOUNT_ATTR_IDMAP,
             attr_clr: 0,
@@ -82,29 +73,32 @@ pub fn prepare(spec: &Spec, bundle: &Path, userns: &Path) -> Result<Vec<(usize, 
 /// fd is open.
 fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    match sys::clone_fork(libc::CLONE_NEWUSER as u64, Some(libc::SIGCHLD), None)
-        .map_err(|e| Error::sys("clone a user namespace", e))?
-    {
-        sys::Forked::Child => {
-            drop(w);
+    // The child waits for the pipe's end (the parent's end closed) and exits.
+    let w_raw = std::os::fd::AsRawFd::as_raw_fd(&w);
+    let pid = sys::fork_child(
+        libc::CLONE_NEWUSER as u64,
+        Some(libc::SIGCHLD),
+        None,
+        || {
+            let _ = nix::unistd::close(w_raw);
             let mut b = [0u8; 1];
             let _ = nix::unistd::read(&r, &mut b);
-            sys::exit_now(0);
-        }
-        sys::Forked::Parent(pid) => {
-            drop(r);
-            let res = namespaces::write_id_maps(pid, uid, gid).and_then(|()| {
-                let p = format!("/proc/{pid}/ns/user");
-                nix::fcntl::open(
-                    p.as_str(),
-                    OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .at("cannot open", &p)
-            });
-            drop(w);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            res
-        }
-    }
+            0
+        },
+    )
+    .map_err(|e| Error::sys("clone a user namespace", e))?
+    .pid;
+    drop(r);
+    let res = namespaces::write_id_maps(pid, uid, gid).and_then(|()| {
+        let p = format!("/proc/{pid}/ns/user");
+        nix::fcntl::open(
+            p.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .at("cannot open", &p)
+    });
+    drop(w);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    res
 }

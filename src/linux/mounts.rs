@@ -1,21 +1,86 @@
 //! Mount options: the fstab-style strings of config.json, as runc parses them.
 
+use std::path::{Path, PathBuf};
+
 use nix::mount::MsFlags;
+use oci_spec::runtime::{LinuxIdMapping, Mount};
 
-use crate::linux::sys;
+use crate::linux::{inroot, sys};
 
-/// A config mount's source, a relative one taken from the bundle (runc works from there).
-pub fn source_path(
-    m: &oci_spec::runtime::Mount,
-    bundle: &std::path::Path,
-) -> Option<std::path::PathBuf> {
-    m.source().as_ref().map(|src| {
-        if src.is_absolute() {
-            src.clone()
-        } else {
-            bundle.join(src)
-        }
-    })
+/// One of config.json's `mounts`, typed once (by `spec::validate`): what the launcher, the
+/// idmapped-mount maker and the rootfs need of it, so none of them parses it again.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Its index in `mounts` (errors name it).
+    pub index: usize,
+    /// The destination as written, for messages.
+    pub destination: PathBuf,
+    /// The destination cleaned lexically: a path inside the rootfs.
+    pub dest: PathBuf,
+    /// The filesystem type ("" when absent).
+    pub typ: String,
+    /// A bind's source made absolute against the bundle (runc works from there); any other
+    /// mount's source as written (a filesystem's name, a device).
+    pub source: Option<PathBuf>,
+    pub opts: MountOptions,
+    /// A bind mount (`bind`/`rbind`, or type "bind").
+    pub bind: bool,
+    pub idmap: Option<Idmap>,
+}
+
+/// How a bind mount is idmapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idmap {
+    /// The source tree is taken recursively (`rbind` or `ridmap`).
+    pub tree: bool,
+    /// The idmap applies to every mount of the tree (`ridmap`).
+    pub recursive: bool,
+    /// The mount's own maps (uid, gid); None: the container's user namespace's.
+    pub maps: Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>,
+    /// Only one of uidMappings and gidMappings was given (refused by validation).
+    pub half_given: bool,
+}
+
+/// Types every config mount.
+pub fn plan(mounts: &[Mount], bundle: &Path) -> Vec<Planned> {
+    mounts
+        .iter()
+        .enumerate()
+        .map(|(index, m)| {
+            let raw = m.options().as_deref().unwrap_or(&[]);
+            let opts = parse(raw);
+            let typ = m.typ().clone().unwrap_or_default();
+            let bind = opts.is_bind() || typ == "bind";
+            let source = m.source().as_ref().map(|src| {
+                if bind && !src.is_absolute() {
+                    bundle.join(src)
+                } else {
+                    src.clone()
+                }
+            });
+            let has = |o: &str| raw.iter().any(|x| x == o);
+            let idmap = (has("idmap")
+                || has("ridmap")
+                || m.uid_mappings().is_some()
+                || m.gid_mappings().is_some())
+            .then(|| Idmap {
+                tree: has("rbind") || has("ridmap"),
+                recursive: has("ridmap"),
+                maps: m.uid_mappings().clone().zip(m.gid_mappings().clone()),
+                half_given: m.uid_mappings().is_some() != m.gid_mappings().is_some(),
+            });
+            Planned {
+                index,
+                destination: m.destination().clone(),
+                dest: inroot::clean(m.destination()),
+                typ,
+                source,
+                opts,
+                bind,
+                idmap,
+            }
+        })
+        .collect()
 }
 
 /// A config mount's options, parsed.

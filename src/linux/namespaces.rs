@@ -10,17 +10,104 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 use crate::error::{Context, Error, Result};
 use crate::linux::sys;
 
-pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
-    match t {
-        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
-        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
-        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
-        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
-        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
-        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
-        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
-        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(0x80),
+/// One kind of namespace, every name it goes by.
+pub struct Kind {
+    pub typ: LinuxNamespaceType,
+    /// As config.json (and `features`) spell it.
+    pub config_name: &'static str,
+    /// Its file under /proc/PID/ns.
+    pub proc_name: &'static str,
+    /// Its CLONE_NEW* flag.
+    pub flag: CloneFlags,
+}
+
+/// Every namespace kind tong knows, in the order an exec joins them (user first: the
+/// others may belong to it).
+pub const KINDS: [Kind; 8] = [
+    Kind::new(
+        LinuxNamespaceType::User,
+        "user",
+        "user",
+        CloneFlags::CLONE_NEWUSER,
+    ),
+    Kind::new(
+        LinuxNamespaceType::Mount,
+        "mount",
+        "mnt",
+        CloneFlags::CLONE_NEWNS,
+    ),
+    Kind::new(
+        LinuxNamespaceType::Pid,
+        "pid",
+        "pid",
+        CloneFlags::CLONE_NEWPID,
+    ),
+    Kind::new(
+        LinuxNamespaceType::Network,
+        "network",
+        "net",
+        CloneFlags::CLONE_NEWNET,
+    ),
+    Kind::new(
+        LinuxNamespaceType::Ipc,
+        "ipc",
+        "ipc",
+        CloneFlags::CLONE_NEWIPC,
+    ),
+    Kind::new(
+        LinuxNamespaceType::Uts,
+        "uts",
+        "uts",
+        CloneFlags::CLONE_NEWUTS,
+    ),
+    Kind::new(
+        LinuxNamespaceType::Cgroup,
+        "cgroup",
+        "cgroup",
+        CloneFlags::CLONE_NEWCGROUP,
+    ),
+    // CLONE_NEWTIME, which nix does not name.
+    Kind::new(
+        LinuxNamespaceType::Time,
+        "time",
+        "time",
+        CloneFlags::from_bits_retain(0x80),
+    ),
+];
+
+impl Kind {
+    const fn new(
+        typ: LinuxNamespaceType,
+        config_name: &'static str,
+        proc_name: &'static str,
+        flag: CloneFlags,
+    ) -> Kind {
+        Kind {
+            typ,
+            config_name,
+            proc_name,
+            flag,
+        }
     }
+}
+
+/// The entry of [`KINDS`] for `t`.
+pub fn kind(t: LinuxNamespaceType) -> &'static Kind {
+    let i = match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 1,
+        LinuxNamespaceType::Pid => 2,
+        LinuxNamespaceType::Network => 3,
+        LinuxNamespaceType::Ipc => 4,
+        LinuxNamespaceType::Uts => 5,
+        LinuxNamespaceType::Cgroup => 6,
+        LinuxNamespaceType::Time => 7,
+    };
+    &KINDS[i]
+}
+
+pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
+    kind(t).flag
 }
 
 /// The namespaces of a config, split into new ones and ones to join by path.
@@ -32,12 +119,15 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_spec(spec: &Spec) -> Plan {
+    /// From the config's namespaces: (type, path to join, or None for a new one).
+    pub fn new(
+        namespaces: impl IntoIterator<Item = (LinuxNamespaceType, Option<PathBuf>)>,
+    ) -> Plan {
         let mut p = Plan {
             new: CloneFlags::empty(),
             join: Vec::new(),
         };
-        for (t, path) in crate::spec::namespaces(spec) {
+        for (t, path) in namespaces {
             match path {
                 Some(path) => p.join.push((t, path)),
                 None => p.new |= flag(t),
@@ -228,4 +318,24 @@ pub fn open_in_mount_ns(
         .ctx(|| "setns back to tong's mount namespace".into())?;
     nix::unistd::fchdir(&cwd).ctx(|| "fchdir back".into())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod kinds {
+    use super::*;
+
+    #[test]
+    fn one_entry_per_type_user_first() {
+        for k in &KINDS {
+            assert_eq!(kind(k.typ).config_name, k.config_name);
+        }
+        assert_eq!(KINDS[0].typ, LinuxNamespaceType::User);
+        let flags = KINDS.iter().fold(CloneFlags::empty(), |a, k| {
+            assert!(!a.intersects(k.flag), "{} shares a flag", k.config_name);
+            a | k.flag
+        });
+        assert_eq!(flags.bits().count_ones(), 8);
+        assert_eq!(kind(LinuxNamespaceType::Mount).proc_name, "mnt");
+        assert_eq!(kind(LinuxNamespaceType::Network).config_name, "network");
+    }
 }

@@ -44,7 +44,9 @@ pub fn environment(p: &Process) -> Vec<String> {
 pub fn chown_stdio(uid: u32) -> Result<()> {
     use nix::errno::Errno;
     for fd in 0..3 {
-        let bfd = crate::linux::sys::borrow(fd);
+        let Some(bfd) = crate::linux::sys::stdio(fd) else {
+            continue;
+        };
         let Ok(st) = nix::sys::stat::fstat(bfd) else {
             continue;
         };

@@ -37,19 +37,18 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-pub const CLONE_INTO_CGROUP: u64 = 0x200000000;
+const CLONE_INTO_CGROUP: u64 = 0x200000000;
 
 /// Result of a fork-like clone.
-pub enum Forked {
+enum Forked {
     Parent(i32),
     Child,
 }
 
 /// Forks with namespace flags, like fork(2) but able to create namespaces at once.
 /// `cgroup_fd` places the child straight into a cgroup v2 directory (CLONE_INTO_CGROUP).
-///
-/// The caller must be single-threaded (tong is, until the container's init exists).
-pub fn clone_fork(
+/// Private: [`fork_child`] is the one way in, and it checks what this needs.
+fn clone_fork(
     flags: u64,
     exit_signal: Option<i32>,
     cgroup_fd: Option<RawFd>,
@@ -64,7 +63,8 @@ pub fn clone_fork(
         args.cgroup = fd as u64;
     }
     // SAFETY: clone3 with a null stack behaves like fork: the child gets a copy of this
-    // single-threaded address space and returns here with 0. `args` outlives the call.
+    // address space and returns here with 0; fork_child checked that the process has one
+    // thread, so no lock another thread held is copied locked. `args` outlives the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -91,6 +91,73 @@ pub fn clone_fork(
     } else {
         Forked::Parent(rc as i32)
     })
+}
+
+/// A child forked by [`fork_child`].
+pub struct Child {
+    pub pid: i32,
+    /// It was born in the cgroup asked for (CLONE_INTO_CGROUP); false when the kernel
+    /// refused that and the child was forked without it.
+    pub in_cgroup: bool,
+}
+
+/// Set once this process (or the one it was forked from: a fork copies only the calling
+/// thread) was seen to have one thread. tong's code starts no thread (no `std::thread` in
+/// src/), so it stays true.
+static SINGLE_THREADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The one way tong forks a process that runs tong code: a clone with `flags` (new
+/// namespaces, CLONE_PARENT), the child born in `into_cgroup` when the kernel allows (else
+/// forked without it), running `child` and exiting with its return value (never returning
+/// or unwinding into the caller's code). Forking without exec is sound only in a
+/// single-threaded process: the first call checks (/proc/self/stat, readable before tong
+/// enters a container's namespaces), and a second thread fails it.
+pub fn fork_child(
+    flags: u64,
+    exit_signal: Option<i32>,
+    into_cgroup: Option<BorrowedFd<'_>>,
+    child: impl FnOnce() -> i32,
+) -> io::Result<Child> {
+    use std::sync::atomic::Ordering;
+    if !SINGLE_THREADED.load(Ordering::Relaxed) {
+        let n = threads()?;
+        if n != 1 {
+            return Err(io::Error::other(format!(
+                "refusing to fork: the process has {n} threads, and a forked copy of a \
+                 multi-threaded process may deadlock"
+            )));
+        }
+        SINGLE_THREADED.store(true, Ordering::Relaxed);
+    }
+    let with_cgroup = into_cgroup.map(|fd| clone_fork(flags, exit_signal, Some(fd.as_raw_fd())));
+    let (forked, in_cgroup) = match with_cgroup {
+        Some(Ok(f)) => (f, true),
+        _ => (clone_fork(flags, exit_signal, None)?, false),
+    };
+    match forked {
+        Forked::Child => {
+            // An unwinding panic must not return into the parent's code in this copy.
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(1);
+            exit_now(code)
+        }
+        Forked::Parent(pid) => Ok(Child { pid, in_cgroup }),
+    }
+}
+
+/// The number of threads of this process: field 20 of /proc/self/stat, in one read.
+fn threads() -> io::Result<usize> {
+    use std::io::Read;
+    let mut buf = [0u8; 2048];
+    let n = std::fs::File::open("/proc/self/stat")?.read(&mut buf)?;
+    let data = &buf[..n];
+    let bad = || io::Error::other("cannot parse /proc/self/stat");
+    let close = data.iter().rposition(|&b| b == b')').ok_or_else(bad)?;
+    std::str::from_utf8(&data[close + 1..])
+        .map_err(|_| bad())?
+        .split_ascii_whitespace()
+        .nth(17)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(bad)
 }
 
 pub fn pivot_root(new_root: &str, put_old: &str) -> io::Result<()> {
@@ -609,16 +676,37 @@ pub fn get_winsize(fd: RawFd) -> Option<libc::winsize> {
     (rc == 0).then_some(ws)
 }
 
-/// Takes ownership of an fd number the kernel just installed (SCM_RIGHTS).
-pub fn own_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers pass a freshly received descriptor nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+/// One of tong's standard descriptors (0, 1 or 2), borrowed for the process's life, as the
+/// standard library's `Stdin`/`Stdout`/`Stderr` hold them; `None` for any other number.
+pub fn stdio(fd: RawFd) -> Option<BorrowedFd<'static>> {
+    // SAFETY: 0, 1 and 2 are never closed by tong (it reopens them onto /dev/null, never
+    // leaves them closed), so the number stays valid for the process's life.
+    (0..=2)
+        .contains(&fd)
+        .then(|| unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
-/// Borrows a standard descriptor (0, 1, 2) that lives as long as the process.
-pub fn borrow(fd: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: used only for the stdio descriptors, which stay open for the process's life.
-    unsafe { BorrowedFd::borrow_raw(fd) }
+/// Receives one message on a unix socket, with every descriptor sent along (SCM_RIGHTS),
+/// each owned and close-on-exec: none the kernel installed can leak. `Ok((0, []))` is the
+/// end of the stream.
+pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let r = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(io::Error::from)?;
+    let mut fds = Vec::new();
+    for c in r.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: the kernel installed these numbers in our table for this message;
+            // nothing else knows them, so each gets exactly one owner here.
+            fds.extend(
+                raw.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    Ok((r.bytes, fds))
 }
 
 const BPF_PROG_LOAD: libc::c_int = 5;
@@ -721,15 +809,20 @@ pub fn flock_exclusive(fd: RawFd) -> io::Result<()> {
     }
 }
 
-/// Debian's static libseccomp was compiled against glibc, whose fortified `fprintf` it calls
-/// from its PFC text export, which tong never uses. musl has no `__fprintf_chk`; this stand-in
-/// lets the archive link there and fails like a write error if it is ever reached.
-#[cfg(target_env = "musl")]
-#[unsafe(no_mangle)]
-pub extern "C" fn __fprintf_chk(
-    _stream: *mut libc::c_void,
-    _flag: libc::c_int,
-    _format: *const libc::c_char,
-) -> libc::c_int {
-    -1
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fork_child_refuses_a_multi_threaded_process() {
+        // A second thread, alive while fork_child runs (the test harness may run this on
+        // its main thread).
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        assert!(super::threads().unwrap() >= 2);
+        let e = super::fork_child(0, Some(libc::SIGCHLD), None, || 0)
+            .err()
+            .expect("forked a multi-threaded process");
+        assert!(e.to_string().contains("threads"), "{e}");
+        drop(tx);
+        let _ = t.join();
+    }
 }

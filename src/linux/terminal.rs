@@ -81,28 +81,12 @@ fn bind_console(slave: &OwnedFd) -> Result<()> {
 
 /// Receives a pty master sent over a unix socket (the console-socket protocol).
 pub fn recv_master(socket: RawFd) -> Result<OwnedFd> {
-    use std::io::IoSliceMut;
     let mut buf = [0u8; 4096];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let r = nix::sys::socket::recvmsg::<()>(
-        socket,
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| Error::sys("receiving the pty master", e))?;
-    for c in r
-        .cmsgs()
-        .map_err(|e| Error::sys("receiving the pty master", e))?
-    {
-        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c
-            && let Some(fd) = fds.first()
-        {
-            return Ok(crate::linux::sys::own_fd(*fd));
-        }
-    }
-    Err(Error::other("the container sent no terminal"))
+    let (_, fds) = crate::linux::sys::recv_with_fds(socket, &mut buf)
+        .map_err(|e| Error::sys("receiving the pty master", e))?;
+    fds.into_iter()
+        .next()
+        .ok_or_else(|| Error::other("the container sent no terminal"))
 }
 
 /// Copies the window size of `from` (tong's terminal) to `to` (the container's pty).
@@ -114,27 +98,25 @@ pub fn copy_winsize(from: RawFd, to: RawFd) {
 
 /// tong's own terminal in raw mode while it relays a container's pty; restored on drop.
 pub struct RawMode {
-    fd: RawFd,
+    fd: std::os::fd::BorrowedFd<'static>,
     saved: nix::sys::termios::Termios,
 }
 
 impl RawMode {
+    /// `fd` is one of tong's standard descriptors (its terminal); any other is refused.
     pub fn enter(fd: RawFd) -> Option<RawMode> {
-        let bfd = crate::linux::sys::borrow(fd);
+        let bfd = crate::linux::sys::stdio(fd)?;
         let saved = nix::sys::termios::tcgetattr(bfd).ok()?;
         let mut raw = saved.clone();
         nix::sys::termios::cfmakeraw(&mut raw);
         nix::sys::termios::tcsetattr(bfd, nix::sys::termios::SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode { fd, saved })
+        Some(RawMode { fd: bfd, saved })
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(
-            crate::linux::sys::borrow(self.fd),
-            nix::sys::termios::SetArg::TCSANOW,
-            &self.saved,
-        );
+        let _ =
+            nix::sys::termios::tcsetattr(self.fd, nix::sys::termios::SetArg::TCSANOW, &self.saved);
     }
 }

@@ -437,6 +437,14 @@ impl Env {
         spawn_cmd_os(&runtime(), &full, opts, &self.base).wait()
     }
 
+    /// Runs another runtime binary `prog --root R args...` on this env's root (an older
+    /// tong, say) to completion.
+    pub fn rt_prog(&self, prog: &Path, args: &[&str]) -> Out {
+        let mut full = self.root_args();
+        full.extend(args.iter().map(|s| s.to_string()));
+        spawn_cmd(prog, &full, Opts::default(), &self.base).wait()
+    }
+
     /// Runs `runtime --root R args...` to completion.
     pub fn rt(&self, args: &[&str]) -> Out {
         self.spawn(args).wait()

@@ -8,6 +8,7 @@
 //! runc's). runc's NOTIFY rules: never on `write`, never the default, always a listenerPath.
 
 pub mod cache;
+mod link_shim;
 
 use std::io::{Read, Seek};
 use std::path::Path;
@@ -453,7 +454,7 @@ pub fn send_to_listener(
         )
     })?;
     let msg = serde_json::json!({
-        "ociVersion": crate::spec::SPEC_VERSION,
+        "ociVersion": oci_spec::runtime::VERSION,
         "fds": ["seccompFd"],
         "pid": pid,
         "metadata": metadata,

@@ -1,0 +1,265 @@
+//! One container's cgroup, as runc's `cgroups.Manager` holds it: planned once at `create` from
+//! the config's `cgroupsPath` and the host's layout, saved whole in `state.json`, and asked
+//! for every operation the lifecycle needs. No later command reads mountinfo to find out
+//! which hierarchy a recorded directory belongs to.
+//!
+//! The driver seam: [`Driver`] says who owns the directories. Only `cgroupfs` (tong makes,
+//! joins and removes them itself, on v1, v2 and hybrid hosts) exists today; the operations
+//! that a systemd driver does differently (create, join, apply, remove) go through one
+//! `match` on it each. Freezing, pids and stats read the same files under either driver.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use super::{Dirs, Hierarchy, freezer, resources, stats};
+use crate::error::{Error, Result};
+
+/// Who manages the container's cgroup directories.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// tong writes the cgroup filesystems itself.
+    #[default]
+    Cgroupfs,
+}
+
+/// The container's directory in one hierarchy.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Dir {
+    pub path: PathBuf,
+    /// Where the hierarchy is mounted on the host (the walk that creates `path` starts here).
+    pub mount: PathBuf,
+    /// The hierarchy's v1 controllers (`name=...` included); empty for cgroup2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<String>,
+}
+
+impl Dir {
+    pub fn v2(&self) -> bool {
+        self.controllers.is_empty()
+    }
+}
+
+/// A container's cgroup: its driver and its directory in every hierarchy it uses. Empty for
+/// a rootless container without a delegated cgroup (it stays in the caller's).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cgroup {
+    pub driver: Driver,
+    pub dirs: Vec<Dir>,
+}
+
+impl Cgroup {
+    /// Plans the directories for `id` (or the config's `cgroupsPath`) in every hierarchy the
+    /// host mounts. Nothing is created.
+    pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
+        let dirs = super::plan(cgroups_path, id)?
+            .into_iter()
+            .map(|(h, path)| Dir::of(&h, path))
+            .collect();
+        Ok(Cgroup {
+            driver: Driver::Cgroupfs,
+            dirs,
+        })
+    }
+
+    /// The handle of a container recorded before state format 2, which kept bare paths: each
+    /// is matched to the hierarchy it lives under, from this host's mountinfo.
+    pub fn from_recorded_paths(paths: &[PathBuf]) -> Cgroup {
+        let hs = super::hierarchies().unwrap_or_default();
+        let dirs = paths
+            .iter()
+            .filter_map(|p| {
+                let h = hs
+                    .iter()
+                    .filter(|h| p.starts_with(&h.mountpoint))
+                    .max_by_key(|h| h.mountpoint.as_os_str().len())?;
+                Some(Dir::of(h, p.clone()))
+            })
+            .collect();
+        Cgroup {
+            driver: Driver::Cgroupfs,
+            dirs,
+        }
+    }
+
+    /// The directories alone, as state format 1 recorded them.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty()
+    }
+
+    /// The directories by controller, as the resource, device, freezer and stats mechanisms
+    /// take them.
+    pub fn view(&self) -> Dirs {
+        let mut d = Dirs::default();
+        for dir in &self.dirs {
+            if dir.v2() {
+                d.v2 = Some(dir.path.clone());
+            } else {
+                d.v1.push((dir.controllers.clone(), dir.path.clone()));
+            }
+        }
+        d
+    }
+
+    /// With cgroup v2 alone, the directory a new process can be cloned straight into.
+    pub fn clone_target(&self) -> Option<&Path> {
+        match self.dirs.as_slice() {
+            [d] if d.v2() => Some(d.path.as_path()),
+            _ => None,
+        }
+    }
+
+    /// runc's checks on a cgroup that exists before the container: a frozen one is refused
+    /// (the init would hang in it), one holding processes gets runc's warning.
+    pub fn check_preexisting(&self) -> Result<()> {
+        if self.is_frozen() {
+            return Err(Error::other("container's cgroup unexpectedly frozen"));
+        }
+        let n = self.pids().len();
+        if n > 0 {
+            crate::logging::warn(&format!(
+                "container's cgroup is not empty: {n} process(es) found"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes the directories.
+    pub fn create(&self) -> Result<()> {
+        match self.driver {
+            Driver::Cgroupfs => super::create(&self.dirs),
+        }
+    }
+
+    /// Writes `linux.resources` (at create and at every `update`).
+    pub fn apply(&self, r: &LinuxResources) -> Result<()> {
+        match self.driver {
+            Driver::Cgroupfs => resources::apply(&self.view(), r),
+        }
+    }
+
+    /// Moves `pid` into the container's cgroup.
+    pub fn join(&self, pid: i32) -> Result<()> {
+        match self.driver {
+            Driver::Cgroupfs => super::join(&self.paths(), pid),
+        }
+    }
+
+    /// Removes the cgroup and every sub-cgroup the container made in it.
+    pub fn remove(&self) -> Result<()> {
+        match self.driver {
+            Driver::Cgroupfs => super::remove(&self.paths()),
+        }
+    }
+
+    /// Whether any directory still exists (a stopped container's cgroup may outlive its
+    /// init).
+    pub fn exists(&self) -> bool {
+        self.dirs.iter().any(|d| d.path.is_dir())
+    }
+
+    /// The pids in the container's cgroup and every cgroup below it.
+    pub fn pids(&self) -> Vec<i32> {
+        super::pids(&self.view())
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        freezer::is_frozen(&self.view())
+    }
+
+    pub fn freeze(&self) -> Result<()> {
+        freezer::freeze(&self.view())
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        freezer::thaw(&self.view())
+    }
+
+    /// What `events --stats` reports.
+    pub fn stats(&self) -> serde_json::Value {
+        stats::collect(&self.view())
+    }
+
+    /// The OOM kills counted so far (for `events`).
+    pub fn oom_kills(&self) -> u64 {
+        stats::oom_kills(&self.view())
+    }
+}
+
+impl Dir {
+    fn of(h: &Hierarchy, path: PathBuf) -> Dir {
+        Dir {
+            path,
+            mount: h.mountpoint.clone(),
+            controllers: if h.v2 {
+                Vec::new()
+            } else {
+                h.controllers.clone()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hybrid() -> Cgroup {
+        let hs = super::super::parse_mountinfo(
+            "35 26 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+             36 26 0:31 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             37 26 0:32 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        );
+        Cgroup {
+            driver: Driver::Cgroupfs,
+            dirs: hs
+                .iter()
+                .map(|h| Dir::of(h, h.mountpoint.join("c1")))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn saved_whole_and_read_back() {
+        let cg = hybrid();
+        let json = serde_json::to_string(&cg).unwrap();
+        assert!(json.contains(r#""driver":"cgroupfs""#), "{json}");
+        assert!(
+            json.contains(r#""controllers":["cpu","cpuacct"]"#),
+            "{json}"
+        );
+        let back: Cgroup = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cg);
+    }
+
+    #[test]
+    fn view_sorts_by_controller() {
+        let v = hybrid().view();
+        assert_eq!(
+            v.v1("cpuacct"),
+            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct/c1"))
+        );
+        assert_eq!(v.v1("memory"), Some(Path::new("/sys/fs/cgroup/memory/c1")));
+        assert_eq!(
+            v.v2.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified/c1"))
+        );
+        assert_eq!(hybrid().clone_target(), None);
+    }
+
+    #[test]
+    fn clone_target_only_on_v2_alone() {
+        let mut cg = hybrid();
+        cg.dirs.retain(Dir::v2);
+        assert_eq!(
+            cg.clone_target(),
+            Some(Path::new("/sys/fs/cgroup/unified/c1"))
+        );
+    }
+}

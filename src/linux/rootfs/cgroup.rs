@@ -1,0 +1,146 @@
+//! The `cgroup` mount type: the container's own cgroups as it sees them.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MsFlags, mount};
+use pathrs::Root;
+
+use super::{RootfsConfig, fdpath, remount_bind};
+use crate::error::{Context, Error, Result};
+use crate::linux::inroot;
+use crate::linux::mounts::MountOptions;
+
+/// One of the container's cgroup directories, as the `cgroup` mount type shows it.
+#[derive(Debug, Clone)]
+pub struct CgroupMount {
+    pub dir: PathBuf,
+    /// The hierarchy's v1 controllers (`name=...` included); empty for cgroup2.
+    pub controllers: Vec<String>,
+}
+
+impl CgroupMount {
+    pub fn v2(&self) -> bool {
+        self.controllers.is_empty()
+    }
+}
+
+/// The `cgroup` mount type. With cgroup v2 alone: a cgroup2 mount. On v1 and hybrid hosts, as
+/// runc builds it: a tmpfs with one mount per hierarchy (the container's own cgroup bound, or
+/// a fresh cgroup mount inside a cgroup namespace).
+pub(super) fn mount_cgroup(
+    c: &RootfsConfig,
+    root: &Root,
+    dest: &Path,
+    opts: &MountOptions,
+) -> Result<()> {
+    let target = inroot::mkdir_all(root, dest)?;
+    let tpath = fdpath(&target);
+    let flags = opts
+        .flags
+        .difference(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let only_v2 = !c.cgroups.is_empty() && c.cgroups.iter().all(CgroupMount::v2);
+    if only_v2 {
+        return match mount(
+            Some("cgroup2"),
+            tpath.as_str(),
+            Some("cgroup2"),
+            flags,
+            None::<&str>,
+        ) {
+            Ok(()) => Ok(()),
+            // In a user namespace without its own cgroup namespace the kernel refuses a new
+            // cgroup2 mount; bind the container's own cgroup instead (runc binds too).
+            Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EBUSY) if c.userns => {
+                let dir = &c.cgroups[0].dir;
+                mount(
+                    Some(dir),
+                    tpath.as_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
+                drop(target);
+                let m = inroot::resolve(root, dest)?;
+                remount_bind(
+                    &fdpath(&m),
+                    flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                )
+            }
+            Err(e) => Err(Error::sys("mount cgroup2", e)),
+        };
+    }
+    mount(
+        Some("tmpfs"),
+        tpath.as_str(),
+        Some("tmpfs"),
+        flags.difference(MsFlags::MS_RDONLY),
+        Some("mode=755"),
+    )
+    .ctx(|| "mount tmpfs for cgroups".into())?;
+    drop(target);
+    for cg in c.cgroups {
+        let dir = &cg.dir;
+        let name = if cg.v2() {
+            "unified".to_string()
+        } else {
+            cg.controllers
+                .iter()
+                .map(|s| s.strip_prefix("name=").unwrap_or(s))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let sub = dest.join(&name);
+        let t = inroot::mkdir_all(root, &sub)?;
+        let tp = fdpath(&t);
+        if c.cgroupns {
+            let (fstype, data) = if cg.v2() {
+                ("cgroup2", String::new())
+            } else {
+                ("cgroup", cg.controllers.join(","))
+            };
+            mount(
+                Some("cgroup"),
+                tp.as_str(),
+                Some(fstype),
+                flags,
+                Some(data.as_str()),
+            )
+            .ctx(|| format!("mount cgroup {name}"))?;
+        } else {
+            mount(
+                Some(dir),
+                tp.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
+            drop(t);
+            let m = inroot::resolve(root, &sub)?;
+            remount_bind(
+                &fdpath(&m),
+                flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            )?;
+        }
+        // Co-mounted controllers get a symlink each (cpu -> cpu,cpuacct).
+        if cg.controllers.len() > 1 {
+            for ctl in &cg.controllers {
+                let link = dest.join(ctl.strip_prefix("name=").unwrap_or(ctl));
+                let _ = root.create(&link, &pathrs::InodeType::Symlink(name.clone().into()));
+            }
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        let h = inroot::resolve(root, dest)?;
+        mount(
+            None::<&str>,
+            fdpath(&h).as_str(),
+            None::<&str>,
+            MsFlags::MS_REMOUNT | flags,
+            Some("mode=755"),
+        )
+        .ctx(|| "remount cgroup tmpfs read-only".into())?;
+    }
+    Ok(())
+}
