@@ -24,6 +24,11 @@ CASES = [
     ("lifecycle", "`create` + `start` + `delete`"),
     ("exec", "`exec` /bin/true into a running container"),
     ("throughput", "containers `run`, 2 at a time: time for all"),
+    ("list@1", "`list`, 1 container alive"),
+    ("list@100", "`list`, 100 containers alive"),
+    ("list@400", "`list`, 400 containers alive"),
+    ("state@1", "`state` of one, 1 container alive"),
+    ("state@400", "`state` of one, 400 containers alive"),
 ]
 
 
@@ -211,6 +216,9 @@ for case in ("run", "lifecycle", "exec"):
         checks.append((f"{case}: tong / crun = {t / c:.2f}", t <= c))
     if t and rc:
         checks.append((f"{case}: tong / runc = {t / rc:.2f} (at most 0.33)", t <= rc / 3))
+t, c = med("list@400", "tong"), med("list@400", "crun")
+if t and c:
+    checks.append((f"list at 400 containers: tong / crun = {t / c:.2f}", t <= c))
 if "tong" in rss and crun_rss:
     t = statistics.median(rss["tong"])
     checks.append((f"peak RSS: tong / crun = {t / crun_rss:.2f}", t <= crun_rss))

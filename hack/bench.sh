@@ -8,6 +8,7 @@
 # Environment: RUNTIMES ("tong crun runc youki"), TONG (a tong binary to use as is),
 #   RUNS (runs per round, 30), ROUNDS (2), WARMUP (3), TP_RUNS (runs of the throughput case
 #   per round, 5), TP_N (containers per throughput run, 100), RSS_RUNS (10),
+#   SCALE (containers alive in the scale case, "1 100 400"; empty: no scale case),
 #   YOUKI_VERSION (0.7.0), STRACE (1: also record `strace -c -f` of one `run` per runtime),
 #   WAIT_IDLE (0: seconds to wait, before timing, for the 1-minute load average to fall
 #   below 1; the load before and after is recorded with the results either way).
@@ -28,6 +29,9 @@
 #                command needs; run i of the case is the sum of run i of the three commands.
 #   exec         `R exec ID /bin/true` into a running container (busybox sleep).
 #   100 x run    TP_N containers `R run` of /bin/true, two at a time (two sh loops).
+#   list@N, state@N  the scale case, once after the rounds: with N containers alive
+#                (busybox sleep, each with its own cgroup, started with `R run -d`), `R list`
+#                and `R state` of one of them, RUNS runs each; N from SCALE.
 #   memory       peak RSS of `R run` (/usr/bin/time -v; the runtime and the children it
 #                waits for), size of the runtime's executable.
 # Every runtime gets its own copy of one busybox bundle (hack/mkbundle.sh) and its own
@@ -481,6 +485,35 @@ for round in $(seq "$ROUNDS"); do
 		hf throughput "$r" "$round" --runs "$TP_RUNS" -n "$r ${TP_N}x run" \
 			"sh $W/tp.sh $root $b/tp0 $b/tp1 $ID-$r-tp $TP_N ${CMD[$r]}"
 	done
+done
+
+# ------------------------------------------------------------------ scale: list and state
+# The containers stay alive from one N to the next; each runtime adds its own up to N, then
+# list and state are timed, the runtimes taking turns.
+SCALE=${SCALE-1 100 400}
+declare -A alive=()
+for n in $SCALE; do
+	log "bench: scale, $n containers alive"
+	for r in "${RT[@]}"; do
+		rt="${CMD[$r]} --root $W/$r/root"
+		i=${alive[$r]:-0}
+		while [ "$i" -lt "$n" ]; do
+			d=$W/$r/scale/$i
+			mkdir -p "$d"
+			sed -e "s|\"cgroupsPath\": *\"[^\"]*\"|\"cgroupsPath\": \"/$CG/$r-s$i\"|" \
+				-e 's|"/bin/true"|"sleep", "1000000"|' "$W/$r/run/config.json" >"$d/config.json"
+			$rt run -d -b "$d" "$ID-$r-s$i" </dev/null >/dev/null 2>&1 ||
+				{ log "bench: $r could not start container $i of the scale case"; exit 1; }
+			i=$((i + 1))
+		done
+		alive[$r]=$i
+		hf "list@$n" "$r" 1 --warmup "$WARMUP" --runs "$RUNS" -n "$r list" "$rt list"
+		hf "state@$n" "$r" 1 --warmup "$WARMUP" --runs "$RUNS" -n "$r state" "$rt state $ID-$r-s0"
+	done
+done
+for r in "${RT[@]}"; do
+	rt="${CMD[$r]} --root $W/$r/root"
+	for ((i = 0; i < ${alive[$r]:-0}; i++)); do $rt delete -f "$ID-$r-s$i" >/dev/null 2>&1; done
 done
 meta load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 
