@@ -93,9 +93,11 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         if m.dest == Path::new("/dev") && m.opts.is_bind() {
             dev_is_bind = true;
         }
-        let idmapped = c.idmapped.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd);
-        let source = c.sources.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd);
-        mount_one(c, &root, m, idmapped, source)
+        let fds = MountFds {
+            idmapped: c.idmapped.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd),
+            source: c.sources.iter().find(|(j, _)| *j == i).map(|(_, fd)| fd),
+        };
+        mount_one(c, &root, m, fds)
             .map_err(|e| Error::other(format!("mounts[{i}] ({}): {e}", m.destination.display())))?;
     }
     // runc creates a missing working directory.
@@ -146,16 +148,18 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
     .ctx(|| format!("making {} private", best.display()))
 }
 
-fn mount_one(
-    c: &RootfsConfig,
-    root: &Root,
-    m: &Planned,
-    idmapped: Option<&std::os::fd::OwnedFd>,
-    source: Option<&std::os::fd::OwnedFd>,
-) -> Result<()> {
+/// What the parent opened for one mount: its detached idmapped mount, or its bind source
+/// opened as the host's root.
+#[derive(Clone, Copy)]
+struct MountFds<'a> {
+    idmapped: Option<&'a OwnedFd>,
+    source: Option<&'a OwnedFd>,
+}
+
+fn mount_one(c: &RootfsConfig, root: &Root, m: &Planned, fds: MountFds) -> Result<()> {
     let (typ, dest, opts) = (m.typ.as_str(), m.dest.as_path(), &m.opts);
     if m.bind {
-        return bind_mount(c, root, m, idmapped, source);
+        return bind_mount(c, root, m, fds);
     }
     if typ == "cgroup" {
         (c.await_cgroups)()?;
@@ -302,14 +306,9 @@ fn finish(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
     Ok(())
 }
 
-fn bind_mount(
-    c: &RootfsConfig,
-    root: &Root,
-    m: &Planned,
-    idmapped: Option<&std::os::fd::OwnedFd>,
-    source: Option<&std::os::fd::OwnedFd>,
-) -> Result<()> {
+fn bind_mount(c: &RootfsConfig, root: &Root, m: &Planned, fds: MountFds) -> Result<()> {
     let (dest, opts) = (m.dest.as_path(), &m.opts);
+    let MountFds { idmapped, source } = fds;
     let src = m
         .source
         .as_ref()
