@@ -3,11 +3,10 @@
 
 use std::path::Path;
 
-use nix::fcntl::OFlag;
-use nix::mount::{MsFlags, mount};
-use nix::sys::stat::Mode;
+use nix::mount::MsFlags;
 
-use super::{fdpath, locked_flags, remount_bind};
+use super::locked_flags;
+use super::ops::{Kernel, Ops, remount_bind};
 use crate::error::{Context, Error, Result};
 use crate::linux::mounts::Planned;
 
@@ -27,38 +26,36 @@ pub struct Finish<'a> {
 
 /// After pivot_root: read-only paths, masked paths, a read-only root, and rootfsPropagation.
 pub fn finalize(f: &Finish) -> Result<()> {
+    finalize_with(&mut Kernel, f)
+}
+
+fn finalize_with(ops: &mut impl Ops, f: &Finish) -> Result<()> {
     for p in f.readonly_paths {
-        readonly_path(p)?;
+        readonly_path(ops, p)?;
     }
     for p in f.masked_paths {
-        mask_path(p)?;
+        mask_path(ops, p)?;
     }
     if dev_readonly(f.mounts) {
-        let st = nix::sys::statvfs::statvfs("/dev").ctx(|| "statvfs /dev".into())?;
-        mount(
-            None::<&str>,
+        let st = ops.statvfs("/dev").ctx(|| "statvfs /dev".into())?;
+        ops.mount(
+            None,
             "/dev",
-            None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags(st.flags()),
-            None::<&str>,
+            None,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags(st),
+            None,
         )
         .ctx(|| "making /dev read-only".into())?;
     }
     if f.readonly_root {
-        remount_bind("/", MsFlags::MS_RDONLY)
+        remount_bind(ops, "/", MsFlags::MS_RDONLY)
             .map_err(|e| Error::other(format!("making the root read-only: {e}")))?;
     }
     // The root itself ends with the configured propagation; mounts below keep what their
     // own options made them (a `shared` bind stays shared under rslave).
     if let Some(p) = f.propagation {
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            p.difference(MsFlags::MS_REC),
-            None::<&str>,
-        )
-        .ctx(|| "setting rootfsPropagation".into())?;
+        ops.mount(None, "/", None, p.difference(MsFlags::MS_REC), None)
+            .ctx(|| "setting rootfsPropagation".into())?;
     }
     Ok(())
 }
@@ -70,62 +67,154 @@ fn dev_readonly(mounts: &[Planned]) -> bool {
     })
 }
 
-fn readonly_path(p: &str) -> Result<()> {
-    match mount(
-        Some(p),
-        p,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    ) {
+fn readonly_path(ops: &mut impl Ops, p: &str) -> Result<()> {
+    match ops.mount(Some(p), p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None) {
         Ok(()) => {}
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(Error::sys(format!("readonlyPaths: bind {p}"), e)),
     }
-    remount_bind(p, MsFlags::MS_RDONLY | MsFlags::MS_REC)
+    remount_bind(ops, p, MsFlags::MS_RDONLY | MsFlags::MS_REC)
         .map_err(|e| Error::other(format!("readonlyPaths: {p}: {e}")))
 }
 
 /// Masks a path: a directory gets an empty read-only tmpfs, anything else /dev/null, which
 /// must really be the null device (a container cannot swap it for a symlink: CVE-2025-31133).
-fn mask_path(p: &str) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(p) {
-        Ok(m) => m,
-        Err(_) => return Ok(()),
-    };
-    if meta.is_dir() {
-        return mount(
-            Some("tmpfs"),
-            p,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .ctx(|| format!("maskedPaths: tmpfs on {p}"));
+fn mask_path(ops: &mut impl Ops, p: &str) -> Result<()> {
+    match ops.is_dir(p) {
+        None => Ok(()),
+        Some(true) => ops
+            .mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None)
+            .ctx(|| format!("maskedPaths: tmpfs on {p}")),
+        Some(false) => {
+            let (_keep, null) = ops.null_device()?;
+            match ops.mount(Some(null.as_str()), p, None, MsFlags::MS_BIND, None) {
+                Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+                Err(e) => Err(Error::sys(format!("maskedPaths: bind /dev/null on {p}"), e)),
+            }
+        }
     }
-    // nix's open, not std's: std masks O_ACCMODE out of custom flags, and musl counts O_PATH
-    // in O_ACCMODE, so std would open (and block on a FIFO planted as) /dev/null.
-    let null = nix::fcntl::open(
-        "/dev/null",
-        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(std::io::Error::from)
-    .at("maskedPaths: cannot open", "/dev/null")?;
-    let st = nix::sys::stat::fstat(&null).ctx(|| "fstat /dev/null".into())?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
-        return Err(Error::other(
-            "maskedPaths: /dev/null is not the null device".to_string(),
-        ));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::os::fd::OwnedFd;
+
+    use nix::errno::Errno;
+    use nix::mount::MsFlags;
+    use nix::sys::statvfs::FsFlags;
+
+    use super::*;
+
+    /// Records every call; `dirs` says what exists, `refuse` makes a mount of a target fail
+    /// once with an errno.
+    #[derive(Default)]
+    struct Fake {
+        calls: Vec<String>,
+        dirs: HashMap<&'static str, bool>,
+        refuse: HashMap<String, Errno>,
+        locked: FsFlags,
     }
-    match mount(
-        Some(fdpath(&null).as_str()),
-        p,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    ) {
-        Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
-        Err(e) => Err(Error::sys(format!("maskedPaths: bind /dev/null on {p}"), e)),
+
+    impl Ops for Fake {
+        fn mount(
+            &mut self,
+            source: Option<&str>,
+            target: &str,
+            fstype: Option<&str>,
+            flags: MsFlags,
+            _data: Option<&str>,
+        ) -> nix::Result<()> {
+            self.calls.push(format!(
+                "mount {} {target} {} {flags:?}",
+                source.unwrap_or("-"),
+                fstype.unwrap_or("-")
+            ));
+            match self.refuse.remove(target) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+        fn statvfs(&mut self, path: &str) -> nix::Result<FsFlags> {
+            self.calls.push(format!("statvfs {path}"));
+            Ok(self.locked)
+        }
+        fn is_dir(&mut self, path: &str) -> Option<bool> {
+            self.dirs.get(path).copied()
+        }
+        fn null_device(&mut self) -> Result<(Option<OwnedFd>, String)> {
+            Ok((None, "NULL".into()))
+        }
+    }
+
+    fn finish<'a>(ro: &'a [String], masked: &'a [String]) -> Finish<'a> {
+        Finish {
+            readonly_paths: ro,
+            masked_paths: masked,
+            readonly_root: false,
+            propagation: None,
+            mounts: &[],
+        }
+    }
+
+    #[test]
+    fn read_only_masked_and_propagation_in_order() {
+        let ro = ["/proc/sys".to_string(), "/proc/gone".to_string()];
+        let masked = [
+            "/proc/acpi".to_string(),
+            "/proc/kcore".to_string(),
+            "/proc/absent".to_string(),
+        ];
+        let mut f = Fake::default();
+        f.dirs.insert("/proc/acpi", true);
+        f.dirs.insert("/proc/kcore", false);
+        f.refuse.insert("/proc/gone".into(), Errno::ENOENT);
+        let mut cfg = finish(&ro, &masked);
+        cfg.propagation = Some(MsFlags::MS_SHARED | MsFlags::MS_REC);
+        finalize_with(&mut f, &cfg).unwrap();
+        let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+        let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_REC;
+        assert_eq!(
+            f.calls,
+            [
+                format!("mount /proc/sys /proc/sys - {rec:?}"),
+                format!("mount - /proc/sys - {remount:?}"),
+                // A read-only path that does not exist is skipped.
+                format!("mount /proc/gone /proc/gone - {rec:?}"),
+                format!("mount tmpfs /proc/acpi tmpfs {:?}", MsFlags::MS_RDONLY),
+                format!("mount NULL /proc/kcore - {:?}", MsFlags::MS_BIND),
+                // The root's own propagation, never recursive.
+                format!("mount - / - {:?}", MsFlags::MS_SHARED),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_read_only_remount_keeps_the_locked_flags() {
+        let mut f = Fake {
+            locked: FsFlags::ST_NOSUID | FsFlags::ST_NODEV,
+            ..Fake::default()
+        };
+        f.refuse.insert("/".into(), Errno::EPERM);
+        let mut cfg = finish(&[], &[]);
+        cfg.readonly_root = true;
+        finalize_with(&mut f, &cfg).unwrap();
+        let base = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        assert_eq!(
+            f.calls,
+            [
+                format!("mount - / - {base:?}"),
+                "statvfs /".to_string(),
+                format!(
+                    "mount - / - {:?}",
+                    base | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
+                ),
+            ]
+        );
+        // Any other refusal is the error, named.
+        let mut f = Fake::default();
+        f.refuse.insert("/".into(), Errno::EBUSY);
+        let e = finalize_with(&mut f, &cfg).unwrap_err().to_string();
+        assert!(e.contains("making the root read-only"), "{e}");
     }
 }

@@ -22,6 +22,7 @@ mod pivot;
 pub use cgroup::CgroupMount;
 use cgroup::mount_cgroup;
 use tmpcopy::tmpcopyup;
+mod ops;
 mod tmpcopy;
 pub use finish::{Finish, finalize};
 pub use pivot::{chroot_into, enter};
@@ -377,29 +378,7 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Planned, fds: MountFds) -> Resu
 /// Remounts a bind mount with `flags`, keeping the flags the kernel locks (nosuid, nodev,
 /// noexec, atime) from the source when the plain remount is refused.
 fn remount_bind(target: &str, flags: MsFlags) -> Result<()> {
-    let base = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
-    match mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        base | flags,
-        None::<&str>,
-    ) {
-        Ok(()) => Ok(()),
-        Err(nix::errno::Errno::EPERM) => {
-            let st = nix::sys::statvfs::statvfs(target).ctx(|| format!("statvfs {target}"))?;
-            let locked = locked_flags(st.flags());
-            mount(
-                None::<&str>,
-                target,
-                None::<&str>,
-                base | flags | locked,
-                None::<&str>,
-            )
-            .ctx(|| "remount bind mount".into())
-        }
-        Err(e) => Err(Error::sys("remount bind mount", e)),
-    }
+    ops::remount_bind(&mut ops::Kernel, target, flags)
 }
 
 fn locked_flags(f: nix::sys::statvfs::FsFlags) -> MsFlags {
