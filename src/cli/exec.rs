@@ -1,7 +1,5 @@
 //! `tong exec [flags] ID [ARGS...]`
 
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{Capability, Process};
@@ -9,8 +7,6 @@ use oci_spec::runtime::{Capability, Process};
 use super::Global;
 use crate::container::{self, ExecOpts};
 use crate::error::{Error, Result};
-use crate::launch::foreground::Foreground;
-use crate::linux::terminal;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -180,18 +176,11 @@ fn process(g: &Global, a: &Args) -> Result<Process> {
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     super::seal(g)?;
-    let proc_ = process(g, &a)?;
-    let tty = proc_.terminal() == Some(true);
-    let relay = if tty && a.console_socket.is_none() && !a.detach {
-        Some(UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?)
-    } else {
-        None
-    };
     let opts = ExecOpts {
-        process: proc_,
+        process: process(g, &a)?,
         pid_file: a.pid_file.clone(),
         console_socket: a.console_socket.clone(),
-        console_fd: relay.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
+        console_fd: None,
         preserve_fds: a.preserve_fds + super::create::listen_fds(),
         ignore_paused: a.ignore_paused,
         sub_cgroup: a.cgroup.clone(),
@@ -200,12 +189,5 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         container::exec(&g.root, &a.id, &opts)?;
         return Ok(0);
     }
-    let fg = Foreground::begin()?;
-    let pid = container::exec(&g.root, &a.id, &opts)?;
-    let master = match &relay {
-        Some((ours, _)) => Some(terminal::recv_master(ours.as_raw_fd())?),
-        None => None,
-    };
-    drop(relay);
-    fg.wait(pid, master)
+    container::exec_attached(&g.root, &a.id, opts)
 }

@@ -1,6 +1,7 @@
 //! The container layer: state on disk and the lifecycle operations, one file each, as runc
 //! defines them. What each status allows lives on [`Status`] (state.rs).
 
+mod attached;
 pub mod checkpoint;
 mod create;
 mod delete;
@@ -20,6 +21,7 @@ use oci_spec::runtime::Spec;
 
 use crate::error::Result;
 use crate::spec;
+pub use attached::{exec_attached, run_attached, run_detached};
 pub use create::{CreateOpts, Created, create};
 pub use delete::delete;
 pub use exec::{ExecOpts, exec};
