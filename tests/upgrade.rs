@@ -3,7 +3,8 @@
 //! managed by the tong under test: state, list, exec, update, pause, ps, kill, start and
 //! delete. And the other way: what the new tong writes for such a container, the old one
 //! still reads. Without TONG_PREVIOUS_BIN (a bare `cargo test`) the tests say so and do
-//! nothing; hack/test.sh always sets it.
+//! nothing; hack/test.sh sets it, or TONG_PREVIOUS_ERROR when it could not build it, which
+//! fails them with the reason.
 mod common;
 use common::*;
 use serde_json::Value;
@@ -11,6 +12,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn previous() -> Option<PathBuf> {
+    if let Ok(why) = std::env::var("TONG_PREVIOUS_ERROR") {
+        panic!("no previous tong to upgrade from: {why}");
+    }
     match std::env::var_os("TONG_PREVIOUS_BIN") {
         Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
         _ => {
