@@ -70,7 +70,12 @@ fn intermediate(cfg: &LaunchConfig, plan: &Plan, ch: &Channel) -> Result<i32> {
         nix::sched::unshare(rest).ctx(|| format!("unshare {rest:?}"))?;
     }
     if plan.has_new(LinuxNamespaceType::Time) {
-        namespaces::write_time_offsets(cfg.spec)?;
+        namespaces::write_time_offsets(
+            cfg.spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.time_offsets().as_ref()),
+        )?;
     }
     let gate = CgroupGate {
         ch,
@@ -139,7 +144,12 @@ fn init_after_go(
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .ctx(|| "setresuid 0 in the user namespace".into())?;
     }
-    namespaces::configure(spec, plan)?;
+    let settings = namespaces::Settings {
+        hostname: spec.hostname().as_deref(),
+        domainname: spec.domainname().as_deref(),
+        sysctl: spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()),
+    };
+    namespaces::configure(&settings, plan)?;
     // A joined mount namespace (by path) is set up as a new one would be: as with runc,
     // pivot_root there moves the root of that namespace's other processes too. Without
     // one of its own the container shares the host's mount table, which tong leaves as it

@@ -5,7 +5,7 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, LinuxTimeOffset};
 
 use crate::error::{Context, Error, Result};
 use crate::linux::sys;
@@ -231,12 +231,10 @@ fn map_helper(tool: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
 }
 
 /// Writes /proc/self/timens_offsets before the time namespace gets its first process.
-pub fn write_time_offsets(spec: &Spec) -> Result<()> {
-    let Some(offsets) = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.time_offsets().as_ref())
-    else {
+pub fn write_time_offsets(
+    offsets: Option<&std::collections::HashMap<String, LinuxTimeOffset>>,
+) -> Result<()> {
+    let Some(offsets) = offsets else {
         return Ok(());
     };
     let mut s = String::new();
@@ -259,13 +257,20 @@ pub fn write_time_offsets(spec: &Spec) -> Result<()> {
     std::fs::write("/proc/self/timens_offsets", s).at("cannot write", "/proc/self/timens_offsets")
 }
 
+/// What lives inside the namespaces: the config's hostname, domainname and sysctls.
+pub struct Settings<'a> {
+    pub hostname: Option<&'a str>,
+    pub domainname: Option<&'a str>,
+    pub sysctl: Option<&'a std::collections::HashMap<String, String>>,
+}
+
 /// Settings inside the new namespaces: hostname, domainname, `lo` up, sysctls.
-pub fn configure(spec: &Spec, plan: &Plan) -> Result<()> {
+pub fn configure(s: &Settings, plan: &Plan) -> Result<()> {
     if plan.has_new(LinuxNamespaceType::Uts) || plan.joins(LinuxNamespaceType::Uts) {
-        if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        if let Some(h) = s.hostname.filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h).ctx(|| format!("sethostname {h:?}"))?;
         }
-        if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        if let Some(d) = s.domainname.filter(|d| !d.is_empty()) {
             // SAFETY-free: nix has no setdomainname; write the sysctl.
             std::fs::write("/proc/sys/kernel/domainname", d)
                 .at("cannot write", "/proc/sys/kernel/domainname")?;
@@ -274,7 +279,7 @@ pub fn configure(spec: &Spec, plan: &Plan) -> Result<()> {
     if plan.has_new(LinuxNamespaceType::Network) {
         sys::set_link_up("lo").ctx(|| "bringing up lo".into())?;
     }
-    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+    if let Some(sysctl) = s.sysctl {
         for (k, v) in sysctl {
             let path = format!("/proc/sys/{}", k.replace('.', "/"));
             std::fs::write(&path, v).at("linux.sysctl: cannot write", &path)?;
