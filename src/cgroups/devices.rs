@@ -157,14 +157,10 @@ pub fn apply(d: &Dirs, config: &[LinuxDeviceCgroup]) -> Result<()> {
 /// Assembles the device filter. Rules are checked last to first (a later rule wins); the
 /// first that matches returns its verdict; no match denies.
 pub fn program(rules: &[Rule]) -> Vec<u64> {
-    const R0: u8 = 0;
-    const R1: u8 = 1;
-    const R2: u8 = 2;
-    const R3: u8 = 3;
-    const R4: u8 = 4;
-    const R5: u8 = 5;
-    const R6: u8 = 6;
-    const R7: u8 = 7;
+    // The registers by role: r0 the verdict, r1 the context (struct bpf_cgroup_dev_ctx),
+    // r2..r6 its fields, r7 scratch.
+    let (verdict, ctx, access_type, dev_type, access, major, minor, scratch) =
+        (0u8, 1u8, 2u8, 3u8, 4u8, 5u8, 6u8, 7u8);
     let ins = |op: u8, dst: u8, src: u8, off: i16, imm: i32| -> u64 {
         (op as u64)
             | ((dst as u64 & 0xf) << 8)
@@ -180,13 +176,13 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
     const JNEK: u8 = 0x55;
     const EXIT: u8 = 0x95;
     let mut p = vec![
-        ins(LDXW, R2, R1, 0, 0), // access_type
-        ins(MOV64X, R3, R2, 0, 0),
-        ins(AND64K, R3, 0, 0, 0xffff), // device type: block 1, char 2
-        ins(MOV64X, R4, R2, 0, 0),
-        ins(RSH64K, R4, 0, 0, 16), // access: mknod 1, read 2, write 4
-        ins(LDXW, R5, R1, 4, 0),   // major
-        ins(LDXW, R6, R1, 8, 0),   // minor
+        ins(LDXW, access_type, ctx, 0, 0), // access_type
+        ins(MOV64X, dev_type, access_type, 0, 0),
+        ins(AND64K, dev_type, 0, 0, 0xffff), // device type: block 1, char 2
+        ins(MOV64X, access, access_type, 0, 0),
+        ins(RSH64K, access, 0, 0, 16), // access: mknod 1, read 2, write 4
+        ins(LDXW, major, ctx, 4, 0),   // major
+        ins(LDXW, minor, ctx, 8, 0),   // minor
     ];
     for r in rules.iter().rev() {
         let unconditional =
@@ -194,22 +190,22 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
         if unconditional {
             // Matches everything: nothing after it could run (the verifier refuses
             // unreachable code), so it ends the program.
-            p.push(ins(MOV64K, R0, 0, 0, r.allow as i32));
+            p.push(ins(MOV64K, verdict, 0, 0, r.allow as i32));
             p.push(ins(EXIT, 0, 0, 0, 0));
             return p;
         }
         let mut block = Vec::new();
         if r.kind != 'a' {
-            block.push((JNEK, R3, if r.kind == 'b' { 1 } else { 2 }));
+            block.push((JNEK, dev_type, if r.kind == 'b' { 1 } else { 2 }));
         }
         if r.access != 7 {
             block.push((0xff, 0, 0)); // placeholder for the access check (two instructions)
         }
         if let Some(m) = r.major {
-            block.push((JNEK, R5, m as i32));
+            block.push((JNEK, major, m as i32));
         }
         if let Some(m) = r.minor {
-            block.push((JNEK, R6, m as i32));
+            block.push((JNEK, minor, m as i32));
         }
         // Length of the block: each check is one jump, the access check two instructions,
         // then "r0 = verdict; exit".
@@ -221,11 +217,11 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
         let mut emitted = 0usize;
         for (op, reg, imm) in block {
             if op == 0xff {
-                p.push(ins(MOV64X, R7, R4, 0, 0));
-                p.push(ins(AND64K, R7, 0, 0, (!r.access & 7) as i32));
+                p.push(ins(MOV64X, scratch, access, 0, 0));
+                p.push(ins(AND64K, scratch, 0, 0, (!r.access & 7) as i32));
                 emitted += 2;
                 let off = (len - emitted - 1) as i16;
-                p.push(ins(JNEK, R7, 0, off, 0));
+                p.push(ins(JNEK, scratch, 0, off, 0));
                 emitted += 1;
             } else {
                 emitted += 1;
@@ -233,10 +229,10 @@ pub fn program(rules: &[Rule]) -> Vec<u64> {
                 p.push(ins(op, reg, 0, off, imm));
             }
         }
-        p.push(ins(MOV64K, R0, 0, 0, r.allow as i32));
+        p.push(ins(MOV64K, verdict, 0, 0, r.allow as i32));
         p.push(ins(EXIT, 0, 0, 0, 0));
     }
-    p.push(ins(MOV64K, R0, 0, 0, 0));
+    p.push(ins(MOV64K, verdict, 0, 0, 0));
     p.push(ins(EXIT, 0, 0, 0, 0));
     p
 }

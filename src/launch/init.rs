@@ -168,6 +168,7 @@ fn init_after_go(
     let linux = spec.linux().as_ref();
     let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
     let rcfg = rootfs::RootfsConfig {
+        ops: &rootfs::ops::Kernel,
         rootfs: cfg.rootfs,
         mounts: &cfg.plan.mounts,
         propagation: cfg.plan.rootfs_propagation,

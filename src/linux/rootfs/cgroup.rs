@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use nix::mount::{MsFlags, mount};
+use nix::mount::MsFlags;
 use pathrs::Root;
 
-use super::{RootfsConfig, fdpath, remount_bind};
+use super::{RootfsConfig, fdpath, ops};
 use crate::error::{Context, Error, Result};
 use crate::linux::inroot;
 use crate::linux::mounts::MountOptions;
@@ -40,7 +40,8 @@ pub(super) fn mount_cgroup(
         .difference(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     let only_v2 = !c.cgroups.is_empty() && c.cgroups.iter().all(CgroupMount::v2);
     if only_v2 {
-        return match mount(
+        return match ops::mount(
+            c.ops,
             Some("cgroup2"),
             tpath.as_str(),
             Some("cgroup2"),
@@ -52,7 +53,8 @@ pub(super) fn mount_cgroup(
             // cgroup2 mount; bind the container's own cgroup instead (runc binds too).
             Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EBUSY) if c.userns => {
                 let dir = &c.cgroups[0].dir;
-                mount(
+                ops::mount(
+                    c.ops,
                     Some(dir),
                     tpath.as_str(),
                     None::<&str>,
@@ -62,15 +64,17 @@ pub(super) fn mount_cgroup(
                 .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
                 drop(target);
                 let m = inroot::resolve(root, dest)?;
-                remount_bind(
-                    &fdpath(&m),
+                ops::remount_bind(
+                    c.ops,
+                    Path::new(&fdpath(&m)),
                     flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
                 )
             }
             Err(e) => Err(Error::sys("mount cgroup2", e)),
         };
     }
-    mount(
+    ops::mount(
+        c.ops,
         Some("tmpfs"),
         tpath.as_str(),
         Some("tmpfs"),
@@ -99,7 +103,8 @@ pub(super) fn mount_cgroup(
             } else {
                 ("cgroup", cg.controllers.join(","))
             };
-            mount(
+            ops::mount(
+                c.ops,
                 Some("cgroup"),
                 tp.as_str(),
                 Some(fstype),
@@ -108,7 +113,8 @@ pub(super) fn mount_cgroup(
             )
             .ctx(|| format!("mount cgroup {name}"))?;
         } else {
-            mount(
+            ops::mount(
+                c.ops,
                 Some(dir),
                 tp.as_str(),
                 None::<&str>,
@@ -118,8 +124,9 @@ pub(super) fn mount_cgroup(
             .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
             drop(t);
             let m = inroot::resolve(root, &sub)?;
-            remount_bind(
-                &fdpath(&m),
+            ops::remount_bind(
+                c.ops,
+                Path::new(&fdpath(&m)),
                 flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             )?;
         }
@@ -133,7 +140,8 @@ pub(super) fn mount_cgroup(
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         let h = inroot::resolve(root, dest)?;
-        mount(
+        ops::mount(
+            c.ops,
             None::<&str>,
             fdpath(&h).as_str(),
             None::<&str>,

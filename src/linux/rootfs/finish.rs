@@ -6,7 +6,7 @@ use std::path::Path;
 use nix::mount::MsFlags;
 
 use super::locked_flags;
-use super::ops::{Kernel, Ops, remount_bind};
+use super::ops::{Kernel, Ops, mount, remount_bind};
 use crate::error::{Context, Error, Result};
 use crate::linux::mounts::Planned;
 
@@ -26,10 +26,10 @@ pub struct Finish<'a> {
 
 /// After pivot_root: read-only paths, masked paths, a read-only root, and rootfsPropagation.
 pub fn finalize(f: &Finish) -> Result<()> {
-    finalize_with(&mut Kernel, f)
+    finalize_with(&Kernel, f)
 }
 
-fn finalize_with(ops: &mut impl Ops, f: &Finish) -> Result<()> {
+fn finalize_with(ops: &dyn Ops, f: &Finish) -> Result<()> {
     for p in f.readonly_paths {
         readonly_path(ops, p)?;
     }
@@ -37,9 +37,12 @@ fn finalize_with(ops: &mut impl Ops, f: &Finish) -> Result<()> {
         mask_path(ops, p)?;
     }
     if dev_readonly(f.mounts) {
-        let st = ops.statvfs("/dev").ctx(|| "statvfs /dev".into())?;
-        ops.mount(
-            None,
+        let st = ops
+            .statvfs(Path::new("/dev"))
+            .ctx(|| "statvfs /dev".into())?;
+        mount(
+            ops,
+            None::<&str>,
             "/dev",
             None,
             MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags(st),
@@ -48,14 +51,21 @@ fn finalize_with(ops: &mut impl Ops, f: &Finish) -> Result<()> {
         .ctx(|| "making /dev read-only".into())?;
     }
     if f.readonly_root {
-        remount_bind(ops, "/", MsFlags::MS_RDONLY)
+        remount_bind(ops, Path::new("/"), MsFlags::MS_RDONLY)
             .map_err(|e| Error::other(format!("making the root read-only: {e}")))?;
     }
     // The root itself ends with the configured propagation; mounts below keep what their
     // own options made them (a `shared` bind stays shared under rslave).
     if let Some(p) = f.propagation {
-        ops.mount(None, "/", None, p.difference(MsFlags::MS_REC), None)
-            .ctx(|| "setting rootfsPropagation".into())?;
+        mount(
+            ops,
+            None::<&str>,
+            "/",
+            None,
+            p.difference(MsFlags::MS_REC),
+            None,
+        )
+        .ctx(|| "setting rootfsPropagation".into())?;
     }
     Ok(())
 }
@@ -67,27 +77,49 @@ fn dev_readonly(mounts: &[Planned]) -> bool {
     })
 }
 
-fn readonly_path(ops: &mut impl Ops, p: &str) -> Result<()> {
-    match ops.mount(Some(p), p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None) {
+fn readonly_path(ops: &dyn Ops, p: &str) -> Result<()> {
+    let path = Path::new(p);
+    match mount(
+        ops,
+        Some(path),
+        path,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    ) {
         Ok(()) => {}
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(Error::sys(format!("readonlyPaths: bind {p}"), e)),
     }
-    remount_bind(ops, p, MsFlags::MS_RDONLY | MsFlags::MS_REC)
+    remount_bind(ops, path, MsFlags::MS_RDONLY | MsFlags::MS_REC)
         .map_err(|e| Error::other(format!("readonlyPaths: {p}: {e}")))
 }
 
 /// Masks a path: a directory gets an empty read-only tmpfs, anything else /dev/null, which
 /// must really be the null device (a container cannot swap it for a symlink: CVE-2025-31133).
-fn mask_path(ops: &mut impl Ops, p: &str) -> Result<()> {
-    match ops.is_dir(p) {
+fn mask_path(ops: &dyn Ops, p: &str) -> Result<()> {
+    let path = Path::new(p);
+    match ops.is_dir(path) {
         None => Ok(()),
-        Some(true) => ops
-            .mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None)
-            .ctx(|| format!("maskedPaths: tmpfs on {p}")),
+        Some(true) => mount(
+            ops,
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None,
+        )
+        .ctx(|| format!("maskedPaths: tmpfs on {p}")),
         Some(false) => {
             let (_keep, null) = ops.null_device()?;
-            match ops.mount(Some(null.as_str()), p, None, MsFlags::MS_BIND, None) {
+            match mount(
+                ops,
+                Some(Path::new(&null)),
+                path,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            ) {
                 Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
                 Err(e) => Err(Error::sys(format!("maskedPaths: bind /dev/null on {p}"), e)),
             }
@@ -97,55 +129,12 @@ fn mask_path(ops: &mut impl Ops, p: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::os::fd::OwnedFd;
-
     use nix::errno::Errno;
     use nix::mount::MsFlags;
     use nix::sys::statvfs::FsFlags;
 
+    use super::super::ops::testing::Fake;
     use super::*;
-
-    /// Records every call; `dirs` says what exists, `refuse` makes a mount of a target fail
-    /// once with an errno.
-    #[derive(Default)]
-    struct Fake {
-        calls: Vec<String>,
-        dirs: HashMap<&'static str, bool>,
-        refuse: HashMap<String, Errno>,
-        locked: FsFlags,
-    }
-
-    impl Ops for Fake {
-        fn mount(
-            &mut self,
-            source: Option<&str>,
-            target: &str,
-            fstype: Option<&str>,
-            flags: MsFlags,
-            _data: Option<&str>,
-        ) -> nix::Result<()> {
-            self.calls.push(format!(
-                "mount {} {target} {} {flags:?}",
-                source.unwrap_or("-"),
-                fstype.unwrap_or("-")
-            ));
-            match self.refuse.remove(target) {
-                Some(e) => Err(e),
-                None => Ok(()),
-            }
-        }
-        fn statvfs(&mut self, path: &str) -> nix::Result<FsFlags> {
-            self.calls.push(format!("statvfs {path}"));
-            Ok(self.locked)
-        }
-        fn is_dir(&mut self, path: &str) -> Option<bool> {
-            self.dirs.get(path).copied()
-        }
-        fn null_device(&mut self) -> Result<(Option<OwnedFd>, String)> {
-            Ok((None, "NULL".into()))
-        }
-    }
 
     fn finish<'a>(ro: &'a [String], masked: &'a [String]) -> Finish<'a> {
         Finish {
@@ -165,17 +154,17 @@ mod tests {
             "/proc/kcore".to_string(),
             "/proc/absent".to_string(),
         ];
-        let mut f = Fake::default();
-        f.dirs.insert("/proc/acpi", true);
-        f.dirs.insert("/proc/kcore", false);
-        f.refuse.insert("/proc/gone".into(), Errno::ENOENT);
+        let f = Fake::default();
+        f.dirs.borrow_mut().insert("/proc/acpi".into(), true);
+        f.dirs.borrow_mut().insert("/proc/kcore".into(), false);
+        f.refuse("/proc/gone", Errno::ENOENT);
         let mut cfg = finish(&ro, &masked);
         cfg.propagation = Some(MsFlags::MS_SHARED | MsFlags::MS_REC);
-        finalize_with(&mut f, &cfg).unwrap();
+        finalize_with(&f, &cfg).unwrap();
         let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
         let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_REC;
         assert_eq!(
-            f.calls,
+            f.calls(),
             [
                 format!("mount /proc/sys /proc/sys - {rec:?}"),
                 format!("mount - /proc/sys - {remount:?}"),
@@ -191,17 +180,15 @@ mod tests {
 
     #[test]
     fn a_refused_read_only_remount_keeps_the_locked_flags() {
-        let mut f = Fake {
-            locked: FsFlags::ST_NOSUID | FsFlags::ST_NODEV,
-            ..Fake::default()
-        };
-        f.refuse.insert("/".into(), Errno::EPERM);
+        let f = Fake::default();
+        f.locked.set(FsFlags::ST_NOSUID | FsFlags::ST_NODEV);
+        f.refuse("/", Errno::EPERM);
         let mut cfg = finish(&[], &[]);
         cfg.readonly_root = true;
-        finalize_with(&mut f, &cfg).unwrap();
+        finalize_with(&f, &cfg).unwrap();
         let base = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
         assert_eq!(
-            f.calls,
+            f.calls(),
             [
                 format!("mount - / - {base:?}"),
                 "statvfs /".to_string(),
@@ -212,9 +199,9 @@ mod tests {
             ]
         );
         // Any other refusal is the error, named.
-        let mut f = Fake::default();
-        f.refuse.insert("/".into(), Errno::EBUSY);
-        let e = finalize_with(&mut f, &cfg).unwrap_err().to_string();
+        let f = Fake::default();
+        f.refuse("/", Errno::EBUSY);
+        let e = finalize_with(&f, &cfg).unwrap_err().to_string();
         assert!(e.contains("making the root read-only"), "{e}");
     }
 }

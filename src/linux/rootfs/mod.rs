@@ -6,14 +6,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
-use nix::mount::{MsFlags, mount};
+use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::LinuxDevice;
 use pathrs::Root;
 
 use crate::error::{Context, Error, Result};
 use crate::linux::mounts::{self, MountOptions, Planned};
-use crate::linux::{devices, inroot, sys};
+use crate::linux::{inroot, sys};
 
 mod cgroup;
 mod finish;
@@ -21,14 +21,15 @@ mod pivot;
 
 pub use cgroup::CgroupMount;
 use cgroup::mount_cgroup;
-use tmpcopy::tmpcopyup;
-mod ops;
+pub mod ops;
 mod tmpcopy;
 pub use finish::{Finish, finalize};
 pub use pivot::{chroot_into, enter};
 
 /// What the rootfs needs, typed by the launcher from the validated config.
 pub struct RootfsConfig<'a> {
+    /// The kernel's calls (`ops::Kernel`), or a unit test's fake.
+    pub ops: &'a dyn ops::Ops,
     pub rootfs: &'a Path,
     /// config.json's `mounts`, parsed (`spec::Plan`).
     pub mounts: &'a [Planned],
@@ -72,12 +73,13 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         true => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         false => prop,
     };
-    mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
+    ops::mount(c.ops, None::<&str>, "/", None::<&str>, first, None::<&str>)
         .ctx(|| "making / a slave mount".into())?;
     if prop.intersects(MsFlags::MS_SHARED) {
-        make_parent_private(c.rootfs)?;
+        make_parent_private(c)?;
     }
-    mount(
+    ops::mount(
+        c.ops,
         Some(c.rootfs),
         c.rootfs,
         None::<&str>,
@@ -106,8 +108,7 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         inroot::mkdir_all(&root, cwd).map_err(|e| Error::other(format!("process.cwd: {e}")))?;
     }
     if !dev_is_bind {
-        devices::create_all(&root, c.devices, c.userns)?;
-        devices::create_symlinks(&root)?;
+        c.ops.devices(&root, c.devices, c.userns)?;
         // The mount point of a terminal's /dev/console, while /dev is still writable.
         if c.terminal {
             let (dir, name) = inroot::parent(&root, Path::new("/dev/console"))?;
@@ -125,11 +126,11 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
     Ok(())
 }
 
-fn make_parent_private(rootfs: &Path) -> Result<()> {
+fn make_parent_private(c: &RootfsConfig) -> Result<()> {
+    let rootfs = c.rootfs;
     // Find the mount point that holds the rootfs and make it private: pivot_root refuses a
     // shared parent.
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .at("cannot read", "/proc/self/mountinfo")?;
+    let info = c.ops.mountinfo()?;
     let mut best = PathBuf::from("/");
     for line in info.lines() {
         if let Some(mp) = line.split(' ').nth(4) {
@@ -139,7 +140,8 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
             }
         }
     }
-    mount(
+    ops::mount(
+        c.ops,
         None::<&str>,
         &best,
         None::<&str>,
@@ -186,10 +188,11 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Planned, fds: MountFds) -> Resul
         flags.remove(MsFlags::MS_RDONLY);
     }
     if opts.tmpcopyup && typ == "tmpfs" {
-        return tmpcopyup(&source, &target, flags, &opts.data());
+        return c.ops.tmpcopyup(&source, &target, flags, &opts.data());
     }
     let data = opts.data();
-    let r = mount(
+    let r = ops::mount(
+        c.ops,
         Some(source.as_str()),
         target.as_str(),
         Some(typ),
@@ -200,7 +203,8 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Planned, fds: MountFds) -> Resul
         // mqueue/sysfs may refuse some flags in a user namespace; runc retries without them.
         if e == nix::errno::Errno::EPERM && c.userns && typ == "sysfs" {
             flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-            mount(
+            ops::mount(
+                c.ops,
                 Some("/sys"),
                 target.as_str(),
                 None::<&str>,
@@ -215,7 +219,7 @@ fn mount_one(c: &RootfsConfig, root: &Root, m: &Planned, fds: MountFds) -> Resul
             ));
         }
     }
-    finish(root, dest, opts)
+    finish(c, root, dest, opts)
 }
 
 /// procfs and sysfs go only on a directory that is no symlink (CVE-2019-19921,
@@ -272,14 +276,15 @@ fn check_proc_dest(c: &RootfsConfig, typ: &str, target: &OwnedFd) -> Result<()> 
 }
 
 /// Propagation and recursive attributes, on the mount now at `dest`.
-fn finish(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
+fn finish(c: &RootfsConfig, root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
     if opts.propagation.is_empty() && opts.rec_set == 0 && opts.rec_clr == 0 {
         return Ok(());
     }
     let h = inroot::resolve(root, dest)?;
     let target = fdpath(&h);
     for p in &opts.propagation {
-        mount(
+        ops::mount(
+            c.ops,
             None::<&str>,
             target.as_str(),
             None::<&str>,
@@ -301,7 +306,8 @@ fn finish(root: &Root, dest: &Path, opts: &MountOptions) -> Result<()> {
             propagation: 0,
             userns_fd: 0,
         };
-        sys::mount_setattr(h.as_fd().as_raw_fd(), "", true, &attr)
+        c.ops
+            .setattr(h.as_fd(), &attr)
             .ctx(|| "mount_setattr (recursive options)".into())?;
     }
     Ok(())
@@ -350,12 +356,14 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Planned, fds: MountFds) -> Resu
     };
     check_proc_dest(c, "bind", &handle)?;
     if let Some(fd) = idmapped {
-        sys::move_mount_fd(fd.as_fd(), handle.as_fd())
+        c.ops
+            .move_mount(fd.as_fd(), handle.as_fd())
             .map_err(|e| Error::sys(format!("attaching idmapped mount of {}", src.display()), e))?;
     } else {
         let target = fdpath(&handle);
         let rec = opts.flags & MsFlags::MS_REC;
-        mount(
+        ops::mount(
+            c.ops,
             Some(via.as_ref().unwrap_or(src)),
             target.as_str(),
             None::<&str>,
@@ -370,17 +378,13 @@ fn bind_mount(c: &RootfsConfig, root: &Root, m: &Planned, fds: MountFds) -> Resu
         .difference(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         let h = inroot::resolve(root, dest)?;
-        remount_bind(&fdpath(&h), extra)?;
+        ops::remount_bind(c.ops, Path::new(&fdpath(&h)), extra)?;
     }
-    finish(root, dest, opts)
+    finish(c, root, dest, opts)
 }
 
 /// Remounts a bind mount with `flags`, keeping the flags the kernel locks (nosuid, nodev,
 /// noexec, atime) from the source when the plain remount is refused.
-fn remount_bind(target: &str, flags: MsFlags) -> Result<()> {
-    ops::remount_bind(&mut ops::Kernel, target, flags)
-}
-
 fn locked_flags(f: nix::sys::statvfs::FsFlags) -> MsFlags {
     use nix::sys::statvfs::FsFlags as S;
     let mut m = MsFlags::empty();
@@ -402,14 +406,4 @@ fn locked_flags(f: nix::sys::statvfs::FsFlags) -> MsFlags {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn dests() {
-        assert_eq!(inroot::clean(Path::new("proc")), PathBuf::from("/proc"));
-        assert_eq!(
-            inroot::clean(Path::new("/a/../../b/./c")),
-            PathBuf::from("/b/c")
-        );
-    }
-}
+mod tests;
