@@ -37,12 +37,10 @@ pub struct ExecConfig<'a> {
 /// Starts the process and returns its pid once it has exec'd.
 pub fn spawn(cfg: &ExecConfig) -> Result<i32> {
     let (parent_ch, child_ch) = sync::pair()?;
-    let parent_end = parent_ch.raw();
-    let child = sys::fork_child(0, Some(libc::SIGCHLD), None, || {
-        let _ = nix::unistd::close(parent_end);
-        for fd in &cfg.close_in_child {
-            let _ = nix::unistd::close(*fd);
-        }
+    let close: Vec<RawFd> = std::iter::once(parent_ch.raw())
+        .chain(cfg.close_in_child.iter().copied())
+        .collect();
+    let child = sys::fork_child(0, Some(libc::SIGCHLD), None, &close, || {
         match child_main(cfg, &child_ch) {
             Ok(c) => c,
             Err(e) => {

@@ -159,18 +159,16 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
         }
         _ => None,
     };
-    let parent_end = parent_ch.raw();
+    // The child holds neither the parent's end of the channel nor the state-dir lock.
+    let close: Vec<RawFd> = std::iter::once(parent_ch.raw())
+        .chain(cfg.close_in_child.iter().copied())
+        .collect();
     let forked = sys::fork_child(
         clone_flags.bits() as u64,
         Some(libc::SIGCHLD),
         cg_dir.as_ref().map(std::os::fd::AsFd::as_fd),
-        || {
-            let _ = nix::unistd::close(parent_end);
-            for fd in &cfg.close_in_child {
-                let _ = nix::unistd::close(*fd);
-            }
-            init::child_main(cfg, &plan, direct, placement, &child_ch)
-        },
+        &close,
+        || init::child_main(cfg, &plan, direct, placement, &child_ch),
     )
     .ctx(|| "clone".into())?;
     let (child, born_in) = (forked.pid, forked.in_cgroup);

@@ -161,14 +161,18 @@ pub fn fork_reported(ch: &Channel, child: impl FnOnce() -> i32) -> Result<()> {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     // With CLONE_PARENT the process inherits the intermediate's exit signal (SIGCHLD to
     // tong); clone3 refuses an explicit one.
-    let w_raw = w.as_raw_fd();
-    let pid = crate::linux::sys::fork_child(libc::CLONE_PARENT as u64, None, None, || {
-        let _ = nix::unistd::close(w_raw);
-        let mut b = [0u8; 1];
-        while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&r, &mut b) {}
-        let _ = nix::unistd::close(r.as_raw_fd());
-        child()
-    })
+    let pid = crate::linux::sys::fork_child(
+        libc::CLONE_PARENT as u64,
+        None,
+        None,
+        &[w.as_raw_fd()],
+        || {
+            let mut b = [0u8; 1];
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&r, &mut b) {}
+            let _ = nix::unistd::close(r.as_raw_fd());
+            child()
+        },
+    )
     .map_err(|e| Error::sys("clone", e))?
     .pid;
     drop(r);

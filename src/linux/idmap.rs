@@ -74,13 +74,12 @@ pub fn prepare(mounts: &[Planned], userns: &Path) -> Result<Vec<(usize, OwnedFd)
 fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     // The child waits for the pipe's end (the parent's end closed) and exits.
-    let w_raw = std::os::fd::AsRawFd::as_raw_fd(&w);
     let pid = sys::fork_child(
         libc::CLONE_NEWUSER as u64,
         Some(libc::SIGCHLD),
         None,
+        &[std::os::fd::AsRawFd::as_raw_fd(&w)],
         || {
-            let _ = nix::unistd::close(w_raw);
             let mut b = [0u8; 1];
             let _ = nix::unistd::read(&r, &mut b);
             0

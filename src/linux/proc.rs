@@ -6,8 +6,15 @@ use std::io::Read;
 struct Stat {
     /// Field 3: R, S, D, Z, X...
     state: u8,
+    /// Field 20: the number of threads.
+    threads: usize,
     /// Field 22: the start time in clock ticks since boot.
     start_time: u64,
+}
+
+/// How many threads this process has (field 20 of /proc/self/stat).
+pub fn own_threads() -> Option<usize> {
+    read_stat("/proc/self/stat").map(|s| s.threads)
 }
 
 /// Field 22 of /proc/PID/stat: the start time in clock ticks since boot.
@@ -38,7 +45,11 @@ impl Stat {
 /// a size-less procfs file 32 bytes at a time, a syscall per probe, and `list` does this for
 /// every container.
 fn stat(pid: i32) -> Option<Stat> {
-    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    read_stat(&format!("/proc/{pid}/stat"))
+}
+
+fn read_stat(path: &str) -> Option<Stat> {
+    let mut f = std::fs::File::open(path).ok()?;
     let mut buf = [0u8; 2048];
     let n = f.read(&mut buf).ok()?;
     parse_stat(&buf[..n])
@@ -51,8 +62,13 @@ fn parse_stat(data: &[u8]) -> Option<Stat> {
     let rest = std::str::from_utf8(&data[close + 1..]).ok()?;
     let mut fields = rest.split_ascii_whitespace();
     let state = *fields.next()?.as_bytes().first()?;
-    let start_time = fields.nth(18)?.parse().ok()?;
-    Some(Stat { state, start_time })
+    let threads = fields.nth(16)?.parse().ok()?;
+    let start_time = fields.nth(1)?.parse().ok()?;
+    Some(Stat {
+        state,
+        threads,
+        start_time,
+    })
 }
 
 #[cfg(test)]
@@ -76,6 +92,7 @@ mod tests {
         let s = super::parse_stat(line).unwrap();
         assert_eq!(s.state, b'Z');
         assert_eq!(s.start_time, 987654);
+        assert_eq!(s.threads, 1);
         assert!(!s.live());
         assert!(super::parse_stat(b"42 (no close").is_none());
         assert!(super::parse_stat(b"42 (x) R 1").is_none());

@@ -93,13 +93,16 @@ static SINGLE_THREADED: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// The one way tong forks a process that runs tong code: a clone with `flags` (new
 /// namespaces, CLONE_PARENT), the child born in `into_cgroup` when the kernel allows (else
 /// forked without it), running `child` and exiting with its return value (never returning
-/// or unwinding into the caller's code). Forking without exec is sound only in a
+/// or unwinding into the caller's code). The child first closes `close`: descriptors of the
+/// parent's it must not hold (the parent's end of a channel or pipe, a state-dir lock), so
+/// that the parent sees EOF when the child dies and the lock goes with the parent. Forking without exec is sound only in a
 /// single-threaded process: the first call checks (/proc/self/stat, readable before tong
 /// enters a container's namespaces), and a second thread fails it.
 pub fn fork_child(
     flags: u64,
     exit_signal: Option<i32>,
     into_cgroup: Option<BorrowedFd<'_>>,
+    close: &[RawFd],
     child: impl FnOnce() -> i32,
 ) -> io::Result<Child> {
     use std::sync::atomic::Ordering;
@@ -120,6 +123,11 @@ pub fn fork_child(
     };
     match forked {
         Forked::Child => {
+            for fd in close {
+                // A raw close in this copy of the process: the OwnedFds that own these
+                // numbers here are never dropped (the child ends in exit_now).
+                let _ = nix::unistd::close(*fd);
+            }
             // An unwinding panic must not return into the parent's code in this copy.
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(1);
             exit_now(code)
@@ -128,20 +136,10 @@ pub fn fork_child(
     }
 }
 
-/// The number of threads of this process: field 20 of /proc/self/stat, in one read.
+/// The number of threads of this process.
 fn threads() -> io::Result<usize> {
-    use std::io::Read;
-    let mut buf = [0u8; 2048];
-    let n = std::fs::File::open("/proc/self/stat")?.read(&mut buf)?;
-    let data = &buf[..n];
-    let bad = || io::Error::other("cannot parse /proc/self/stat");
-    let close = data.iter().rposition(|&b| b == b')').ok_or_else(bad)?;
-    std::str::from_utf8(&data[close + 1..])
-        .map_err(|_| bad())?
-        .split_ascii_whitespace()
-        .nth(17)
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(bad)
+    crate::linux::proc::own_threads()
+        .ok_or_else(|| io::Error::other("cannot read the thread count from /proc/self/stat"))
 }
 
 #[cfg(test)]
@@ -153,7 +151,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || rx.recv());
         assert!(super::threads().unwrap() >= 2);
-        let e = super::fork_child(0, Some(libc::SIGCHLD), None, || 0)
+        let e = super::fork_child(0, Some(libc::SIGCHLD), None, &[], || 0)
             .err()
             .expect("forked a multi-threaded process");
         assert!(e.to_string().contains("threads"), "{e}");
