@@ -1,5 +1,6 @@
 //! The `cgroup` mount type: the container's own cgroups as it sees them.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
@@ -22,6 +23,36 @@ impl CgroupMount {
     pub fn v2(&self) -> bool {
         self.controllers.is_empty()
     }
+}
+
+/// Binds the container's own cgroup directory `dir` at `dest` (in the rootfs), then remounts
+/// it with the mount's flags and nosuid, nodev, noexec.
+/// `target` is the mount point, opened in the rootfs.
+fn bind_own_cgroup(
+    c: &RootfsConfig,
+    root: &Root,
+    target: OwnedFd,
+    dir: &Path,
+    dest: &Path,
+    flags: MsFlags,
+) -> Result<()> {
+    ops::mount(
+        c.ops,
+        Some(dir),
+        fdpath(&target),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
+    drop(target);
+    // Resolved again: the fd above is the directory under the new mount.
+    let m = inroot::resolve(root, dest)?;
+    ops::remount_bind(
+        c.ops,
+        Path::new(&fdpath(&m)),
+        flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+    )
 }
 
 /// The `cgroup` mount type. With cgroup v2 alone: a cgroup2 mount. On v1 and hybrid hosts, as
@@ -52,23 +83,7 @@ pub(super) fn mount_cgroup(
             // In a user namespace without its own cgroup namespace the kernel refuses a new
             // cgroup2 mount; bind the container's own cgroup instead (runc binds too).
             Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EBUSY) if c.userns => {
-                let dir = &c.cgroups[0].dir;
-                ops::mount(
-                    c.ops,
-                    Some(dir),
-                    tpath.as_str(),
-                    None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None::<&str>,
-                )
-                .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
-                drop(target);
-                let m = inroot::resolve(root, dest)?;
-                ops::remount_bind(
-                    c.ops,
-                    Path::new(&fdpath(&m)),
-                    flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                )
+                bind_own_cgroup(c, root, target, &c.cgroups[0].dir, dest, flags)
             }
             Err(e) => Err(Error::sys("mount cgroup2", e)),
         };
@@ -113,22 +128,7 @@ pub(super) fn mount_cgroup(
             )
             .ctx(|| format!("mount cgroup {name}"))?;
         } else {
-            ops::mount(
-                c.ops,
-                Some(dir),
-                tp.as_str(),
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .ctx(|| format!("bind mount cgroup {}", dir.display()))?;
-            drop(t);
-            let m = inroot::resolve(root, &sub)?;
-            ops::remount_bind(
-                c.ops,
-                Path::new(&fdpath(&m)),
-                flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            )?;
+            bind_own_cgroup(c, root, t, dir, &sub, flags)?;
         }
         // Co-mounted controllers get a symlink each (cpu -> cpu,cpuacct).
         if cg.controllers.len() > 1 {
