@@ -27,3 +27,15 @@ if [ -z "${CARGO_BUILD_TARGET:-}" ]; then
 fi
 export CARGO_BUILD_TARGET
 TONG_BIN=$tong_repo/target/$CARGO_BUILD_TARGET/release/tong
+
+# tong_previous: exports TONG_PREVIOUS_BIN, the tong of hack/previous-release (built by
+# hack/previous.sh) for tests/upgrade.rs, or TONG_PREVIOUS_ERROR with why it could not be
+# built (the upgrade tests then fail, naming it; the rest of the suite runs).
+tong_previous() {
+	if TONG_PREVIOUS_BIN=$(bash "$tong_repo/hack/previous.sh" 2>/tmp/tong-previous.err); then
+		export TONG_PREVIOUS_BIN
+	else
+		export TONG_PREVIOUS_ERROR="hack/previous.sh failed: $(tail -n 3 /tmp/tong-previous.err | tr '\n' ' ')"
+		echo "tong: $TONG_PREVIOUS_ERROR" >&2
+	fi
+}

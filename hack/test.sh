@@ -19,13 +19,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # shellcheck source=hack/env.sh
 . hack/env.sh
-# The tong engines run today (hack/previous-release), for tests/upgrade.rs. If it cannot be
-# built (a shallow clone lacks the commit), the rest of the suite still runs and the upgrade
-# tests fail, naming the reason.
-if TONG_PREVIOUS_BIN=$(bash hack/previous.sh 2>/tmp/tong-previous.err); then
-	export TONG_PREVIOUS_BIN
-else
-	export TONG_PREVIOUS_ERROR="hack/previous.sh failed: $(tail -n 3 /tmp/tong-previous.err | tr '\n' ' ')"
-	echo "test: $TONG_PREVIOUS_ERROR" >&2
-fi
+# The tong engines run today (hack/previous-release), for tests/upgrade.rs.
+tong_previous
 exec cargo test --release --no-fail-fast -- --test-threads=2 "$@"

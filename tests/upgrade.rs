@@ -24,9 +24,14 @@ fn previous() -> Option<PathBuf> {
     }
 }
 
-fn state_json(env: &Env, id: &str) -> Value {
-    let p = env.state_dir(id).join("state.json");
+/// A JSON file of the container's state directory.
+fn stored_json(env: &Env, id: &str, file: &str) -> Value {
+    let p = env.state_dir(id).join(file);
     serde_json::from_slice(&fs::read(&p).unwrap()).unwrap()
+}
+
+fn state_json(env: &Env, id: &str) -> Value {
+    stored_json(env, id, "state.json")
 }
 
 /// The bundle's pids.max (v1 pids hierarchy, or the unified one on a pure v2 host).
@@ -162,13 +167,11 @@ fn this_tong_writes_format_2_with_the_config_beside_it() {
         assert!(path.ends_with(b.cgroup.trim_start_matches('/')), "{d}");
         assert!(Path::new(path).is_dir(), "{d}");
     }
-    let cfg: Value =
-        serde_json::from_slice(&fs::read(env.state_dir(&id).join("config.json")).unwrap()).unwrap();
+    let cfg = stored_json(&env, &id, "config.json");
     assert_eq!(cfg["process"]["args"], serde_json::json!(["sleep", "1000"]));
     // `update` changes the config beside the state, which later updates build on.
     env.rt(&["update", "--pids-limit", "7", &id]).success();
-    let cfg: Value =
-        serde_json::from_slice(&fs::read(env.state_dir(&id).join("config.json")).unwrap()).unwrap();
+    let cfg = stored_json(&env, &id, "config.json");
     assert_eq!(cfg["linux"]["resources"]["pids"]["limit"], 7);
     assert_eq!(pids_max(&b), "7");
     env.rt(&["delete", "--force", &id]).success();

@@ -62,11 +62,7 @@ done <"$here/skip"
 
 # The tong engines run today, for tests/upgrade.rs (the checkout is shared with the guest,
 # and run.sh passes TONG_* variables in).
-if TONG_PREVIOUS_BIN=$(bash "$here/../previous.sh" 2>/tmp/tong-previous.err); then
-	export TONG_PREVIOUS_BIN
-else
-	export TONG_PREVIOUS_ERROR="hack/previous.sh failed: $(tail -n 3 /tmp/tong-previous.err | tr '\n' ' ')"
-fi
+tong_previous
 echo "vmtest: built ${#bins[@]} test binaries in $((SECONDS - start))s; running them in the VM"
 st=0
 VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-1500} VMTEST_SKIP=${VMTEST_SKIP:-$skips} \
