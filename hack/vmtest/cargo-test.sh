@@ -8,6 +8,7 @@
 # filters and TEST-ARGS go to every binary, as with `cargo test`.
 # Tests listed in hack/vmtest/skip (with the reason) are skipped in the VM
 # (VMTEST_SKIP="NAME..." replaces that list; VMTEST_SKIP=" " skips none).
+# VMTEST_GUEST=systemd runs them in the systemd guest (run.sh) instead.
 # Time limits: VMTEST_TIMEOUT for the whole VM (default 1500 s) and
 # VMTEST_TEST_TIMEOUT for one test file (default 600 s).
 # Exits non-zero when any test failed (101), or with run.sh's 124/125.
@@ -34,6 +35,8 @@ done
 export TONG_STRESS_CONTAINERS=${TONG_STRESS_CONTAINERS:-40}
 # Tests that would touch the host's own mounts if tong were wrong run only there.
 export TONG_IN_VM=1
+# In the systemd guest (VMTEST_GUEST=systemd) the systemd driver's tests must run, not skip.
+if [ "${VMTEST_GUEST:-busybox}" = systemd ]; then export TONG_EXPECT_SYSTEMD=1; fi
 
 start=$SECONDS
 sel=()

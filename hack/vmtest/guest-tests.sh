@@ -30,8 +30,15 @@ for b in "${bins[@]}"; do
 	bin=${b#*=}
 	echo "     Running tests/$name.rs (${bin#"$PWD"/})"
 	out=$(mktemp)
-	timeout -k 10 "${VMTEST_TEST_TIMEOUT:-600}" "$bin" --test-threads=2 "${skip[@]}" "$@" 2>&1 | tee "$out"
-	st=${PIPESTATUS[0]}
+	# Output to a file, followed by tail: a pipe would wait for every process that holds it
+	# (a container or an `events` stream a failed test left) after the timeout.
+	timeout -k 10 "${VMTEST_TEST_TIMEOUT:-600}" "$bin" --test-threads=2 "${skip[@]}" "$@" >"$out" 2>&1 &
+	tp=$!
+	tail -n +1 -f --pid="$tp" "$out" &
+	tl=$!
+	st=0
+	wait "$tp" || st=$?
+	wait "$tl" 2>/dev/null || true
 	[ "$st" = 124 ] && echo "vmtest: tests/$name.rs timed out after ${VMTEST_TEST_TIMEOUT:-600}s"
 	# Totals from libtest's summary line.
 	read -r p f < <(sed -n 's/^test result: .*\. \([0-9]*\) passed; \([0-9]*\) failed;.*/\1 \2/p' "$out" | tail -n1) || true

@@ -3,20 +3,30 @@
 #
 # Runs CMD as root in a qemu VM whose kernel is Debian's (apt-get download
 # linux-image-<version>-amd64, unpacked with dpkg-deb, never installed), on a
-# pure cgroup v2 host: cgroup_no_v1=all, cgroup2 alone at /sys/fs/cgroup with
-# every controller enabled in the root's cgroup.subtree_control.
+# pure cgroup v2 host (cgroup_no_v1=all), in one of two guests:
 #
-# The guest's root is an overlay: the host's / read-only (9p) under a tmpfs,
-# so the host's binaries, libraries, cargo-built test binaries, busybox,
-# python3 and ip all work there unchanged; /tmp and /run are fresh tmpfs and
-# the checkout is shared read-write at its host path. CMD runs from the
-# checkout; its stdout and stderr come back through a 9p share (the serial
-# console is slow) and are printed as they arrive.
+# busybox (default): a busybox init as PID 1, cgroup2 alone at /sys/fs/cgroup
+#   with every controller enabled in the root's cgroup.subtree_control. The
+#   root is an overlay: the host's / read-only (9p) under a tmpfs, so the
+#   host's binaries, libraries, cargo-built test binaries, busybox, python3
+#   and ip all work there unchanged; /tmp and /run are fresh tmpfs.
+# systemd: Debian bookworm (debootstrap minbase with systemd, systemd-sysv,
+#   dbus, udev, busybox-static, runc, crun; built once into an ext4 image with
+#   mkfs.ext4 -d, cached and keyed by that list) booting systemd as PID 1,
+#   which mounts cgroup2 and manages it. The disk is opened snapshot=on: the
+#   cached image never changes. CMD runs from a unit (vmtest-job.service,
+#   Type=simple) once the system is up, then the guest powers off. The host's
+#   / is seen read-only at /mnt/host.
+#
+# In both, the checkout is shared read-write at its host path. CMD runs from
+# the checkout; its stdout and stderr come back through a 9p share (the
+# serial console is slow) and are printed as they arrive.
 #
 # Exit status: CMD's; 124 when VMTEST_TIMEOUT ran out; 125 when the guest
 # never reported a status (it did not boot, crashed or failed to set up).
 #
 # Environment:
+#   VMTEST_GUEST=busybox|systemd  the guest (default busybox)
 #   VMTEST_TIMEOUT=SECONDS  whole run, boot included (default 3600)
 #   VMTEST_ACCEL=auto|kvm|tcg|kvm,tcg  accelerators to try in turn until one
 #                           boots the guest; auto (default): KVM then TCG where
@@ -47,6 +57,12 @@ timeout=${VMTEST_TIMEOUT:-3600}
 mem=${VMTEST_MEM:-3G}
 cpus=${VMTEST_CPUS:-2}
 swap_mb=${VMTEST_SWAP_MB:-0}
+guest=${VMTEST_GUEST:-busybox}
+case $guest in busybox | systemd) ;; *)
+	echo "vmtest: VMTEST_GUEST: unknown guest $guest (busybox or systemd)" >&2
+	exit 125
+	;;
+esac
 verbose=${VMTEST_VERBOSE:-0}
 msize=512000
 
@@ -184,7 +200,7 @@ setup_initramfs() {
 	cp "$here/init" "$tmp/init"
 	chmod 755 "$tmp/init" "$tmp/bin/busybox"
 	: >"$tmp/modules/order"
-	for m in virtio_pci 9pnet_virtio 9p overlay; do
+	for m in virtio_pci 9pnet_virtio 9p overlay virtio_blk ext4; do
 		modprobe -d "$kdir/tree" -S "$kver" --show-depends "$m" >"$tmp/deps" ||
 			fail "module $m not found in linux-image-$kver"
 		while read -r _ path _; do
@@ -211,12 +227,56 @@ setup_initramfs() {
 	find "$kdir" -maxdepth 1 -name 'initramfs-*.cpio' ! -name "$(basename "$initrd")" -delete
 }
 
+# The systemd guest's disk: Debian bookworm from debootstrap, made into a sparse
+# ext4 image by mkfs.ext4 -d (no loop mount). Keyed by the suite, the package
+# list and this recipe's version; rebuilt only when one of them changes.
+SD_SUITE=bookworm
+SD_PACKAGES="systemd systemd-sysv dbus udev busybox-static procps iproute2 runc crun"
+SD_RECIPE=2
+setup_systemd_image() {
+	local key tmp t0=$SECONDS
+	key=$(printf '%s\n' "$SD_SUITE" "$SD_PACKAGES" "$SD_RECIPE" | sha256sum | cut -c1-12)
+	sdimg=$cache/systemd-$SD_SUITE-$key.img
+	[ -s "$sdimg" ] && return 0
+	if ! command -v debootstrap >/dev/null || ! command -v mkfs.ext4 >/dev/null; then
+		log "installing debootstrap e2fsprogs"
+		apt_update
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap e2fsprogs >/dev/null ||
+			fail "cannot install debootstrap"
+	fi
+	log "building the systemd guest's disk ($SD_SUITE: $SD_PACKAGES; once, cached in $cache)"
+	tmp=$(mktemp -d "$cache/systemd-build.XXXXXX")
+	if ! debootstrap --variant=minbase --include="${SD_PACKAGES// /,}" "$SD_SUITE" "$tmp/root" \
+		"${VMTEST_MIRROR:-http://deb.debian.org/debian}" >"$tmp/debootstrap.log" 2>&1; then
+		tail -n 20 "$tmp/debootstrap.log" >&2
+		rm -rf "$tmp"
+		fail "debootstrap $SD_SUITE failed"
+	fi
+	rm -rf "$tmp/root/var/cache/apt/archives/"*.deb "$tmp/root/var/lib/apt/lists/"*
+	ln -sfn /lib/systemd/system/multi-user.target "$tmp/root/etc/systemd/system/default.target"
+	# No kmod in the image (the kernel's modules come from the host): its unit only fails.
+	ln -sfn /dev/null "$tmp/root/etc/systemd/system/kmod-static-nodes.service"
+	# Mount points init fills in before systemd starts.
+	mkdir -p "$tmp/root/mnt/host" "$tmp/root/vmtest/x"
+	# 4 GiB sparse: room for the tests' bundles (writes go to qemu's snapshot).
+	if ! mkfs.ext4 -q -F -L tong-vmtest -d "$tmp/root" "$tmp/disk.img" 4G >"$tmp/mkfs.log" 2>&1; then
+		cat "$tmp/mkfs.log" >&2
+		rm -rf "$tmp"
+		fail "mkfs.ext4 -d failed"
+	fi
+	mv "$tmp/disk.img" "$sdimg"
+	rm -rf "$tmp"
+	find "$cache" -maxdepth 1 -name "systemd-*.img" ! -name "$(basename "$sdimg")" -delete
+	log "built $(basename "$sdimg") in $((SECONDS - t0))s ($(du -h "$sdimg" | cut -f1) on disk)"
+}
+
 # One setup at a time per cache (a concurrent first run would download twice).
 exec 9>"$cache/.lock"
 flock 9
 setup_kernel
 setup_busybox
 setup_initramfs
+if [ "$guest" = systemd ]; then setup_systemd_image; fi
 flock -u 9
 
 # The exchange dir: conf and job in, output and status out.
@@ -239,6 +299,7 @@ trap 'exit 143' TERM
 	printf 'MODTREE=%q\n' "$kdir/tree"
 	printf 'GUEST_HOSTNAME=%q\n' tong-vmtest
 	printf 'SWAP_MB=%q\n' "$swap_mb"
+	printf 'GUEST=%q\n' "$guest"
 } >"$x/conf"
 {
 	echo '# generated by hack/vmtest/run.sh'
@@ -269,6 +330,11 @@ else
 	kernel=$kdir/tree/boot/vmlinuz-$kver
 fi
 cmdline="console=ttyS0 quiet panic=-1 cgroup_no_v1=all mitigations=off rdinit=/init"
+disk=()
+if [ "$guest" = systemd ]; then
+	cmdline+=" systemd.unified_cgroup_hierarchy=1 systemd.show_status=0"
+	disk=(-drive "file=$sdimg,format=raw,if=virtio,snapshot=on")
+fi
 
 # Runs the VM once with accel $1; sets qrc, booted, timed_out.
 boot() {
@@ -279,7 +345,7 @@ boot() {
 	if [ "$acc" = kvm ]; then cpu=host; else cpu=max; acc=tcg,thread=multi; fi
 	qemu-system-x86_64 -nodefaults -no-user-config -no-reboot -display none \
 		-machine pc -accel "$acc" -cpu "$cpu" -m "$mem" -smp "$cpus" \
-		-kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+		-kernel "$kernel" -initrd "$initrd" -append "$cmdline" "${disk[@]}" \
 		-chardev file,id=con,path="$x/console.log" -serial chardev:con \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
 		-virtfs local,path="$checkout",mount_tag=checkout,security_model=passthrough,multidevs=remap \

@@ -48,7 +48,7 @@ fn access_bits(s: &str) -> Result<u32> {
     Ok(b)
 }
 
-fn access_str(b: u32) -> String {
+pub fn access_str(b: u32) -> String {
     let mut s = String::new();
     if b & 2 != 0 {
         s.push('r');

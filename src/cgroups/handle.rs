@@ -3,17 +3,18 @@
 //! for every operation the lifecycle needs. No later command reads mountinfo to find out
 //! which hierarchy a recorded directory belongs to.
 //!
-//! The driver seam: [`Driver`] says who owns the directories. Only `cgroupfs` (tong makes,
-//! joins and removes them itself, on v1, v2 and hybrid hosts) exists today; the operations
-//! that a systemd driver does differently (create, join, apply, remove) go through one
-//! `match` on it each. Freezing, pids and stats read the same files under either driver.
+//! The driver seam: [`Driver`] says who owns the directories. With `cgroupfs` tong makes,
+//! joins and removes them itself (v1, v2 and hybrid hosts); with `systemd` (cgroup v2) a
+//! transient unit owns the container's cgroup, and create, apply and remove go through
+//! systemd first (super::systemd). Freezing, pids and stats read the same files under
+//! either driver.
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
-use super::{Dirs, Hierarchy, freezer, resources, stats};
+use super::{Dirs, Hierarchy, freezer, resources, stats, systemd};
 use crate::error::{Error, Result};
 
 /// Who manages the container's cgroup directories.
@@ -23,6 +24,8 @@ pub enum Driver {
     /// tong writes the cgroup filesystems itself.
     #[default]
     Cgroupfs,
+    /// systemd's transient unit owns the cgroup (`--systemd-cgroup`).
+    Systemd,
 }
 
 /// The container's directory in one hierarchy.
@@ -48,6 +51,9 @@ impl Dir {
 pub struct Cgroup {
     pub driver: Driver,
     pub dirs: Vec<Dir>,
+    /// The systemd unit (driver `systemd` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<systemd::Unit>,
 }
 
 impl Cgroup {
@@ -61,7 +67,54 @@ impl Cgroup {
         Ok(Cgroup {
             driver: Driver::Cgroupfs,
             dirs,
+            unit: None,
         })
+    }
+
+    /// Plans the systemd unit for `cgroupsPath` (`slice:prefix:name`) on a cgroup v2 host,
+    /// with the config's `org.systemd.property.*` annotations. Nothing is started.
+    pub fn plan_systemd(
+        cgroups_path: Option<&str>,
+        id: &str,
+        annotations: Vec<(String, String)>,
+    ) -> Result<Cgroup> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Error::Usage(
+                "--systemd-cgroup: the systemd cgroup driver of a rootless container (systemd's user instance) is not supported".into(),
+            ));
+        }
+        if !systemd::running() {
+            return Err(Error::Usage(
+                "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver".into(),
+            ));
+        }
+        let hs = super::hierarchies()?;
+        let h = match hs.as_slice() {
+            [h] if h.v2 => h,
+            _ => {
+                return Err(Error::Usage(
+                    "--systemd-cgroup: the systemd cgroup driver needs a cgroup v2 (unified) host; this host mounts cgroup v1 hierarchies".into(),
+                ));
+            }
+        };
+        let mut unit = systemd::Unit::parse(cgroups_path, id)?;
+        // Checked now, so a bad annotation fails before anything exists.
+        systemd::annotation_properties(&annotations)?;
+        unit.extra = annotations;
+        let rel = unit.cgroup()?;
+        let inside = Path::new("/").join(&rel);
+        let inside = inside.strip_prefix(&h.root).unwrap_or(&rel);
+        Ok(Cgroup {
+            driver: Driver::Systemd,
+            dirs: vec![Dir::of(h, h.mountpoint.join(inside))],
+            unit: Some(unit),
+        })
+    }
+
+    fn unit(&self) -> Result<&systemd::Unit> {
+        self.unit
+            .as_ref()
+            .ok_or_else(|| Error::other("state: a systemd cgroup without its unit"))
     }
 
     /// The handle of a container recorded before state format 2, which kept bare paths: each
@@ -81,6 +134,7 @@ impl Cgroup {
         Cgroup {
             driver: Driver::Cgroupfs,
             dirs,
+            unit: None,
         }
     }
 
@@ -107,10 +161,11 @@ impl Cgroup {
         d
     }
 
-    /// With cgroup v2 alone, the directory a new process can be cloned straight into.
+    /// With cgroup v2 alone, the directory a new process can be cloned straight into
+    /// (cgroupfs only: systemd's unit is started with a pid that already exists).
     pub fn clone_target(&self) -> Option<&Path> {
         match self.dirs.as_slice() {
-            [d] if d.v2() => Some(d.path.as_path()),
+            [d] if d.v2() && self.driver == Driver::Cgroupfs => Some(d.path.as_path()),
             _ => None,
         }
     }
@@ -130,32 +185,45 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Makes the directories.
-    pub fn create(&self) -> Result<()> {
+    /// Makes the directories. systemd's unit is started holding `pid` (the init, or the
+    /// process that forks it).
+    pub fn create(&self, pid: Option<i32>) -> Result<()> {
         match self.driver {
             Driver::Cgroupfs => super::create(&self.dirs),
+            Driver::Systemd => {
+                let pid = pid.ok_or_else(|| {
+                    Error::other("systemd cgroup: the unit needs the init's pid")
+                })?;
+                systemd::start(self.unit()?, pid)?;
+                // A slice holds no process and a scope may lag: the directory is made here
+                // if systemd has not yet (tong joins it next).
+                super::create(&self.dirs)
+            }
         }
     }
 
-    /// Writes `linux.resources` (at create and at every `update`).
+    /// Writes `linux.resources` (at create and at every `update`): under systemd as unit
+    /// properties first, then into the files, as runc does (so what systemd has no
+    /// property for still applies).
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
-        match self.driver {
-            Driver::Cgroupfs => resources::apply(&self.view(), r),
+        if self.driver == Driver::Systemd {
+            systemd::set(self.unit()?, r)?;
         }
+        resources::apply(&self.view(), r)
     }
 
     /// Moves `pid` into the container's cgroup.
     pub fn join(&self, pid: i32) -> Result<()> {
-        match self.driver {
-            Driver::Cgroupfs => super::join(&self.paths(), pid),
-        }
+        super::join(&self.paths(), pid)
     }
 
-    /// Removes the cgroup and every sub-cgroup the container made in it.
+    /// Removes the cgroup and every sub-cgroup the container made in it (under systemd:
+    /// stops the unit, waits until it is gone, then removes what it left).
     pub fn remove(&self) -> Result<()> {
-        match self.driver {
-            Driver::Cgroupfs => super::remove(&self.paths()),
+        if self.driver == Driver::Systemd {
+            systemd::stop(self.unit()?)?;
         }
+        super::remove(&self.paths())
     }
 
     /// Whether any directory still exists (a stopped container's cgroup may outlive its
@@ -222,6 +290,7 @@ mod tests {
                 .iter()
                 .map(|h| Dir::of(h, h.mountpoint.join("c1")))
                 .collect(),
+            unit: None,
         }
     }
 

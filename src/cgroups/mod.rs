@@ -10,6 +10,7 @@ pub mod freezer;
 mod handle;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 
 use std::path::{Path, PathBuf};
 

@@ -30,9 +30,10 @@ pub struct CreateFlags {
 }
 
 impl CreateFlags {
-    pub fn opts(&self, id: &str) -> CreateOpts {
+    pub fn opts(&self, id: &str, systemd_cgroup: bool) -> CreateOpts {
         CreateOpts {
             id: id.to_string(),
+            systemd_cgroup,
             bundle: self.bundle.clone(),
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
@@ -62,6 +63,6 @@ pub fn listen_fds() -> u32 {
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     super::seal(g)?;
-    container::create(&g.root, &a.flags.opts(&a.id))?;
+    container::create(&g.root, &a.flags.opts(&a.id, g.systemd_cgroup))?;
     Ok(0)
 }

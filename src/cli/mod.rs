@@ -196,20 +196,6 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
             );
         }
     }
-    if g.systemd_cgroup
-        && matches!(
-            cmd,
-            Command::Create(_) | Command::Run(_) | Command::Update(_)
-        )
-    {
-        return Err(Error::Usage(
-            if std::path::Path::new("/run/systemd/system").exists() {
-                "--systemd-cgroup: the systemd cgroup driver is not supported by this build of tong yet; use the cgroupfs driver".into()
-            } else {
-                "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver".into()
-            },
-        ));
-    }
     match cmd {
         Command::Create(a) => create::run(g, a),
         Command::Start(a) => start::run(g, a),

@@ -21,7 +21,7 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     super::seal(g)?;
-    let opts = a.flags.opts(&a.id);
+    let opts = a.flags.opts(&a.id, g.systemd_cgroup);
     if a.detach {
         container::run_detached(&g.root, &opts)?;
         return Ok(0);

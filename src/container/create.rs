@@ -30,6 +30,8 @@ pub struct CreateOpts {
     /// A connected socket for the pty master instead of `console_socket` (a foreground
     /// `run` that relays the terminal itself).
     pub console_fd: Option<i32>,
+    /// `--systemd-cgroup`: systemd's unit owns the container's cgroup.
+    pub systemd_cgroup: bool,
 }
 
 /// A created container: its state as saved (phase created, the init's pid), and whether
@@ -75,7 +77,12 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.display().to_string());
-    let cgroup = cgroups::Cgroup::plan(cgroups_path.as_deref(), &opts.id)?;
+    let cgroup = if opts.systemd_cgroup {
+        let ann = cfg.spec.annotations().clone().unwrap_or_default();
+        cgroups::Cgroup::plan_systemd(cgroups_path.as_deref(), &opts.id, ann.into_iter().collect())?
+    } else {
+        cgroups::Cgroup::plan(cgroups_path.as_deref(), &opts.id)?
+    };
     cgroup.check_preexisting()?;
     let limits = cfg
         .spec
@@ -131,9 +138,10 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
     }
 }
 
-/// Creates the container's cgroups and writes its linux.resources limits.
-fn make_cgroups(cgroup: &cgroups::Cgroup, spec: &Spec) -> Result<()> {
-    cgroup.create()?;
+/// Creates the container's cgroups (systemd's unit holding `pid`) and writes its
+/// linux.resources limits.
+fn make_cgroups(cgroup: &cgroups::Cgroup, spec: &Spec, pid: Option<i32>) -> Result<()> {
+    cgroup.create(pid)?;
     logging::phase(crate::logging::phases::CGROUPS_CREATED);
     if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         cgroup.apply(r)?;
@@ -237,9 +245,9 @@ struct CreateParent<'a> {
 }
 
 impl launch::Parent for CreateParent<'_> {
-    fn cgroups(&mut self) -> Result<()> {
+    fn cgroups(&mut self, pid: Option<i32>) -> Result<()> {
         if std::mem::take(&mut self.cgroups_pending) {
-            make_cgroups(&self.st.cgroup, self.spec)?;
+            make_cgroups(&self.st.cgroup, self.spec, pid)?;
         }
         Ok(())
     }

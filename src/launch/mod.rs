@@ -126,7 +126,8 @@ fn is_direct(plan: &Plan) -> bool {
 /// What the parent does at its points in the protocol.
 pub trait Parent {
     /// Make the container's cgroups and write their limits, once; [`Placement`] says when.
-    fn cgroups(&mut self) -> Result<()>;
+    /// `pid`: the child just cloned (none before the clone).
+    fn cgroups(&mut self, pid: Option<i32>) -> Result<()>;
     /// The init exists (record it for crash recovery).
     fn init_pid(&mut self, pid: i32) -> Result<()>;
     /// Run prestart and createRuntime hooks; return the state JSON for the init's hooks.
@@ -152,7 +153,7 @@ pub fn spawn(cfg: &LaunchConfig, parent: &mut dyn Parent) -> Result<i32> {
     let (parent_ch, child_ch) = sync::pair()?;
     let cg_dir = match placement {
         Placement::AtClone => {
-            parent.cgroups()?;
+            parent.cgroups(None)?;
             cfg.cgroups
                 .clone_target()
                 .and_then(|d| std::fs::File::open(d).ok())
@@ -284,12 +285,12 @@ fn drive(
     };
     let while_mounting = placement == Placement::WhileMounting;
     if !while_mounting {
-        parent.cgroups()?;
+        parent.cgroups(Some(child))?;
         join()?;
     }
     ch.send(&Msg::Go)?;
     if while_mounting {
-        parent.cgroups()?;
+        parent.cgroups(Some(child))?;
         // The init may be gone already (its error is queued for the recv below).
         let _ = ch.send(&Msg::CgroupsMade);
         join()?;
