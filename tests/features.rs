@@ -1417,7 +1417,9 @@ fn systemd_cgroup_claim() {
     let f = features();
     let cg = &f["linux"]["cgroup"];
     assert_eq!(cg["systemd"], json!(true), "{cg}");
-    if Path::new("/run/systemd/system").is_dir() && Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    if Path::new("/run/systemd/system").is_dir()
+        && Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    {
         eprintln!("skipped: systemd runs this cgroup v2 host (tests/systemd.rs covers the driver)");
         return;
     }

@@ -31,7 +31,9 @@ fn systemd_host() -> bool {
             std::env::var_os("TONG_EXPECT_SYSTEMD").is_none(),
             "TONG_EXPECT_SYSTEMD is set but this is no systemd host on cgroup v2"
         );
-        eprintln!("skipped: needs systemd as PID 1 on a pure cgroup v2 host (hack/vmtest, VMTEST_GUEST=systemd)");
+        eprintln!(
+            "skipped: needs systemd as PID 1 on a pure cgroup v2 host (hack/vmtest, VMTEST_GUEST=systemd)"
+        );
     }
     ok
 }
@@ -43,7 +45,12 @@ fn prefix(env: &Env) -> String {
 }
 
 /// A bundle whose cgroupsPath is `system.slice:PREFIX:TAG`: its unit is `PREFIX-TAG.scope`.
-fn sd_bundle(env: &Env, tag: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> (Bundle, String) {
+fn sd_bundle(
+    env: &Env,
+    tag: &str,
+    args: &[&str],
+    edit: impl FnOnce(&mut Value),
+) -> (Bundle, String) {
     let p = prefix(env);
     let b = env.bundle_with(args, |c| {
         c["linux"]["cgroupsPath"] = json!(format!("system.slice:{p}:{tag}"));
@@ -68,7 +75,9 @@ fn show(unit: &str, props: &[&str]) -> HashMap<String, String> {
 }
 
 fn load_state(unit: &str) -> String {
-    show(unit, &["LoadState"]).remove("LoadState").unwrap_or_default()
+    show(unit, &["LoadState"])
+        .remove("LoadState")
+        .unwrap_or_default()
 }
 
 /// The cgroup2 path of a process, from /proc/PID/cgroup.
@@ -109,7 +118,11 @@ fn run_detached(env: &Env, b: &Bundle, id: &str) -> i64 {
 /// After `delete`: systemd no longer knows the unit and its cgroup is gone.
 #[track_caller]
 fn assert_unit_gone(unit: &str) {
-    assert_eq!(load_state(unit), "not-found", "{unit} still loaded after delete");
+    assert_eq!(
+        load_state(unit),
+        "not-found",
+        "{unit} still loaded after delete"
+    );
     let dir = Path::new("/sys/fs/cgroup/system.slice").join(unit);
     assert!(!dir.exists(), "{} left behind", dir.display());
 }
@@ -124,25 +137,42 @@ fn the_scope_holds_the_container_and_its_limits() {
         return;
     }
     let env = Env::new();
-    let (b, unit) = sd_bundle(&env, "life", &["sh", "-c", "sleep 1000 & sleep 1000 & wait"], |c| {
-        c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
-        c["linux"]["resources"]["pids"] = json!({"limit": 50});
-        c["linux"]["resources"]["cpu"] =
-            json!({"shares": 512, "quota": 50000, "period": 100000});
-    });
+    let (b, unit) = sd_bundle(
+        &env,
+        "life",
+        &["sh", "-c", "sleep 1000 & sleep 1000 & wait"],
+        |c| {
+            c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20});
+            c["linux"]["resources"]["pids"] = json!({"limit": 50});
+            c["linux"]["resources"]["cpu"] =
+                json!({"shares": 512, "quota": 50000, "period": 100000});
+        },
+    );
     let id = env.id("life");
     let pid = run_detached(&env, &b, &id);
 
     let p = show(
         &unit,
-        &["ActiveState", "Slice", "Delegate", "MemoryMax", "TasksMax", "CPUWeight", "CPUQuotaPerSecUSec", "ControlGroup"],
+        &[
+            "ActiveState",
+            "Slice",
+            "Delegate",
+            "MemoryMax",
+            "TasksMax",
+            "CPUWeight",
+            "CPUQuotaPerSecUSec",
+            "ControlGroup",
+        ],
     );
     assert_eq!(p["ActiveState"], "active", "{p:?}");
     assert_eq!(p["Slice"], "system.slice");
     assert_eq!(p["Delegate"], "yes");
     assert_eq!(p["MemoryMax"], (64u64 << 20).to_string());
     assert_eq!(p["TasksMax"], "50");
-    assert_eq!(p["CPUWeight"], "20", "shares 512 -> weight 20 (the v2 formula)");
+    assert_eq!(
+        p["CPUWeight"], "20",
+        "shares 512 -> weight 20 (the v2 formula)"
+    );
     assert_eq!(p["CPUQuotaPerSecUSec"], "500ms");
     let cg = format!("/system.slice/{unit}");
     assert_eq!(p["ControlGroup"], cg);
@@ -159,7 +189,10 @@ fn the_scope_holds_the_container_and_its_limits() {
         .success();
     assert_eq!(show(&unit, &["MemoryMax"])["MemoryMax"], "100000000");
     let max: u64 = read(&dir, "memory.max").parse().unwrap();
-    assert!((99_000_000..=100_000_000).contains(&max), "memory.max {max}");
+    assert!(
+        (99_000_000..=100_000_000).contains(&max),
+        "memory.max {max}"
+    );
 
     // pause freezes the scope; resume thaws it.
     env.rt(&["--systemd-cgroup", "pause", &id]).success();
@@ -175,7 +208,8 @@ fn the_scope_holds_the_container_and_its_limits() {
     let pids: Vec<i64> = serde_json::from_str(ps.stdout.trim()).unwrap();
     assert_eq!(pids.len(), 3, "{pids:?}");
     assert!(pids.contains(&pid));
-    env.rt(&["--systemd-cgroup", "kill", "--all", &id, "KILL"]).success();
+    env.rt(&["--systemd-cgroup", "kill", "--all", &id, "KILL"])
+        .success();
     env.wait_status(&id, "stopped");
     env.rt(&["--systemd-cgroup", "delete", &id]).success();
     assert_unit_gone(&unit);
@@ -198,9 +232,16 @@ fn events_reports_an_oom_kill_in_the_scope() {
         .success();
     let dir = PathBuf::from(format!("/sys/fs/cgroup/system.slice/{unit}"));
     assert_eq!(read(&dir, "memory.max"), (32u64 << 20).to_string());
-    let events = Bg::spawn(&env, &["--systemd-cgroup", "events", "--interval", "1s", &id]);
+    let events = Bg::spawn(
+        &env,
+        &["--systemd-cgroup", "events", "--interval", "1s", &id],
+    );
     poll("the events stream", STATE_DEADLINE, || {
-        events.lines().iter().any(|v| v["type"] == "stats").then_some(())
+        events
+            .lines()
+            .iter()
+            .any(|v| v["type"] == "stats")
+            .then_some(())
     });
     env.rt(&["--systemd-cgroup", "start", &id]).success();
     let oom = poll("an oom event", Duration::from_secs(60), || {
@@ -234,7 +275,10 @@ fn annotations_reach_the_unit() {
     let p = show(&unit, &["TimeoutStopUSec", "CollectMode", "Description"]);
     assert_eq!(p["TimeoutStopUSec"], "7s", "{p:?}");
     assert_eq!(p["CollectMode"], "inactive-or-failed");
-    assert_eq!(p["Description"], "tong test unit", "annotations override the runtime's own");
+    assert_eq!(
+        p["Description"], "tong test unit",
+        "annotations override the runtime's own"
+    );
     env.rt(&["--systemd-cgroup", "delete", "-f", &id]).success();
     assert_unit_gone(&unit);
     env.assert_nothing_left(&id);
@@ -252,7 +296,8 @@ fn a_bad_annotation_is_one_line_and_leaves_nothing() {
     });
     let id = env.id("badann");
     let out = env.rt(&["--systemd-cgroup", "run", "--bundle", b.path(), &id]);
-    out.failure().stderr_has("org.systemd.property.TimeoutStopSec");
+    out.failure()
+        .stderr_has("org.systemd.property.TimeoutStopSec");
     assert_eq!(load_state(&unit), "not-found");
     env.assert_nothing_left(&id);
 }
@@ -346,11 +391,28 @@ fn default_placement_from_a_systemd_service() {
     let unit = format!("{}-svc.service", prefix(&env));
     let out = host(
         "systemd-run",
-        &["--wait", "--pipe", "--quiet", "--collect", "--unit", &unit, "-p", &format!("WorkingDirectory={}", b.path()),
-          &rt, "--root", &root, "run", &id],
+        &[
+            "--wait",
+            "--pipe",
+            "--quiet",
+            "--collect",
+            "--unit",
+            &unit,
+            "-p",
+            &format!("WorkingDirectory={}", b.path()),
+            &rt,
+            "--root",
+            &root,
+            "run",
+            &id,
+        ],
     );
     out.success();
-    assert_eq!(out.stdout.trim(), format!("0::/system.slice/{id}"), "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        format!("0::/system.slice/{id}"),
+        "{out:?}"
+    );
     assert!(!Path::new("/sys/fs/cgroup/system.slice").join(&id).exists());
     env.assert_nothing_left(&id);
 }

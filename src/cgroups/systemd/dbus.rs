@@ -145,7 +145,9 @@ impl Conn {
         let mut b = [0u8; 1];
         while !out.ends_with(b"\r\n") {
             if self.sock.read(&mut b)? == 0 || out.len() > 4096 {
-                return Err(DbusError::Connect("connection closed during authentication".into()));
+                return Err(DbusError::Connect(
+                    "connection closed during authentication".into(),
+                ));
             }
             out.push(b[0]);
         }
@@ -273,7 +275,7 @@ fn encode_call(
     m.u32(body.buf.len() as u32);
     m.u32(serial);
     m.value(&Value::Array("(yv)".into(), fields));
-    while m.buf.len() % 8 != 0 {
+    while !m.buf.len().is_multiple_of(8) {
         m.buf.push(0);
     }
     m.buf.extend_from_slice(&body.buf);
@@ -329,7 +331,10 @@ mod tests {
             "/org/freedesktop/systemd1",
             "org.freedesktop.systemd1.Manager",
             "StopUnit",
-            &[Value::Str("tong-x.scope".into()), Value::Str("replace".into())],
+            &[
+                Value::Str("tong-x.scope".into()),
+                Value::Str("replace".into()),
+            ],
         );
         assert_eq!(&msg[..4], &[b'l', 1, 0, 1]);
         let m = decode_message(&msg, false).unwrap();

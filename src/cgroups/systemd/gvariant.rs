@@ -215,14 +215,20 @@ mod tests {
         assert_eq!(parse("42"), Ok(Value::I32(42)));
         assert_eq!(parse("uint64 123456789"), Ok(Value::U64(123456789)));
         assert_eq!(parse("@t 5"), Ok(Value::U64(5)));
-        assert_eq!(parse("'inactive-or-failed'"), Ok(Value::Str("inactive-or-failed".into())));
+        assert_eq!(
+            parse("'inactive-or-failed'"),
+            Ok(Value::Str("inactive-or-failed".into()))
+        );
         assert_eq!(parse("\"a b\""), Ok(Value::Str("a b".into())));
         assert_eq!(parse("1.5"), Ok(Value::Double(1.5)));
         assert_eq!(
             parse("['a.service', 'b.service']"),
             Ok(Value::Array(
                 "s".into(),
-                vec![Value::Str("a.service".into()), Value::Str("b.service".into())]
+                vec![
+                    Value::Str("a.service".into()),
+                    Value::Str("b.service".into())
+                ]
             ))
         );
         assert_eq!(parse("@as []"), Ok(Value::Array("s".into(), vec![])));
@@ -230,7 +236,17 @@ mod tests {
 
     #[test]
     fn bad_text_is_refused() {
-        for t in ["", "'open", "[1, 'a']", "uint64 -1", "byte 300", "[]", "@t 'x'", "1 2", "nope"] {
+        for t in [
+            "",
+            "'open",
+            "[1, 'a']",
+            "uint64 -1",
+            "byte 300",
+            "[]",
+            "@t 'x'",
+            "1 2",
+            "nope",
+        ] {
             assert!(parse(t).is_err(), "{t:?} parsed");
         }
     }

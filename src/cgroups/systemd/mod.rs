@@ -92,7 +92,9 @@ impl Unit {
     /// A slice's own name says where systemd puts it (`a-b.slice` under `a.slice`).
     pub fn cgroup(&self) -> Result<PathBuf> {
         if self.is_slice() {
-            return Ok(PathBuf::from(expand_slice(&self.name)?.trim_start_matches('/')));
+            return Ok(PathBuf::from(
+                expand_slice(&self.name)?.trim_start_matches('/'),
+            ));
         }
         let slice = expand_slice(&self.slice)?;
         Ok(PathBuf::from(slice.trim_start_matches('/')).join(&self.name))
@@ -177,7 +179,9 @@ fn version(c: &mut Conn) -> u32 {
         "Get",
         &[Value::Str(MANAGER.into()), Value::Str("Version".into())],
     );
-    let v = r.ok().and_then(|b| b.first().and_then(Value::as_str).map(str::to_string));
+    let v = r
+        .ok()
+        .and_then(|b| b.first().and_then(Value::as_str).map(str::to_string));
     v.unwrap_or_default()
         .trim_start_matches('v')
         .split(|c: char| !c.is_ascii_digit())
@@ -200,7 +204,10 @@ fn wait_job(c: &mut Conn, job: &str) -> std::result::Result<String, DbusError> {
 }
 
 fn job_path(body: &[Value]) -> String {
-    body.first().and_then(Value::as_str).unwrap_or_default().to_string()
+    body.first()
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Starts the container's unit holding `pid`, with the accounting properties, then the
@@ -208,7 +215,10 @@ fn job_path(body: &[Value]) -> String {
 /// ([`set`]), as runc's driver sets them.
 pub fn start(unit: &Unit, pid: i32) -> Result<()> {
     let mut c = connect()?;
-    let mut p = vec![property("Description", Value::Str(unit.description.clone()))];
+    let mut p = vec![property(
+        "Description",
+        Value::Str(unit.description.clone()),
+    )];
     if unit.is_slice() {
         // A slice holds no process: tong moves the init into its cgroup itself.
         p.push(property(
@@ -223,7 +233,12 @@ pub fn start(unit: &Unit, pid: i32) -> Result<()> {
             Value::Array("u".into(), vec![Value::U32(pid as u32)]),
         ));
     }
-    for a in ["MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting"] {
+    for a in [
+        "MemoryAccounting",
+        "CPUAccounting",
+        "IOAccounting",
+        "TasksAccounting",
+    ] {
         p.push(property(a, Value::Bool(true)));
     }
     p.push(property("DefaultDependencies", Value::Bool(false)));
@@ -316,7 +331,13 @@ pub fn stop(unit: &Unit) -> Result<()> {
     // Gone when GetUnit no longer knows it (a stopped transient unit is collected).
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        match c.call(DEST, PATH, MANAGER, "GetUnit", &[Value::Str(unit.name.clone())]) {
+        match c.call(
+            DEST,
+            PATH,
+            MANAGER,
+            "GetUnit",
+            &[Value::Str(unit.name.clone())],
+        ) {
             Err(e) if e.is("org.freedesktop.systemd1.NoSuchUnit") => return Ok(()),
             _ => std::thread::sleep(Duration::from_millis(10)),
         }
@@ -352,8 +373,14 @@ mod tests {
     #[test]
     fn cgroups_path_is_three_fields() {
         let u = Unit::parse(None, "c1").unwrap();
-        assert_eq!((u.name.as_str(), u.slice.as_str()), ("tong-c1.scope", "system.slice"));
-        assert_eq!(u.cgroup().unwrap(), PathBuf::from("system.slice/tong-c1.scope"));
+        assert_eq!(
+            (u.name.as_str(), u.slice.as_str()),
+            ("tong-c1.scope", "system.slice")
+        );
+        assert_eq!(
+            u.cgroup().unwrap(),
+            PathBuf::from("system.slice/tong-c1.scope")
+        );
         let u = Unit::parse(Some("machine-pod.slice:docker:abc"), "c1").unwrap();
         assert_eq!(
             u.cgroup().unwrap(),
@@ -363,8 +390,18 @@ mod tests {
         assert_eq!(u.name, "p-x.scope");
         let u = Unit::parse(Some("system.slice:p:tong-t.slice"), "c1").unwrap();
         assert!(u.is_slice());
-        assert_eq!(u.cgroup().unwrap(), PathBuf::from("tong.slice/tong-t.slice"));
-        for bad in ["/a/b", "a:b", "a:b:c:d", "x:p:n", "system.slice:p:", "system.slice:p:a/b"] {
+        assert_eq!(
+            u.cgroup().unwrap(),
+            PathBuf::from("tong.slice/tong-t.slice")
+        );
+        for bad in [
+            "/a/b",
+            "a:b",
+            "a:b:c:d",
+            "x:p:n",
+            "system.slice:p:",
+            "system.slice:p:a/b",
+        ] {
             let e = Unit::parse(Some(bad), "c1").unwrap_err().to_string();
             assert!(e.contains("cgroupsPath"), "{bad}: {e}");
         }
@@ -373,16 +410,28 @@ mod tests {
     #[test]
     fn annotations_become_properties() {
         let ann = vec![
-            ("org.systemd.property.TimeoutStopSec".to_string(), "3".to_string()),
-            ("org.systemd.property.CollectMode".into(), "'inactive-or-failed'".into()),
+            (
+                "org.systemd.property.TimeoutStopSec".to_string(),
+                "3".to_string(),
+            ),
+            (
+                "org.systemd.property.CollectMode".into(),
+                "'inactive-or-failed'".into(),
+            ),
             ("other".into(), "x".into()),
         ];
         let p = annotation_properties(&ann).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!(p[0], property("TimeoutStopUSec", Value::U64(3_000_000)));
-        for bad in [("org.systemd.property.A1x", "1"), ("org.systemd.property.Foo", "'x")] {
+        for bad in [
+            ("org.systemd.property.A1x", "1"),
+            ("org.systemd.property.Foo", "'x"),
+        ] {
             let e = annotation_properties(&[(bad.0.into(), bad.1.into())]).unwrap_err();
-            assert!(e.to_string().contains("annotations: org.systemd.property."), "{e}");
+            assert!(
+                e.to_string().contains("annotations: org.systemd.property."),
+                "{e}"
+            );
         }
     }
 }

@@ -41,7 +41,12 @@ pub fn resources(r: &LinuxResources, version: u32) -> Result<Vec<Value>> {
         if let Some(s) = c.shares().filter(|s| *s != 0) {
             p.push(property("CPUWeight", Value::U64(shares_to_weight(s))));
         }
-        cpu_quota(&mut p, c.quota().unwrap_or(0), c.period().unwrap_or(0), version);
+        cpu_quota(
+            &mut p,
+            c.quota().unwrap_or(0),
+            c.period().unwrap_or(0),
+            version,
+        );
         if version >= 244 {
             for (name, list) in [("AllowedCPUs", c.cpus()), ("AllowedMemoryNodes", c.mems())] {
                 if let Some(s) = list.as_deref().filter(|s| !s.trim().is_empty()) {
@@ -79,7 +84,7 @@ fn cpu_quota(p: &mut Vec<Value>, quota: i64, period: u64, version: u32) {
         if quota > 0 {
             let period = if period == 0 { DEFAULT_PERIOD } else { period };
             per_sec = (quota as u64).saturating_mul(1_000_000) / period;
-            if per_sec % 10_000 != 0 {
+            if !per_sec.is_multiple_of(10_000) {
                 per_sec = (per_sec / 10_000 + 1) * 10_000;
             }
         }
@@ -89,7 +94,11 @@ fn cpu_quota(p: &mut Vec<Value>, quota: i64, period: u64, version: u32) {
 
 /// A cpu list ("0-3,8") as systemd's bitmask: byte i holds CPUs 8i..8i+7.
 fn bits(list: &str, name: &str) -> Result<Value> {
-    let bad = || Error::config(format!("linux.resources.cpu: {name}: invalid list {list:?}"));
+    let bad = || {
+        Error::config(format!(
+            "linux.resources.cpu: {name}: invalid list {list:?}"
+        ))
+    };
     let mut out: Vec<u8> = Vec::new();
     for r in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
         let (a, b) = r.split_once('-').unwrap_or((r, r));
@@ -108,7 +117,10 @@ fn bits(list: &str, name: &str) -> Result<Value> {
     if out.is_empty() {
         return Err(bad());
     }
-    Ok(Value::Array("y".into(), out.into_iter().map(Value::Byte).collect()))
+    Ok(Value::Array(
+        "y".into(),
+        out.into_iter().map(Value::Byte).collect(),
+    ))
 }
 
 /// A `linux.resources.unified` key systemd has a property for (runc's table); others are
@@ -229,8 +241,7 @@ fn devices(config: &[LinuxDeviceCgroup]) -> Result<Vec<Value>> {
             },
             (Some(major), Some(minor)) => {
                 let p = format!("/dev/{group}/{major}:{minor}");
-                if std::fs::metadata(&p).is_err()
-                    && std::fs::metadata(format!("/sys{p}")).is_err()
+                if std::fs::metadata(&p).is_err() && std::fs::metadata(format!("/sys{p}")).is_err()
                 {
                     crate::logging::warn(&format!("skipping device {p} for systemd"));
                     continue;
@@ -249,7 +260,11 @@ fn devices(config: &[LinuxDeviceCgroup]) -> Result<Vec<Value>> {
 /// `char-NAME` / `block-NAME` for a major number, from /proc/devices.
 fn device_group(kind: char, major: i64) -> Option<String> {
     let text = std::fs::read_to_string("/proc/devices").ok()?;
-    let want = if kind == 'b' { "Block devices:" } else { "Character devices:" };
+    let want = if kind == 'b' {
+        "Block devices:"
+    } else {
+        "Character devices:"
+    };
     let mut inside = false;
     for line in text.lines().map(str::trim) {
         if line.ends_with("devices:") {
@@ -285,9 +300,11 @@ mod tests {
 
     #[test]
     fn runc_conversions() {
-        let r = res(r#"{"memory":{"limit":33554432,"swap":67108864,"reservation":1048576},
+        let r = res(
+            r#"{"memory":{"limit":33554432,"swap":67108864,"reservation":1048576},
             "cpu":{"shares":1024,"quota":25000,"period":100000,"cpus":"0-1,9"},
-            "pids":{"limit":20}}"#);
+            "pids":{"limit":20}}"#,
+        );
         let p = resources(&r, 252).unwrap();
         assert_eq!(get(&p, "MemoryMax"), Some(&Value::U64(33554432)));
         assert_eq!(get(&p, "MemoryLow"), Some(&Value::U64(1048576)));
@@ -298,7 +315,10 @@ mod tests {
         assert_eq!(get(&p, "TasksMax"), Some(&Value::U64(20)));
         assert_eq!(
             get(&p, "AllowedCPUs"),
-            Some(&Value::Array("y".into(), vec![Value::Byte(3), Value::Byte(2)]))
+            Some(&Value::Array(
+                "y".into(),
+                vec![Value::Byte(3), Value::Byte(2)]
+            ))
         );
         // Older systemd: no period, no cpuset properties.
         let old = resources(&r, 241).unwrap();

@@ -383,7 +383,10 @@ mod tests {
                 property("Delegate", Value::Bool(true)),
                 property("MemoryMax", Value::U64(1 << 30)),
                 property("PIDs", Value::Array("u".into(), vec![Value::U32(42)])),
-                property("AllowedCPUs", Value::Array("y".into(), vec![Value::Byte(3)])),
+                property(
+                    "AllowedCPUs",
+                    Value::Array("y".into(), vec![Value::Byte(3)]),
+                ),
             ],
         ));
         round_trip(Value::Array("(sa(sv))".into(), vec![]));
@@ -423,9 +426,17 @@ mod tests {
         for sig in ["a", "(s", "z", "a{sv", ""] {
             let _ = Decoder::new(&[255; 16], 0, false).values(sig);
         }
-        assert!(Decoder::new(&[255, 255, 255, 127], 0, false).value("s").is_err());
+        assert!(
+            Decoder::new(&[255, 255, 255, 127], 0, false)
+                .value("s")
+                .is_err()
+        );
         assert!(Decoder::new(&[8, 0, 0, 0], 0, false).value("as").is_err());
         // Variant whose signature holds two types.
-        assert!(Decoder::new(&[2, b'u', b'u', 0, 0, 0, 0, 0], 0, false).value("v").is_err());
+        assert!(
+            Decoder::new(&[2, b'u', b'u', 0, 0, 0, 0, 0], 0, false)
+                .value("v")
+                .is_err()
+        );
     }
 }
