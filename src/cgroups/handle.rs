@@ -191,9 +191,8 @@ impl Cgroup {
         match self.driver {
             Driver::Cgroupfs => super::create(&self.dirs),
             Driver::Systemd => {
-                let pid = pid.ok_or_else(|| {
-                    Error::other("systemd cgroup: the unit needs the init's pid")
-                })?;
+                let pid = pid
+                    .ok_or_else(|| Error::other("systemd cgroup: the unit needs the init's pid"))?;
                 systemd::start(self.unit()?, pid)?;
                 // A slice holds no process and a scope may lag: the directory is made here
                 // if systemd has not yet (tong joins it next).
@@ -252,6 +251,11 @@ impl Cgroup {
     /// What `events --stats` reports.
     pub fn stats(&self) -> serde_json::Value {
         stats::collect(&self.view())
+    }
+
+    /// What `events` waits on between reads of the OOM count.
+    pub fn oom_watch(&self) -> stats::OomWatch {
+        stats::OomWatch::new(&self.view())
     }
 
     /// The OOM kills counted so far (for `events`).

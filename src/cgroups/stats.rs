@@ -163,6 +163,45 @@ fn hugetlb(d: &Dirs) -> Value {
     Value::Object(out)
 }
 
+/// Wakes `events` when the v2 memory cgroup's `memory.events` changes (an OOM kill writes
+/// it), so the count is read at once: under systemd's driver the scope's cgroup is removed
+/// soon after its last process dies, and a poll that came later would find nothing.
+pub struct OomWatch(Option<nix::sys::inotify::Inotify>);
+
+impl OomWatch {
+    pub fn new(d: &Dirs) -> OomWatch {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let watch = || -> Option<Inotify> {
+            if d.v1("memory").is_some() {
+                return None;
+            }
+            let f = d.v2_with("memory")?.join("memory.events");
+            let i = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+            i.add_watch(&f, AddWatchFlags::IN_MODIFY).ok()?;
+            Some(i)
+        };
+        OomWatch(watch())
+    }
+
+    /// Sleeps up to `t`, less when the watched file changes.
+    pub fn wait(&self, t: std::time::Duration) {
+        use std::os::fd::AsFd;
+        match &self.0 {
+            Some(i) => {
+                let timeout =
+                    nix::poll::PollTimeout::try_from(t).unwrap_or(nix::poll::PollTimeout::MAX);
+                let mut fds = [nix::poll::PollFd::new(
+                    i.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let _ = nix::poll::poll(&mut fds, timeout);
+                let _ = i.read_events();
+            }
+            None => std::thread::sleep(t),
+        }
+    }
+}
+
 /// The container's OOM kill count so far (v1 memory.oom_control, v2 memory.events).
 pub fn oom_kills(d: &Dirs) -> u64 {
     if let Some(dir) = d.v1("memory") {

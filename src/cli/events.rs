@@ -44,6 +44,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         return Ok(0);
     }
     let mut ooms = cg.oom_kills();
+    let watch = cg.oom_watch();
     let mut next_stats = Instant::now();
     loop {
         let (cg, alive) = match container::cgroup(&g.root, &a.id) {
@@ -62,6 +63,6 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             println!("{}", event("stats", &a.id, Some(cg.stats())));
             next_stats = Instant::now() + interval;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        watch.wait(Duration::from_millis(100));
     }
 }
