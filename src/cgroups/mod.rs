@@ -229,7 +229,14 @@ fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Vec<(Hierarchy, PathBuf)
 
 /// Creates the directories (copying cpuset.cpus/mems down a v1 cpuset tree, which a new v1
 /// cpuset cgroup needs before a process can join).
+///
+/// On cgroup v2 every level above the leaf hands its controllers down. On a pure v2 host
+/// that starts at the root and includes levels that already exist, as runc's fs2 driver
+/// does: a systemd host enables only the controllers its own units need, so without this a
+/// container under `/` would get no cpu or io controller. On a hybrid host the v2 hierarchy
+/// is not the one resources go to: only the levels tong creates are touched there.
 fn create(dirs: &[Dir]) -> Result<()> {
+    let pure_v2 = dirs.iter().all(Dir::v2);
     for d in dirs {
         let rel = d
             .path
@@ -238,20 +245,18 @@ fn create(dirs: &[Dir]) -> Result<()> {
             .to_path_buf();
         let mut cur = d.mount.clone();
         let n = rel.components().count();
+        if d.v2() && pure_v2 && n > 0 {
+            enable_controllers(&cur);
+        }
         for (i, c) in rel.components().enumerate() {
-            let parent = cur.clone();
             cur.push(c);
-            match std::fs::create_dir(&cur) {
-                Ok(()) => {
-                    // On cgroup v2 a level tong creates hands its parent's controllers down,
-                    // so the leaf gets them all (runc does the same). Levels tong did not
-                    // create are left as they are.
-                    if d.v2() && i + 1 < n {
-                        enable_controllers(&parent, &cur);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            let created = match std::fs::create_dir(&cur) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
                 Err(e) => return Err(Error::path("cannot create cgroup", &cur, e)),
+            };
+            if d.v2() && i + 1 < n && (created || pure_v2) {
+                enable_controllers(&cur);
             }
         }
         if d.controllers.iter().any(|c| c == "cpuset") {
@@ -261,10 +266,20 @@ fn create(dirs: &[Dir]) -> Result<()> {
     Ok(())
 }
 
-fn enable_controllers(_parent: &Path, dir: &Path) {
+/// Enables in `dir`'s subtree_control every controller `dir` has. A refusal (a level that
+/// holds processes, a controller the kernel will not hand down) is left for the resource
+/// that needs the controller to report.
+fn enable_controllers(dir: &Path) {
     let ctls = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    for c in ctls.split_whitespace() {
-        let _ = std::fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
+    let all: Vec<String> = ctls.split_whitespace().map(|c| format!("+{c}")).collect();
+    if all.is_empty() {
+        return;
+    }
+    let control = dir.join("cgroup.subtree_control");
+    if std::fs::write(&control, all.join(" ")).is_err() {
+        for c in &all {
+            let _ = std::fs::write(&control, c);
+        }
     }
 }
 
