@@ -374,6 +374,82 @@ fn a_bad_cgroups_path_is_one_line() {
     }
 }
 
+/// Without the system bus (`DBUS_SYSTEM_BUS_ADDRESS` names no socket), root reaches systemd
+/// on its private socket, as runc does: the container is still in its scope.
+#[test]
+fn without_the_bus_root_uses_systemds_private_socket() {
+    if !systemd_host() {
+        return;
+    }
+    let env = Env::new();
+    let (b, unit) = sd_bundle(&env, "priv", &["sleep", "1000"], |_| {});
+    let id = env.id("priv");
+    let nowhere = [("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")];
+    env.rt_with_root(
+        &env.root,
+        &["--systemd-cgroup", "run", "-d", "--bundle", b.path(), &id],
+        &nowhere,
+    )
+    .success();
+    let pid = env.wait_status(&id, "running")["pid"].as_i64().unwrap();
+    assert_eq!(proc_cgroup(pid), format!("/system.slice/{unit}"));
+    assert_eq!(show(&unit, &["ActiveState"])["ActiveState"], "active");
+    env.rt_with_root(
+        &env.root,
+        &["--systemd-cgroup", "delete", "-f", &id],
+        &nowhere,
+    )
+    .success();
+    assert_unit_gone(&unit);
+    env.assert_nothing_left(&id);
+}
+
+/// Where neither the bus nor systemd's private socket answers, `run` fails naming both, and
+/// leaves nothing: no state, no unit, no process, no cgroup. The runtime runs in a mount
+/// namespace of its own where /dev/null hides the private socket.
+#[test]
+fn where_systemd_does_not_answer_run_is_one_line_and_leaves_nothing() {
+    if !systemd_host() {
+        return;
+    }
+    let env = Env::new();
+    let (b, unit) = sd_bundle(&env, "deaf", &["sleep", "1000"], |_| {});
+    let id = env.id("deaf");
+    let rt = runtime().to_string_lossy().into_owned();
+    let root = env.root.to_string_lossy().into_owned();
+    let script = "mount --bind /dev/null /run/systemd/private && \
+        DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/bus exec \"$@\"";
+    let out = host(
+        "unshare",
+        &[
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &rt,
+            "--root",
+            &root,
+            "--systemd-cgroup",
+            "run",
+            "-d",
+            "--bundle",
+            b.path(),
+            &id,
+        ],
+    );
+    out.failure();
+    if !is_runc() {
+        out.stderr_has("/nonexistent/bus")
+            .stderr_has("/run/systemd/private");
+        assert_eq!(out.stderr_lines().len(), 1, "{:?}", out.stderr);
+    }
+    assert_eq!(load_state(&unit), "not-found");
+    env.assert_nothing_left(&id);
+}
+
 /// tong's default placement (cgroupfs driver, no cgroupsPath) from inside a systemd service:
 /// the container's cgroup is beside the service's, named by its id, and goes with it.
 #[test]

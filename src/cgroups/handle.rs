@@ -219,10 +219,13 @@ impl Cgroup {
     /// Removes the cgroup and every sub-cgroup the container made in it (under systemd:
     /// stops the unit, waits until it is gone, then removes what it left).
     pub fn remove(&self) -> Result<()> {
-        if self.driver == Driver::Systemd {
-            systemd::stop(self.unit()?)?;
-        }
-        super::remove(&self.paths())
+        let stopped = match self.driver {
+            Driver::Systemd => systemd::stop(self.unit()?, self.exists()),
+            Driver::Cgroupfs => Ok(()),
+        };
+        // The directories go even when systemd could not be asked.
+        let removed = super::remove(&self.paths());
+        stopped.and(removed)
     }
 
     /// Whether any directory still exists (a stopped container's cgroup may outlive its

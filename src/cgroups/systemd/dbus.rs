@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,8 @@ const SYSTEMD_PRIVATE: &str = "/run/systemd/private";
 /// The largest message tong accepts (the specification's limit is 128 MiB; systemd's
 /// replies to tong are a few hundred bytes).
 const MAX_MESSAGE: usize = 16 << 20;
+/// How long systemd may take to read our authentication.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What went wrong talking to systemd.
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +95,9 @@ impl Conn {
             Err(e) => e,
         };
         if nix::unistd::geteuid().is_root() {
-            if let Ok(c) = Conn::open(SYSTEMD_PRIVATE, false) {
-                return Ok(c);
-            }
-            return Err(DbusError::Connect(format!(
-                "{bus}: {first}; {SYSTEMD_PRIVATE}: no answer either"
-            )));
+            return Conn::open(SYSTEMD_PRIVATE, false).map_err(|second| {
+                DbusError::Connect(format!("{bus}: {first}; {SYSTEMD_PRIVATE}: {second}"))
+            });
         }
         Err(DbusError::Connect(format!("{bus}: {first}")))
     }
@@ -112,6 +112,9 @@ impl Conn {
             bus,
         };
         c.auth()?;
+        if !bus {
+            c.await_begin_read()?;
+        }
         if bus {
             c.call(
                 "org.freedesktop.DBus",
@@ -137,6 +140,21 @@ impl Conn {
             )));
         }
         self.sock.write_all(b"BEGIN\r\n")?;
+        Ok(())
+    }
+
+    /// Waits until systemd has read our BEGIN, before the first message goes out. systemd
+    /// (sd-bus as the server of its private socket, 252 at least) leaves a message that came
+    /// in the same read as BEGIN in its buffer until more bytes arrive: the call's reply would
+    /// never come. Seen under load, when systemd was slow to read.
+    fn await_begin_read(&mut self) -> Result<(), DbusError> {
+        let deadline = Instant::now() + AUTH_TIMEOUT;
+        while crate::linux::sys::unread_by_peer(self.sock.as_fd())? > 0 {
+            if Instant::now() >= deadline {
+                return Err(DbusError::Timeout(AUTH_TIMEOUT));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
         Ok(())
     }
 

@@ -304,8 +304,14 @@ pub fn set(unit: &Unit, r: &LinuxResources) -> Result<()> {
 }
 
 /// Stops the unit and waits until systemd has forgotten it (a failed unit is reset).
-pub fn stop(unit: &Unit) -> Result<()> {
-    let mut c = connect()?;
+/// `cgroup_exists`: whether the unit's cgroup is on disk. Without one, a systemd that does
+/// not answer is no error: a create that failed on connecting started no unit.
+pub fn stop(unit: &Unit, cgroup_exists: bool) -> Result<()> {
+    let mut c = match connect() {
+        Ok(c) => c,
+        Err(_) if !cgroup_exists => return Ok(()),
+        Err(e) => return Err(e),
+    };
     match c.call(
         DEST,
         PATH,

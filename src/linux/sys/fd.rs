@@ -189,6 +189,15 @@ pub fn dup2(fd: RawFd, target: RawFd) -> io::Result<()> {
     check_int(unsafe { libc::dup2(fd, target) }).map(|_| ())
 }
 
+/// How many bytes this end of a unix stream socket has sent that the peer has not read yet
+/// (SIOCOUTQ).
+pub fn unread_by_peer(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int into n, which we own; fd is a live borrowed socket.
+    check_int(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n as *mut libc::c_int) })?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 pub fn get_winsize(fd: RawFd) -> Option<libc::winsize> {
     // SAFETY: zeroed winsize is valid; TIOCGWINSZ fills it.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
