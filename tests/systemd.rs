@@ -404,6 +404,39 @@ fn without_the_bus_root_uses_systemds_private_socket() {
     env.assert_nothing_left(&id);
 }
 
+/// Over the private socket, lifecycles running side by side all finish: systemd, busy with
+/// the others, once read a call together with our BEGIN and never answered it.
+#[test]
+fn the_private_socket_serves_lifecycles_side_by_side() {
+    if !systemd_host() {
+        return;
+    }
+    let env = Env::new();
+    let nowhere = [("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")];
+    let b = env.bundle_with(&["sleep", "1000"], |c| {
+        c["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    });
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (env, b) = (&env, &b);
+            s.spawn(move || {
+                for i in 0..8 {
+                    let id = env.id(&format!("side{t}x{i}"));
+                    let rt = |args: &[&str]| {
+                        let mut full = vec!["--systemd-cgroup"];
+                        full.extend_from_slice(args);
+                        env.rt_with_root(&env.root, &full, &nowhere)
+                    };
+                    rt(&["run", "-d", "--bundle", b.path(), &id]).success();
+                    rt(&["delete", "-f", &id]).success();
+                    assert_unit_gone(&format!("{}-{id}.scope", runtime_name()));
+                }
+            });
+        }
+    });
+    assert!(env.list_ids().is_empty());
+}
+
 /// Where neither the bus nor systemd's private socket answers, `run` fails naming both, and
 /// leaves nothing: no state, no unit, no process, no cgroup. The runtime runs in a mount
 /// namespace of its own where /dev/null hides the private socket.
