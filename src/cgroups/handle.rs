@@ -186,14 +186,15 @@ impl Cgroup {
     }
 
     /// Makes the directories. systemd's unit is started holding `pid` (the init, or the
-    /// process that forks it).
-    pub fn create(&self, pid: Option<i32>) -> Result<()> {
+    /// process that forks it) and given the limits `r` as its properties; the files are
+    /// [`Cgroup::write`]'s.
+    pub fn create(&self, pid: Option<i32>, r: Option<&LinuxResources>) -> Result<()> {
         match self.driver {
             Driver::Cgroupfs => super::create(&self.dirs),
             Driver::Systemd => {
                 let pid = pid
                     .ok_or_else(|| Error::other("systemd cgroup: the unit needs the init's pid"))?;
-                systemd::start(self.unit()?, pid)?;
+                systemd::start(self.unit()?, pid, r)?;
                 // A slice holds no process and a scope may lag: the directory is made here
                 // if systemd has not yet (tong joins it next).
                 super::create(&self.dirs)
@@ -208,6 +209,12 @@ impl Cgroup {
         if self.driver == Driver::Systemd {
             systemd::set(self.unit()?, r)?;
         }
+        self.write(r)
+    }
+
+    /// Writes `linux.resources` into the cgroup files only (at create, after [`Cgroup::create`]
+    /// gave systemd's unit its properties).
+    pub fn write(&self, r: &LinuxResources) -> Result<()> {
         resources::apply(&self.view(), r)
     }
 

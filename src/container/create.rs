@@ -141,10 +141,11 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
 /// Creates the container's cgroups (systemd's unit holding `pid`) and writes its
 /// linux.resources limits.
 fn make_cgroups(cgroup: &cgroups::Cgroup, spec: &Spec, pid: Option<i32>) -> Result<()> {
-    cgroup.create(pid)?;
+    let r = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    cgroup.create(pid, r)?;
     logging::phase(crate::logging::phases::CGROUPS_CREATED);
-    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(r)?;
+    if let Some(r) = r {
+        cgroup.write(r)?;
     }
     Ok(())
 }

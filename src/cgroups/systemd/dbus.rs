@@ -68,6 +68,9 @@ pub struct Conn {
     queued: VecDeque<Message>,
     /// Connected to a bus (false: systemd's private socket, peer to peer).
     pub bus: bool,
+    /// Bytes read past the authentication's last line (none, with the servers tong talks
+    /// to: they send nothing until BEGIN).
+    early: Vec<u8>,
 }
 
 /// Where the system bus listens.
@@ -110,6 +113,7 @@ impl Conn {
             serial: 0,
             queued: VecDeque::new(),
             bus,
+            early: Vec::new(),
         };
         c.auth()?;
         if !bus {
@@ -158,19 +162,33 @@ impl Conn {
         Ok(())
     }
 
+    /// One line of the authentication, read in one go rather than a byte at a time (a
+    /// syscall per byte costs a millisecond each under emulation).
     fn read_line(&mut self) -> Result<String, DbusError> {
-        let mut out = Vec::new();
-        let mut b = [0u8; 1];
-        while !out.ends_with(b"\r\n") {
-            if self.sock.read(&mut b)? == 0 || out.len() > 4096 {
+        let mut buf = [0u8; 512];
+        loop {
+            if let Some(end) = self.early.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.early[..end]).into_owned();
+                self.early.drain(..end + 2);
+                return Ok(line);
+            }
+            let n = self.sock.read(&mut buf)?;
+            if n == 0 || self.early.len() > 4096 {
                 return Err(DbusError::Connect(
                     "connection closed during authentication".into(),
                 ));
             }
-            out.push(b[0]);
+            self.early.extend_from_slice(&buf[..n]);
         }
-        out.truncate(out.len() - 2);
-        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// `read_exact`, taking what authentication read ahead first.
+    fn read_exact(&mut self, out: &mut [u8]) -> Result<(), DbusError> {
+        let n = self.early.len().min(out.len());
+        out[..n].copy_from_slice(&self.early[..n]);
+        self.early.drain(..n);
+        self.sock.read_exact(&mut out[n..])?;
+        Ok(())
     }
 
     /// Calls a method and returns its reply's body; an error reply is [`DbusError::Remote`].
@@ -242,7 +260,7 @@ impl Conn {
 
     fn read_message(&mut self) -> Result<Message, DbusError> {
         let mut head = [0u8; 16];
-        self.sock.read_exact(&mut head)?;
+        self.read_exact(&mut head)?;
         let big = match head[0] {
             b'l' => false,
             b'B' => true,
@@ -260,7 +278,7 @@ impl Conn {
         }
         let mut buf = vec![0u8; total];
         buf[..16].copy_from_slice(&head);
-        self.sock.read_exact(&mut buf[16..])?;
+        self.read_exact(&mut buf[16..])?;
         decode_message(&buf, big)
     }
 }

@@ -150,8 +150,12 @@ fn dbus_err(what: &str, unit: &str, e: DbusError) -> Error {
     Error::other(format!("systemd: {what} {unit}: {e}"))
 }
 
-fn connect() -> Result<Conn> {
+/// A connection to systemd; `jobs`: one that will wait for jobs' ends (their signals).
+fn connect(jobs: bool) -> Result<Conn> {
     let mut c = Conn::system().map_err(|e| Error::other(format!("systemd: {e}")))?;
+    if !jobs {
+        return Ok(c);
+    }
     // Job signals: on the bus a match rule, and (bus or private socket) Subscribe.
     if c.bus {
         c.call(
@@ -211,10 +215,10 @@ fn job_path(body: &[Value]) -> String {
 }
 
 /// Starts the container's unit holding `pid`, with the accounting properties, then the
-/// annotations' (which override tong's own), and waits for the job. The limits follow
-/// ([`set`]), as runc's driver sets them.
-pub fn start(unit: &Unit, pid: i32) -> Result<()> {
-    let mut c = connect()?;
+/// annotations' (which override tong's own), and waits for the job. The limits `r` follow
+/// as unit properties, over the same connection, as runc's driver sets them.
+pub fn start(unit: &Unit, pid: i32, r: Option<&LinuxResources>) -> Result<()> {
+    let mut c = connect(true)?;
     let mut p = vec![property(
         "Description",
         Value::Str(unit.description.clone()),
@@ -250,21 +254,31 @@ pub fn start(unit: &Unit, pid: i32) -> Result<()> {
         Value::Array("(sa(sv))".into(), vec![]),
     ];
     let job = match c.call(DEST, PATH, MANAGER, "StartTransientUnit", &args) {
-        Ok(b) => job_path(&b),
-        Err(e) if e.is("org.freedesktop.systemd1.UnitExists") => return Ok(()),
+        Ok(b) => Some(job_path(&b)),
+        Err(e) if e.is("org.freedesktop.systemd1.UnitExists") => None,
         Err(e) => return Err(dbus_err("cannot start unit", &unit.name, e)),
     };
-    match wait_job(&mut c, &job) {
+    if let Some(job) = job {
+        wait_start(&mut c, unit, &job)?;
+    }
+    match r {
+        Some(r) => set_on(&mut c, unit, r),
+        None => Ok(()),
+    }
+}
+
+fn wait_start(c: &mut Conn, unit: &Unit, job: &str) -> Result<()> {
+    match wait_job(c, job) {
         Ok(res) if res == "done" => Ok(()),
         Ok(res) => {
-            reset_failed(&mut c, &unit.name);
+            reset_failed(c, &unit.name);
             Err(Error::other(format!(
                 "systemd: error creating unit {}: got {res:?}",
                 unit.name
             )))
         }
         Err(e) => {
-            reset_failed(&mut c, &unit.name);
+            reset_failed(c, &unit.name);
             Err(dbus_err("waiting for the start of", &unit.name, e))
         }
     }
@@ -280,10 +294,13 @@ fn reset_failed(c: &mut Conn, name: &str) {
     );
 }
 
-/// Sets the unit's resource properties (at create, and at every `update`).
+/// Sets the unit's resource properties (at every `update`; at create [`start`] does).
 pub fn set(unit: &Unit, r: &LinuxResources) -> Result<()> {
-    let mut c = connect()?;
-    let version = version(&mut c);
+    set_on(&mut connect(false)?, unit, r)
+}
+
+fn set_on(c: &mut Conn, unit: &Unit, r: &LinuxResources) -> Result<()> {
+    let version = version(c);
     let p = props::resources(r, version)?;
     if p.is_empty() {
         return Ok(());
@@ -307,7 +324,7 @@ pub fn set(unit: &Unit, r: &LinuxResources) -> Result<()> {
 /// `cgroup_exists`: whether the unit's cgroup is on disk. Without one, a systemd that does
 /// not answer is no error: a create that failed on connecting started no unit.
 pub fn stop(unit: &Unit, cgroup_exists: bool) -> Result<()> {
-    let mut c = match connect() {
+    let mut c = match connect(true) {
         Ok(c) => c,
         Err(_) if !cgroup_exists => return Ok(()),
         Err(e) => return Err(e),
