@@ -28,13 +28,35 @@ pub fn run(_g: &Global, a: Args) -> Result<i32> {
             }
             _ => Error::path("cannot create", &path, e),
         })?;
-    let text = if a.rootless {
-        rootless(crate::spec::DEFAULT_SPEC)?
+    let default = if cgroup2_host() {
+        with_cgroup_namespace(crate::spec::DEFAULT_SPEC)?
     } else {
         crate::spec::DEFAULT_SPEC.trim_end().to_string()
     };
+    let text = if a.rootless {
+        rootless(&default)?
+    } else {
+        default
+    };
     f.write_all(text.as_bytes()).at("cannot write", &path)?;
     Ok(0)
+}
+
+/// Whether /sys/fs/cgroup is cgroup v2 alone (runc's test: its file system type).
+fn cgroup2_host() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+/// The default spec with a cgroup namespace after the others, as runc's `spec` writes it on a
+/// cgroup v2 host.
+fn with_cgroup_namespace(default: &str) -> Result<String> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(default).map_err(|e| Error::other(e.to_string()))?;
+    if let Some(ns) = v["linux"]["namespaces"].as_array_mut() {
+        ns.push(serde_json::json!({"type": "cgroup"}));
+    }
+    to_runc_json(&v)
 }
 
 /// runc's rootless transformation of the default spec: a user namespace mapping root to the
@@ -62,9 +84,14 @@ fn rootless(default: &str) -> Result<String> {
             opts.retain(|o| !o.as_str().is_some_and(|s| s.starts_with("gid=")));
         }
     }
+    to_runc_json(&v)
+}
+
+/// JSON as runc writes its spec: tab-indented, keys in the spec's order.
+fn to_runc_json(v: &serde_json::Value) -> Result<String> {
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    serde::Serialize::serialize(&v, &mut ser).map_err(|e| Error::other(e.to_string()))?;
+    serde::Serialize::serialize(v, &mut ser).map_err(|e| Error::other(e.to_string()))?;
     String::from_utf8(out).map_err(|e| Error::other(e.to_string()))
 }
