@@ -376,6 +376,44 @@ fn exec_foreground_forwards_signals() {
     finish(&env, &s);
 }
 
+/// On a pure cgroup v2 host, where the container's cgroup refuses a process (the container
+/// moved its init to a sub-cgroup and handed a domain controller down: EBUSY), `exec` joins
+/// the init's cgroup, as runc does; an explicit `--cgroup /` is refused instead, in runc's
+/// words, and does not hang.
+#[test]
+fn exec_falls_back_to_the_inits_cgroup_on_v2() {
+    if !is_pure_v2() {
+        eprintln!("skipped: needs a pure cgroup v2 host (hack/vmtest)");
+        return;
+    }
+    let env = Env::new();
+    let s = sleeper(&env);
+    let dir = Path::new("/sys/fs/cgroup").join(s.b.cgroup.trim_start_matches('/'));
+    let init = env.state(&s.id)["pid"].as_i64().unwrap();
+    fs::create_dir(dir.join("foobar")).unwrap();
+    fs::write(dir.join("foobar/cgroup.procs"), init.to_string()).unwrap();
+    fs::write(dir.join("cgroup.subtree_control"), "+memory").unwrap();
+    let out = exec(&env, &[], &s.id, &["cat", "/proc/self/cgroup"]);
+    out.success();
+    assert!(
+        out.stdout.contains(&format!("0::{}/foobar", s.b.cgroup)),
+        "{out:#?}"
+    );
+    let out = exec(&env, &["--cgroup", "/"], &s.id, &["true"]);
+    out.failure();
+    // runc says "device or resource busy"; tong gives the C library's text for EBUSY.
+    out.stderr_has("cgroup.procs: ");
+    assert!(out.stderr.to_lowercase().contains("busy"), "{out:#?}");
+    finish(&env, &s);
+}
+
+fn is_pure_v2() -> bool {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup") && l.contains(" - cgroup2 "))
+}
+
 /// `exec --cgroup`: one bare path for every hierarchy, or `ctl[,ctl]:path` repeated; the
 /// errors in runc's words (bats' exec --cgroup tests match on them).
 #[test]

@@ -310,6 +310,19 @@ pub fn join(paths: &[PathBuf], pid: i32) -> Result<()> {
     Ok(())
 }
 
+/// runc's fallback for `exec` on a pure cgroup v2 host: where the container's cgroup refuses
+/// a process (EBUSY: it hands controllers to sub-cgroups the container made, and may then hold
+/// none itself), `pid` joins the cgroup the init is in now. None when that is no better.
+pub fn join_like(init: i32, pid: i32) -> Option<()> {
+    if init <= 0 || !pure_v2() {
+        return None;
+    }
+    let data = std::fs::read_to_string(format!("/proc/{init}/cgroup")).ok()?;
+    let rel = data.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let dir = Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'));
+    std::fs::write(dir.join("cgroup.procs"), pid.to_string()).ok()
+}
+
 /// The pids in the container's cgroup and in every cgroup below it (runc's GetAllPids): a
 /// container may make sub-cgroups and move its processes there.
 fn pids(dirs: &Dirs) -> Vec<i32> {

@@ -60,6 +60,12 @@ pub fn exec(root: &Path, id: &str, opts: &ExecOpts) -> Result<i32> {
     drop(sd);
     let cfg = launch::exec::ExecConfig {
         init_pidfd: pidfd.as_fd(),
+        // As runc: an explicit --cgroup is joined or refused, never replaced by the init's.
+        init_pid: if opts.sub_cgroup.is_empty() {
+            st.pid
+        } else {
+            0
+        },
         ns_flags: launch::exec::namespaces_to_join(st.pid),
         process: &opts.process,
         cgroups: &cgroups,

@@ -23,6 +23,8 @@ use crate::linux::sys;
 pub struct ExecConfig<'a> {
     /// pidfd of the container's init.
     pub init_pidfd: BorrowedFd<'a>,
+    /// The init's pid (whose cgroup the process joins where the container's refuses it).
+    pub init_pid: i32,
     /// CLONE_NEW* flags of the namespaces to join (those that differ from tong's).
     pub ns_flags: i32,
     pub process: &'a Process,
@@ -66,7 +68,12 @@ pub fn spawn(cfg: &ExecConfig) -> Result<i32> {
 fn drive(cfg: &ExecConfig, child: i32, ch: &sync::Channel, pid: &mut Option<i32>) -> Result<i32> {
     // The child joins the namespaces meanwhile; if that failed, its report explains why
     // the move or the Go failed.
-    if let Err(e) = crate::cgroups::join(cfg.cgroups, child).and_then(|()| ch.send(&Msg::Go)) {
+    let joined = crate::cgroups::join(cfg.cgroups, child)
+        .or_else(|e| crate::cgroups::join_like(cfg.init_pid, child).ok_or(e));
+    if let Err(e) = joined.and_then(|()| ch.send(&Msg::Go)) {
+        // A child still waiting for Go would never report: it goes, and what it did report
+        // before stays queued on the channel.
+        let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
         return match ch.recv() {
             Ok(Msg::Error(m)) => Err(Error::Child(m)),
             _ => Err(e),
