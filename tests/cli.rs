@@ -83,11 +83,7 @@ fn spec_matches_runc_default_except_hostname() {
     let mut got: Value = serde_json::from_str(&text).unwrap();
     let mut want = default_spec();
     // On a cgroup v2 host runc's `spec` adds a cgroup namespace after the others.
-    let cgroup2 = fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup") && l.contains(" - cgroup2 "));
-    if cgroup2 {
+    if pure_cgroup2_host() {
         want["linux"]["namespaces"]
             .as_array_mut()
             .unwrap()

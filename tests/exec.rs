@@ -382,7 +382,7 @@ fn exec_foreground_forwards_signals() {
 /// words, and does not hang.
 #[test]
 fn exec_falls_back_to_the_inits_cgroup_on_v2() {
-    if !is_pure_v2() {
+    if !pure_cgroup2_host() {
         eprintln!("skipped: needs a pure cgroup v2 host (hack/vmtest)");
         return;
     }
@@ -405,13 +405,6 @@ fn exec_falls_back_to_the_inits_cgroup_on_v2() {
     out.stderr_has("cgroup.procs: ");
     assert!(out.stderr.to_lowercase().contains("busy"), "{out:#?}");
     finish(&env, &s);
-}
-
-fn is_pure_v2() -> bool {
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup") && l.contains(" - cgroup2 "))
 }
 
 /// `exec --cgroup`: one bare path for every hierarchy, or `ctl[,ctl]:path` repeated; the

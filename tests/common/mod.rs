@@ -51,6 +51,14 @@ pub fn runtime_name() -> &'static str {
     if is_runc() { "runc" } else { "tong" }
 }
 
+/// Whether cgroup v2 alone is mounted at /sys/fs/cgroup (a pure v2 host, as in hack/vmtest).
+pub fn pure_cgroup2_host() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup") && l.contains(" - cgroup2 "))
+}
+
 pub fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
