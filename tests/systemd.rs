@@ -216,37 +216,6 @@ fn the_scope_holds_the_container_and_its_limits() {
     env.assert_nothing_left(&id);
 }
 
-/// `update` of the period alone keeps the quota, in the unit and in cpu.max: systemd is given
-/// the whole merged set, as runc gives it (the period alone would reset the quota to "max").
-#[test]
-fn update_of_the_period_alone_keeps_the_quota() {
-    if !systemd_host() {
-        return;
-    }
-    let env = Env::new();
-    let (b, unit) = sd_bundle(&env, "period", &["sleep", "1000"], |c| {
-        c["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000});
-    });
-    let id = env.id("period");
-    run_detached(&env, &b, &id);
-    let dir = PathBuf::from(format!("/sys/fs/cgroup/system.slice/{unit}"));
-    assert_eq!(read(&dir, "cpu.max"), "50000 100000");
-    env.rt(&["--systemd-cgroup", "update", "--cpu-period", "200000", &id])
-        .success();
-    let p = show(&unit, &["CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec"]);
-    assert_eq!(p["CPUQuotaPerSecUSec"], "250ms", "{p:?}");
-    assert_eq!(p["CPUQuotaPeriodUSec"], "200ms", "{p:?}");
-    // systemd writes the file when it gets to it: wait for it to settle.
-    poll("cpu.max", STATE_DEADLINE, || {
-        (read(&dir, "cpu.max") == "50000 200000").then_some(())
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(read(&dir, "cpu.max"), "50000 200000");
-    env.rt(&["--systemd-cgroup", "delete", "-f", &id]).success();
-    assert_unit_gone(&unit);
-    env.assert_nothing_left(&id);
-}
-
 /// An OOM kill under the scope's memory.max is reported by `events`.
 #[test]
 fn events_reports_an_oom_kill_in_the_scope() {

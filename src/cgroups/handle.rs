@@ -202,12 +202,12 @@ impl Cgroup {
         }
     }
 
-    /// `update`: under systemd the whole merged set `all` as unit properties first (a
-    /// property left out would be reset), then the update `r` into the files, as runc does
-    /// (so what systemd has no property for still applies).
-    pub fn update(&self, r: &LinuxResources, all: &LinuxResources) -> Result<()> {
+    /// Writes `linux.resources` (at create and at every `update`): under systemd as unit
+    /// properties first, then into the files, as runc does (so what systemd has no
+    /// property for still applies).
+    pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         if self.driver == Driver::Systemd {
-            systemd::set(self.unit()?, all)?;
+            systemd::set(self.unit()?, r)?;
         }
         self.write(r)
     }

@@ -9,8 +9,8 @@ use crate::error::Result;
 pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
     let (sd, mut st, status) = running(root, id)?;
     status.may_update()?;
+    st.cgroup.apply(r)?;
     // Merge the update into the recorded config so `state` and later updates see it.
-    let mut merged = None;
     if let Ok(patch) = serde_json::to_value(r) {
         let res = st
             .config_mut()?
@@ -22,12 +22,8 @@ pub fn update(root: &Path, id: &str, r: &oci_spec::runtime::LinuxResources) -> R
             });
         if let Some(res) = res {
             merge(res, &patch);
-            merged = serde_json::from_value(res.clone()).ok();
         }
     }
-    // systemd gets the whole merged set, as runc gives it: a property left out is reset (a
-    // period alone would drop the quota to "max").
-    st.cgroup.update(r, merged.as_ref().unwrap_or(r))?;
     sd.save_config(&st)?;
     sd.save(&mut st)
 }
