@@ -36,7 +36,7 @@ export TONG_STRESS_CONTAINERS=${TONG_STRESS_CONTAINERS:-40}
 # Tests that would touch the host's own mounts if tong were wrong run only there.
 export TONG_IN_VM=1
 # In the systemd guest (VMTEST_GUEST=systemd) the systemd driver's tests must run, not skip.
-if [ "${VMTEST_GUEST:-busybox}" = systemd ]; then export TONG_EXPECT_SYSTEMD=1; fi
+case ${VMTEST_GUEST:-busybox} in systemd | engines) export TONG_EXPECT_SYSTEMD=1 ;; esac
 
 start=$SECONDS
 sel=()
