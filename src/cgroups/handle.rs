@@ -4,9 +4,10 @@
 //! which hierarchy a recorded directory belongs to.
 //!
 //! The driver seam: [`Driver`] says who owns the directories. With `cgroupfs` tong makes,
-//! joins and removes them itself (v1, v2 and hybrid hosts); with `systemd` (cgroup v2) a
-//! transient unit owns the container's cgroup, and create, apply and remove go through
-//! systemd first (super::systemd). Freezing, pids and stats read the same files under
+//! joins and removes them itself (v1, v2 and hybrid hosts); with `systemd` a transient unit
+//! owns the container's cgroup, and create, apply and remove go through systemd first
+//! (super::systemd); on a v1 or hybrid host tong still makes, joins and removes the
+//! directories of the hierarchies systemd does not manage. Freezing, pids and stats read the same files under
 //! either driver.
 
 use std::path::{Path, PathBuf};
@@ -71,8 +72,8 @@ impl Cgroup {
         })
     }
 
-    /// Plans the systemd unit for `cgroupsPath` (`slice:prefix:name`) on a cgroup v2 host,
-    /// with the config's `org.systemd.property.*` annotations. Nothing is started.
+    /// Plans the systemd unit for `cgroupsPath` (`slice:prefix:name`), with the config's
+    /// `org.systemd.property.*` annotations. Nothing is started.
     pub fn plan_systemd(
         cgroups_path: Option<&str>,
         id: &str,
@@ -88,25 +89,26 @@ impl Cgroup {
                 "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver".into(),
             ));
         }
-        let hs = super::hierarchies()?;
-        let h = match hs.as_slice() {
-            [h] if h.v2 => h,
-            _ => {
-                return Err(Error::Usage(
-                    "--systemd-cgroup: the systemd cgroup driver needs a cgroup v2 (unified) host; this host mounts cgroup v1 hierarchies".into(),
-                ));
-            }
-        };
         let mut unit = systemd::Unit::parse(cgroups_path, id)?;
         // Checked now, so a bad annotation fails before anything exists.
         systemd::annotation_properties(&annotations)?;
         unit.extra = annotations;
-        let rel = unit.cgroup()?;
-        let inside = Path::new("/").join(&rel);
-        let inside = inside.strip_prefix(&h.root).unwrap_or(&rel);
+        let rel = Path::new("/").join(unit.cgroup()?);
+        // The unit's cgroup in every hierarchy: on cgroup v2 the one systemd makes; on a v1
+        // or hybrid host also those of the controllers systemd does not manage (freezer,
+        // cpuset, net_cls, ...), which tong creates and joins itself, and on a hybrid host
+        // the unified one systemd mirrors its tree in, as runc's v1 driver places them.
+        let dirs = super::hierarchies()?
+            .iter()
+            .map(|h| {
+                let inside = rel.strip_prefix(&h.root).unwrap_or(&rel);
+                let inside = inside.strip_prefix("/").unwrap_or(inside);
+                Dir::of(h, h.mountpoint.join(inside))
+            })
+            .collect();
         Ok(Cgroup {
             driver: Driver::Systemd,
-            dirs: vec![Dir::of(h, h.mountpoint.join(inside))],
+            dirs,
             unit: Some(unit),
         })
     }
@@ -207,9 +209,36 @@ impl Cgroup {
     /// property for still applies).
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         if self.driver == Driver::Systemd {
-            systemd::set(self.unit()?, r)?;
+            if super::pure_v2() {
+                systemd::set(self.unit()?, r)?;
+            } else {
+                self.set_frozen(r)?;
+            }
         }
         self.write(r)
+    }
+
+    /// systemd on cgroup v1 rewrites a unit's cgroup when its properties change (the device
+    /// list starts again from deny-all): a running container is frozen meanwhile, so it
+    /// never meets a limit that dips, as runc's v1 driver does. One already paused stays so.
+    fn set_frozen(&self, r: &LinuxResources) -> Result<()> {
+        let thaw = !self.is_frozen()
+            && match self.freeze() {
+                Ok(()) => true,
+                Err(e) => {
+                    // No freezer (or one that will not settle): set without it, as runc.
+                    crate::logging::debug(&format!(
+                        "freeze container before SetUnitProperties failed: {e}"
+                    ));
+                    let _ = self.thaw();
+                    false
+                }
+            };
+        let set = systemd::set(self.unit()?, r);
+        if thaw && let Err(e) = self.thaw() {
+            return Err(set.err().unwrap_or(e));
+        }
+        set
     }
 
     /// Writes `linux.resources` into the cgroup files only (at create, after [`Cgroup::create`]

@@ -1,7 +1,9 @@
-//! The systemd cgroup driver (`--systemd-cgroup`), on cgroup v2 hosts: systemd owns the
-//! container's cgroup as a transient unit, `<prefix>-<name>.scope` in a slice, started over
-//! D-Bus with the init's pid; tong then writes the limits as unit properties and into the
-//! cgroup files, as runc's driver does.
+//! The systemd cgroup driver (`--systemd-cgroup`): systemd owns the container's cgroup as a
+//! transient unit, `<prefix>-<name>.scope` in a slice, started over D-Bus with the init's
+//! pid; tong then writes the limits as unit properties and into the cgroup files, as runc's
+//! driver does. On a v1 or hybrid host the properties take systemd's v1 names, and the
+//! hierarchies systemd does not manage (freezer, cpuset, ...) are tong's to create and join
+//! (super::handle).
 //!
 //! `cgroupsPath` is `slice:prefix:name` ([`Unit::parse`]); [`expand_slice`] turns a slice
 //! name into its cgroup path the way systemd does.
@@ -19,7 +21,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use dbus::{Conn, DbusError};
+use props::Names;
 use wire::{Value, property};
+
+/// The property names this host's systemd takes.
+fn names() -> Names {
+    if crate::cgroups::pure_v2() {
+        Names::V2
+    } else {
+        Names::V1
+    }
+}
 
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
@@ -237,12 +249,11 @@ pub fn start(unit: &Unit, pid: i32, r: Option<&LinuxResources>) -> Result<()> {
             Value::Array("u".into(), vec![Value::U32(pid as u32)]),
         ));
     }
-    for a in [
-        "MemoryAccounting",
-        "CPUAccounting",
-        "IOAccounting",
-        "TasksAccounting",
-    ] {
+    let io = match names() {
+        Names::V2 => "IOAccounting",
+        Names::V1 => "BlockIOAccounting",
+    };
+    for a in ["MemoryAccounting", "CPUAccounting", io, "TasksAccounting"] {
         p.push(property(a, Value::Bool(true)));
     }
     p.push(property("DefaultDependencies", Value::Bool(false)));
@@ -301,7 +312,7 @@ pub fn set(unit: &Unit, r: &LinuxResources) -> Result<()> {
 
 fn set_on(c: &mut Conn, unit: &Unit, r: &LinuxResources) -> Result<()> {
     let version = version(c);
-    let p = props::resources(r, version)?;
+    let p = props::resources(r, version, names())?;
     if p.is_empty() {
         return Ok(());
     }

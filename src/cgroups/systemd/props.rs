@@ -1,7 +1,8 @@
 //! `linux.resources` as systemd unit properties (systemd.resource-control(5)), as runc's
-//! systemd driver converts them on cgroup v2. tong writes every resource to the cgroup files
-//! afterwards too, so what systemd does not know (IO weights, hugetlb, `unified` keys it has
-//! no property for) still applies.
+//! systemd driver converts them: v2 names on a cgroup v2 host, v1 names (MemoryLimit,
+//! CPUShares, BlockIOWeight) on a v1 or hybrid one. tong writes every resource to the cgroup
+//! files afterwards too, so what systemd does not know (IO weights, hugetlb, swap on v1,
+//! `unified` keys it has no property for) still applies.
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
@@ -14,9 +15,20 @@ use crate::error::{Error, Result};
 const INFINITY: u64 = u64::MAX;
 const DEFAULT_PERIOD: u64 = 100_000;
 
+/// Which property names systemd takes: its cgroup v2 ones, or its v1 ones (a host whose
+/// controllers are on v1 hierarchies, hybrid included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    V2,
+    V1,
+}
+
 /// The properties for `r`; `version` is systemd's (the quota period needs 242, the cpuset
 /// properties 244).
-pub fn resources(r: &LinuxResources, version: u32) -> Result<Vec<Value>> {
+pub fn resources(r: &LinuxResources, version: u32, names: Names) -> Result<Vec<Value>> {
+    if names == Names::V1 {
+        return v1(r, version);
+    }
     let mut p = Vec::new();
     if let Some(rules) = r.devices() {
         p.extend(devices(rules)?);
@@ -47,13 +59,7 @@ pub fn resources(r: &LinuxResources, version: u32) -> Result<Vec<Value>> {
             c.period().unwrap_or(0),
             version,
         );
-        if version >= 244 {
-            for (name, list) in [("AllowedCPUs", c.cpus()), ("AllowedMemoryNodes", c.mems())] {
-                if let Some(s) = list.as_deref().filter(|s| !s.trim().is_empty()) {
-                    p.push(property(name, bits(s, name)?));
-                }
-            }
-        }
+        cpuset(&mut p, c.cpus().as_deref(), c.mems().as_deref(), version)?;
     }
     if let Some(pids) = r.pids() {
         let l = pids.limit();
@@ -67,6 +73,66 @@ pub fn resources(r: &LinuxResources, version: u32) -> Result<Vec<Value>> {
         }
     }
     Ok(p)
+}
+
+/// runc's v1 set: the device rules, MemoryLimit, CPUShares, the quota, BlockIOWeight,
+/// TasksMax and the cpuset (which systemd keeps but applies on v2 only).
+fn v1(r: &LinuxResources, version: u32) -> Result<Vec<Value>> {
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(Error::config(crate::cgroups::V1_NO_UNIFIED));
+    }
+    let mut p = Vec::new();
+    if let Some(rules) = r.devices() {
+        p.extend(devices(rules)?);
+    }
+    if let Some(l) = r
+        .memory()
+        .as_ref()
+        .and_then(|m| m.limit())
+        .filter(|l| *l != 0)
+    {
+        p.push(property("MemoryLimit", Value::U64(limit(l))));
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(s) = c.shares().filter(|s| *s != 0) {
+            p.push(property("CPUShares", Value::U64(s)));
+        }
+        cpu_quota(
+            &mut p,
+            c.quota().unwrap_or(0),
+            c.period().unwrap_or(0),
+            version,
+        );
+        cpuset(&mut p, c.cpus().as_deref(), c.mems().as_deref(), version)?;
+    }
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w != 0)
+    {
+        p.push(property("BlockIOWeight", Value::U64(u64::from(w))));
+    }
+    if let Some(pids) = r.pids() {
+        let l = pids.limit();
+        if l > 0 || l == -1 {
+            p.push(property("TasksMax", Value::U64(limit(l))));
+        }
+    }
+    Ok(p)
+}
+
+/// AllowedCPUs and AllowedMemoryNodes (systemd 244 and later).
+fn cpuset(p: &mut Vec<Value>, cpus: Option<&str>, mems: Option<&str>, version: u32) -> Result<()> {
+    if version < 244 {
+        return Ok(());
+    }
+    for (name, list) in [("AllowedCPUs", cpus), ("AllowedMemoryNodes", mems)] {
+        if let Some(s) = list.filter(|s| !s.trim().is_empty()) {
+            p.push(property(name, bits(s, name)?));
+        }
+    }
+    Ok(())
 }
 
 fn limit(v: i64) -> u64 {
@@ -305,7 +371,7 @@ mod tests {
             "cpu":{"shares":1024,"quota":25000,"period":100000,"cpus":"0-1,9"},
             "pids":{"limit":20}}"#,
         );
-        let p = resources(&r, 252).unwrap();
+        let p = resources(&r, 252, Names::V2).unwrap();
         assert_eq!(get(&p, "MemoryMax"), Some(&Value::U64(33554432)));
         assert_eq!(get(&p, "MemoryLow"), Some(&Value::U64(1048576)));
         assert_eq!(get(&p, "MemorySwapMax"), Some(&Value::U64(33554432)));
@@ -321,18 +387,52 @@ mod tests {
             ))
         );
         // Older systemd: no period, no cpuset properties.
-        let old = resources(&r, 241).unwrap();
+        let old = resources(&r, 241, Names::V2).unwrap();
         assert!(get(&old, "CPUQuotaPeriodUSec").is_none());
         assert!(get(&old, "AllowedCPUs").is_none());
     }
 
     #[test]
+    fn v1_names_as_runcs_legacy_driver() {
+        let r = res(
+            r#"{"memory":{"limit":33554432,"swap":67108864,"reservation":1048576},
+            "cpu":{"shares":512,"quota":25000,"period":100000},
+            "blockIO":{"weight":300},"pids":{"limit":20}}"#,
+        );
+        let p = resources(&r, 252, Names::V1).unwrap();
+        assert_eq!(get(&p, "MemoryLimit"), Some(&Value::U64(33554432)));
+        assert_eq!(get(&p, "CPUShares"), Some(&Value::U64(512)));
+        assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(250_000)));
+        assert_eq!(get(&p, "BlockIOWeight"), Some(&Value::U64(300)));
+        assert_eq!(get(&p, "TasksMax"), Some(&Value::U64(20)));
+        for v2 in ["MemoryMax", "MemoryLow", "MemorySwapMax", "CPUWeight"] {
+            assert!(get(&p, v2).is_none(), "{v2} on v1: {p:?}");
+        }
+        let e = resources(&res(r#"{"unified":{"memory.high":"max"}}"#), 252, Names::V1);
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("cannot use unified on cgroup v1")
+        );
+    }
+
+    #[test]
     fn quota_rounds_up_to_ten_ms_and_unlimited_is_infinity() {
-        let p = resources(&res(r#"{"cpu":{"quota":5001,"period":100000}}"#), 252).unwrap();
+        let p = resources(
+            &res(r#"{"cpu":{"quota":5001,"period":100000}}"#),
+            252,
+            Names::V2,
+        )
+        .unwrap();
         assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(60_000)));
-        let p = resources(&res(r#"{"cpu":{"quota":-1}}"#), 252).unwrap();
+        let p = resources(&res(r#"{"cpu":{"quota":-1}}"#), 252, Names::V2).unwrap();
         assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(u64::MAX)));
-        let p = resources(&res(r#"{"pids":{"limit":-1},"memory":{"limit":-1}}"#), 252).unwrap();
+        let p = resources(
+            &res(r#"{"pids":{"limit":-1},"memory":{"limit":-1}}"#),
+            252,
+            Names::V2,
+        )
+        .unwrap();
         assert_eq!(get(&p, "TasksMax"), Some(&Value::U64(u64::MAX)));
         assert_eq!(get(&p, "MemoryMax"), Some(&Value::U64(u64::MAX)));
     }
@@ -342,12 +442,13 @@ mod tests {
         let p = resources(
             &res(r#"{"unified":{"memory.high":"max","cpu.max":"50000 100000","io.weight":"50"}}"#),
             252,
+            Names::V2,
         )
         .unwrap();
         assert_eq!(get(&p, "MemoryHigh"), Some(&Value::U64(u64::MAX)));
         assert_eq!(get(&p, "CPUQuotaPerSecUSec"), Some(&Value::U64(500_000)));
         assert_eq!(p.len(), 3, "io.weight has no property: {p:?}");
-        assert!(resources(&res(r#"{"unified":{"pids.max":"lots"}}"#), 252).is_err());
+        assert!(resources(&res(r#"{"unified":{"pids.max":"lots"}}"#), 252, Names::V2).is_err());
     }
 
     #[test]
