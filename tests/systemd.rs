@@ -5,10 +5,17 @@
 //! leaves nothing. Also: tong's default placement (cgroupfs, no cgroupsPath) from inside a
 //! systemd service.
 //!
-//! These need systemd as PID 1 on pure cgroup v2: the systemd guest of hack/vmtest
-//! (`VMTEST_GUEST=systemd`, which sets TONG_EXPECT_SYSTEMD=1 so a guest without systemd
-//! fails instead of skipping). Elsewhere (this hybrid host) each test says it skips.
-//! Every check passes with runc too (TONG_TEST_RUNTIME=runc), the reference.
+//! The same checks hold on the three layouts systemd boots: pure cgroup v2, hybrid (v1
+//! controllers, cgroup2 at /sys/fs/cgroup/unified) and legacy v1. On v1 the unit's
+//! properties have systemd's v1 names (MemoryLimit, CPUShares), the limits are in the v1
+//! files, the hierarchies systemd does not manage (freezer, cpuset, ...) hold the container
+//! too, and an `update` freezes the container around systemd's rewrite of its cgroup.
+//!
+//! These need systemd as PID 1: the systemd guest of hack/vmtest (`VMTEST_GUEST=systemd`,
+//! with VMTEST_CGROUP=hybrid|legacy for the v1 boots; it sets TONG_EXPECT_SYSTEMD=1 so a
+//! guest without systemd fails instead of skipping). Elsewhere (this host, whose PID 1 is no
+//! systemd) each test says it skips. Every check passes with runc too
+//! (TONG_TEST_RUNTIME=runc), the reference.
 
 mod common;
 
@@ -21,21 +28,67 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{Value, json};
 
-/// systemd runs the host (PID 1) and cgroup2 is alone at /sys/fs/cgroup.
+/// systemd runs the host (PID 1).
 fn systemd_host() -> bool {
     let ok = fs::read_to_string("/proc/1/comm").is_ok_and(|c| c.trim() == "systemd")
-        && Path::new("/run/systemd/system").is_dir()
-        && Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        && Path::new("/run/systemd/system").is_dir();
     if !ok {
         assert!(
             std::env::var_os("TONG_EXPECT_SYSTEMD").is_none(),
-            "TONG_EXPECT_SYSTEMD is set but this is no systemd host on cgroup v2"
+            "TONG_EXPECT_SYSTEMD is set but systemd is not PID 1 here"
         );
-        eprintln!(
-            "skipped: needs systemd as PID 1 on a pure cgroup v2 host (hack/vmtest, VMTEST_GUEST=systemd)"
-        );
+        eprintln!("skipped: needs systemd as PID 1 (hack/vmtest, VMTEST_GUEST=systemd)");
     }
     ok
+}
+
+/// The cgroup layout systemd booted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    V2,
+    Hybrid,
+    Legacy,
+}
+
+fn layout() -> Layout {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        Layout::V2
+    } else if Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists() {
+        Layout::Hybrid
+    } else {
+        Layout::Legacy
+    }
+}
+
+/// Where each hierarchy is mounted (every cgroup and cgroup2 mount under /sys/fs/cgroup).
+fn hierarchies() -> Vec<PathBuf> {
+    read_lossy(Path::new("/proc/self/mountinfo"))
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fs = post.split(' ').next()?;
+            let mnt = pre.split(' ').nth(4)?;
+            (matches!(fs, "cgroup" | "cgroup2") && mnt.starts_with("/sys/fs/cgroup"))
+                .then(|| PathBuf::from(mnt))
+        })
+        .collect()
+}
+
+/// A cgroup's directory in every hierarchy.
+fn cgroup_dirs(cg: &str) -> Vec<PathBuf> {
+    hierarchies()
+        .into_iter()
+        .map(|h| h.join(cg.trim_start_matches('/')))
+        .collect()
+}
+
+/// A cgroup's directory in the hierarchy that holds `file` (`memory.max` on v2,
+/// `memory.limit_in_bytes` in the v1 memory hierarchy).
+fn dir_with(cg: &str, file: &str) -> PathBuf {
+    cgroup_dirs(cg)
+        .into_iter()
+        .find(|d| d.join(file).exists())
+        .unwrap_or_else(|| panic!("no hierarchy has {file} for {cg}"))
 }
 
 /// The unit's prefix in these tests: the env's name, so its scope's directory starts with
@@ -80,13 +133,30 @@ fn load_state(unit: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The cgroup2 path of a process, from /proc/PID/cgroup.
+/// A process's cgroup as systemd sees it (its own hierarchy: cgroup2, or `name=systemd` on
+/// v1 and hybrid hosts), from /proc/PID/cgroup.
 fn proc_cgroup(pid: i64) -> String {
     let t = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    t.lines()
-        .find_map(|l| l.strip_prefix("0::"))
+    let named = t
+        .lines()
+        .find_map(|l| l.split_once(":name=systemd:").map(|x| x.1));
+    named
+        .or_else(|| t.lines().find_map(|l| l.strip_prefix("0::")))
         .unwrap_or_default()
         .to_string()
+}
+
+/// Every line of /proc/PID/cgroup: the hierarchy's controllers and the path.
+fn proc_cgroups(pid: i64) -> Vec<(String, String)> {
+    fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+            Some((c.to_string(), p.to_string()))
+        })
+        .collect()
 }
 
 fn read(dir: &Path, f: &str) -> String {
@@ -123,8 +193,9 @@ fn assert_unit_gone(unit: &str) {
         "not-found",
         "{unit} still loaded after delete"
     );
-    let dir = Path::new("/sys/fs/cgroup/system.slice").join(unit);
-    assert!(!dir.exists(), "{} left behind", dir.display());
+    for dir in cgroup_dirs(&format!("/system.slice/{unit}")) {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
 }
 
 /// The whole life of a container under the systemd driver, checked as a user would: the
@@ -151,15 +222,21 @@ fn the_scope_holds_the_container_and_its_limits() {
     let id = env.id("life");
     let pid = run_detached(&env, &b, &id);
 
+    let v1 = layout() != Layout::V2;
+    let (mem, weight) = if v1 {
+        ("MemoryLimit", "CPUShares")
+    } else {
+        ("MemoryMax", "CPUWeight")
+    };
     let p = show(
         &unit,
         &[
             "ActiveState",
             "Slice",
             "Delegate",
-            "MemoryMax",
+            mem,
             "TasksMax",
-            "CPUWeight",
+            weight,
             "CPUQuotaPerSecUSec",
             "ControlGroup",
         ],
@@ -167,40 +244,79 @@ fn the_scope_holds_the_container_and_its_limits() {
     assert_eq!(p["ActiveState"], "active", "{p:?}");
     assert_eq!(p["Slice"], "system.slice");
     assert_eq!(p["Delegate"], "yes");
-    assert_eq!(p["MemoryMax"], (64u64 << 20).to_string());
+    assert_eq!(p[mem], (64u64 << 20).to_string(), "{p:?}");
     assert_eq!(p["TasksMax"], "50");
-    assert_eq!(
-        p["CPUWeight"], "20",
-        "shares 512 -> weight 20 (the v2 formula)"
-    );
+    // shares 512 is CPUShares=512 on v1, CPUWeight=20 by the v2 formula.
+    assert_eq!(p[weight], if v1 { "512" } else { "20" }, "{p:?}");
     assert_eq!(p["CPUQuotaPerSecUSec"], "500ms");
     let cg = format!("/system.slice/{unit}");
     assert_eq!(p["ControlGroup"], cg);
     assert_eq!(proc_cgroup(pid), cg, "systemd and /proc/PID/cgroup agree");
+    // Every hierarchy holds the container, those systemd does not manage (v1 freezer,
+    // cpuset, net_cls, ...) and, on a hybrid host, the unified one included.
+    let all = proc_cgroups(pid);
+    assert_eq!(all.len(), hierarchies().len(), "{all:?}");
+    for (ctl, path) in &all {
+        assert_eq!(path, &cg, "hierarchy {ctl:?}: {all:?}");
+    }
 
-    let dir = PathBuf::from(format!("/sys/fs/cgroup{cg}"));
-    assert_eq!(read(&dir, "memory.max"), (64u64 << 20).to_string());
-    assert_eq!(read(&dir, "pids.max"), "50");
-    assert_eq!(read(&dir, "cpu.max"), "50000 100000");
-    assert_eq!(read(&dir, "cpu.weight"), "20");
+    if v1 {
+        let mem = dir_with(&cg, "memory.limit_in_bytes");
+        assert_eq!(
+            read(&mem, "memory.limit_in_bytes"),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(read(&dir_with(&cg, "pids.max"), "pids.max"), "50");
+        let cpu = dir_with(&cg, "cpu.cfs_quota_us");
+        assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+        assert_eq!(read(&cpu, "cpu.shares"), "512");
+    } else {
+        let dir = dir_with(&cg, "memory.max");
+        assert_eq!(read(&dir, "memory.max"), (64u64 << 20).to_string());
+        assert_eq!(read(&dir, "pids.max"), "50");
+        assert_eq!(read(&dir, "cpu.max"), "50000 100000");
+        assert_eq!(read(&dir, "cpu.weight"), "20");
+    }
 
     // update: the unit's property and the file.
     env.rt(&["--systemd-cgroup", "update", "--memory", "100000000", &id])
         .success();
-    assert_eq!(show(&unit, &["MemoryMax"])["MemoryMax"], "100000000");
-    let max: u64 = read(&dir, "memory.max").parse().unwrap();
-    assert!(
-        (99_000_000..=100_000_000).contains(&max),
-        "memory.max {max}"
-    );
+    assert_eq!(show(&unit, &[mem])[mem], "100000000");
+    let (file, dir) = if v1 {
+        (
+            "memory.limit_in_bytes",
+            dir_with(&cg, "memory.limit_in_bytes"),
+        )
+    } else {
+        ("memory.max", dir_with(&cg, "memory.max"))
+    };
+    let max: u64 = read(&dir, file).parse().unwrap();
+    assert!((99_000_000..=100_000_000).contains(&max), "{file} {max}");
 
     // pause freezes the scope; resume thaws it.
+    let (freezer, state, frozen, thawed) = if v1 {
+        (
+            dir_with(&cg, "freezer.state"),
+            "freezer.state",
+            "FROZEN",
+            "THAWED",
+        )
+    } else {
+        (dir_with(&cg, "cgroup.freeze"), "cgroup.freeze", "1", "0")
+    };
     env.rt(&["--systemd-cgroup", "pause", &id]).success();
     assert_eq!(env.status(&id), "paused");
-    assert_eq!(read(&dir, "cgroup.freeze"), "1");
+    assert_eq!(read(&freezer, state), frozen);
+    // An update leaves a paused container paused.
+    env.rt(&["--systemd-cgroup", "update", "--pids-limit", "60", &id])
+        .success();
+    assert_eq!(show(&unit, &["TasksMax"])["TasksMax"], "60");
+    assert_eq!(env.status(&id), "paused");
+    assert_eq!(read(&freezer, state), frozen);
     env.rt(&["--systemd-cgroup", "resume", &id]).success();
     assert_eq!(env.status(&id), "running");
-    assert_eq!(read(&dir, "cgroup.freeze"), "0");
+    assert_eq!(read(&freezer, state), thawed);
 
     // ps lists the three processes; kill --all reaches them all.
     let ps = env.rt(&["--systemd-cgroup", "ps", "--format", "json", &id]);
@@ -212,6 +328,73 @@ fn the_scope_holds_the_container_and_its_limits() {
         .success();
     env.wait_status(&id, "stopped");
     env.rt(&["--systemd-cgroup", "delete", &id]).success();
+    assert_unit_gone(&unit);
+    env.assert_nothing_left(&id);
+}
+
+/// On a v1 or hybrid host, systemd rewrites a unit's v1 cgroup when its properties change
+/// (its device list starts again from deny-all): `update` freezes a running container
+/// around that call and thaws it after, as runc's v1 driver does, and the container keeps
+/// its devices throughout. Watched from outside: freezer.state, sampled while updates run.
+#[test]
+fn on_v1_an_update_freezes_the_container_around_systemd() {
+    if !systemd_host() {
+        return;
+    }
+    if layout() == Layout::V2 {
+        eprintln!("skipped: cgroup v2 host (systemd's v2 device program is swapped whole)");
+        return;
+    }
+    let env = Env::new();
+    // The container opens /dev/null over and over and says so if it ever cannot.
+    let (b, unit) = sd_bundle(
+        &env,
+        "frz",
+        &[
+            "sh",
+            "-c",
+            "while :; do : </dev/null || echo denied >/tmp/denied; done",
+        ],
+        |c| c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20}),
+    );
+    let id = env.id("frz");
+    let pid = run_detached(&env, &b, &id);
+    let cg = format!("/system.slice/{unit}");
+    let state = dir_with(&cg, "freezer.state").join("freezer.state");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut seen = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let v = fs::read_to_string(&state).unwrap_or_default();
+                let v = v.trim().to_string();
+                if seen.last() != Some(&v) {
+                    seen.push(v);
+                }
+            }
+            seen
+        });
+        for i in 0..5 {
+            let limit = ((80 + i) << 20).to_string();
+            env.rt(&["--systemd-cgroup", "update", "--memory", &limit, &id])
+                .success();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        watcher.join().unwrap()
+    });
+    assert!(
+        seen.iter().any(|v| v == "FROZEN"),
+        "the container was never frozen during 5 updates: {seen:?}"
+    );
+    assert_eq!(read(state.parent().unwrap(), "freezer.state"), "THAWED");
+    assert_eq!(env.status(&id), "running");
+    assert_eq!(
+        show(&unit, &["MemoryLimit"])["MemoryLimit"],
+        (84u64 << 20).to_string()
+    );
+    let denied = Path::new(&format!("/proc/{pid}/root/tmp/denied")).exists();
+    assert!(!denied, "the container lost /dev/null during an update");
+    env.rt(&["--systemd-cgroup", "delete", "-f", &id]).success();
     assert_unit_gone(&unit);
     env.assert_nothing_left(&id);
 }
@@ -230,8 +413,13 @@ fn events_reports_an_oom_kill_in_the_scope() {
     let id = env.id("oom");
     env.rt(&["--systemd-cgroup", "create", "--bundle", b.path(), &id])
         .success();
-    let dir = PathBuf::from(format!("/sys/fs/cgroup/system.slice/{unit}"));
-    assert_eq!(read(&dir, "memory.max"), (32u64 << 20).to_string());
+    let cg = format!("/system.slice/{unit}");
+    let file = if layout() == Layout::V2 {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(read(&dir_with(&cg, file), file), (32u64 << 20).to_string());
     let events = Bg::spawn(
         &env,
         &["--systemd-cgroup", "events", "--interval", "1s", &id],
@@ -332,7 +520,9 @@ fn a_slice_name_makes_a_slice() {
     env.rt(&["--systemd-cgroup", "delete", "-f", &id]).success();
     // systemd loads any slice name on demand: stopped is "inactive", and its cgroup is gone.
     assert_eq!(show(&slice, &["ActiveState"])["ActiveState"], "inactive");
-    assert!(!Path::new("/sys/fs/cgroup").join(&slice).exists());
+    for dir in cgroup_dirs(&slice) {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
     env.assert_nothing_left(&id);
 }
 
@@ -517,12 +707,24 @@ fn default_placement_from_a_systemd_service() {
         ],
     );
     out.success();
-    assert_eq!(
-        out.stdout.trim(),
-        format!("0::/system.slice/{id}"),
-        "{out:?}"
-    );
-    assert!(!Path::new("/sys/fs/cgroup/system.slice").join(&id).exists());
+    if layout() == Layout::V2 {
+        assert_eq!(
+            out.stdout.trim(),
+            format!("0::/system.slice/{id}"),
+            "{out:?}"
+        );
+    } else {
+        // v1: in each hierarchy, below the service's cgroup there (`/` where systemd does
+        // not account the service), as runc places it.
+        for l in out.stdout.lines() {
+            assert!(l.ends_with(&format!("/{id}")), "{l}: {out:?}");
+        }
+        let named = format!("/system.slice/{unit}/{id}");
+        assert!(out.stdout.contains(&named), "{named}: {out:?}");
+    }
+    for dir in cgroup_dirs(&format!("/system.slice/{id}")) {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
     env.assert_nothing_left(&id);
 }
 

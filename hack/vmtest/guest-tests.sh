@@ -21,7 +21,14 @@ skip=()
 for t in ${VMTEST_SKIP:-}; do skip+=(--skip "$t"); done
 if [ ${#skip[@]} -gt 0 ] && [ $# -eq 0 ]; then skip+=(--exact); fi
 
-echo "vmtest: guest $(uname -r), $(nproc) CPUs, cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+	cgroups="cgroup v2, controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+elif [ -e /sys/fs/cgroup/unified/cgroup.controllers ]; then
+	cgroups="hybrid: cgroup v1 controllers and cgroup2 at /sys/fs/cgroup/unified"
+else
+	cgroups="legacy: cgroup v1 alone"
+fi
+echo "vmtest: guest $(uname -r), $(nproc) CPUs, $cgroups"
 [ -z "${VMTEST_SKIP// /}" ] || echo "vmtest: skipping (hack/vmtest/skip):${VMTEST_SKIP}"
 failed=()
 passed=0 nfailed=0
