@@ -257,6 +257,9 @@ fn the_scope_holds_the_container_and_its_limits() {
     let all = proc_cgroups(pid);
     assert_eq!(all.len(), hierarchies().len(), "{all:?}");
     for (ctl, path) in &all {
+        if is_runc() && ctl == "misc" {
+            continue; // runc 1.1.5 knows no misc controller and leaves it at /.
+        }
         assert_eq!(path, &cg, "hierarchy {ctl:?}: {all:?}");
     }
 
@@ -293,6 +296,22 @@ fn the_scope_holds_the_container_and_its_limits() {
     };
     let max: u64 = read(&dir, file).parse().unwrap();
     assert!((99_000_000..=100_000_000).contains(&max), "{file} {max}");
+
+    // A period alone keeps the quota (runc's update starts from the recorded limits):
+    // 50000 us every 200 ms is 250 ms a second.
+    env.rt(&["--systemd-cgroup", "update", "--cpu-period", "200000", &id])
+        .success();
+    assert_eq!(
+        show(&unit, &["CPUQuotaPerSecUSec"])["CPUQuotaPerSecUSec"],
+        "250ms"
+    );
+    if v1 {
+        let cpu = dir_with(&cg, "cpu.cfs_quota_us");
+        assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read(&cpu, "cpu.cfs_period_us"), "200000");
+    } else {
+        assert_eq!(read(&dir_with(&cg, "cpu.max"), "cpu.max"), "50000 200000");
+    }
 
     // pause freezes the scope; resume thaws it.
     let (freezer, state, frozen, thawed) = if v1 {
@@ -717,6 +736,9 @@ fn default_placement_from_a_systemd_service() {
         // v1: in each hierarchy, below the service's cgroup there (`/` where systemd does
         // not account the service), as runc places it.
         for l in out.stdout.lines() {
+            if is_runc() && l.contains(":misc:") {
+                continue; // runc 1.1.5 knows no misc controller.
+            }
             assert!(l.ends_with(&format!("/{id}")), "{l}: {out:?}");
         }
         let named = format!("/system.slice/{unit}/{id}");
