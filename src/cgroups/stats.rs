@@ -163,41 +163,86 @@ fn hugetlb(d: &Dirs) -> Value {
     Value::Object(out)
 }
 
-/// Wakes `events` when the v2 memory cgroup's `memory.events` changes (an OOM kill writes
-/// it), so the count is read at once: under systemd's driver the scope's cgroup is removed
-/// soon after its last process dies, and a poll that came later would find nothing.
-pub struct OomWatch(Option<nix::sys::inotify::Inotify>);
+/// Wakes `events` when the container's memory cgroup meets an OOM, so it is reported at
+/// once: under systemd's driver the scope's cgroup is removed soon after its last process
+/// dies, and a poll that came later would find nothing. On v2 an inotify watch on
+/// `memory.events` (an OOM kill writes it); on v1 an eventfd registered for
+/// `memory.oom_control` in `cgroup.event_control` (runc's way), which the kernel signals
+/// at each OOM, and once more when the cgroup is removed.
+pub enum OomWatch {
+    V2(nix::sys::inotify::Inotify),
+    V1 {
+        efd: nix::sys::eventfd::EventFd,
+        /// Open while registered (the kernel holds it, tong keeps it for the watch's life).
+        _control: std::fs::File,
+        /// `cgroup.event_control`: gone once the cgroup is.
+        registry: std::path::PathBuf,
+    },
+    None,
+}
 
 impl OomWatch {
     pub fn new(d: &Dirs) -> OomWatch {
-        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-        let watch = || -> Option<Inotify> {
-            if d.v1("memory").is_some() {
-                return None;
-            }
-            let f = d.v2_with("memory")?.join("memory.events");
-            let i = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
-            i.add_watch(&f, AddWatchFlags::IN_MODIFY).ok()?;
-            Some(i)
-        };
-        OomWatch(watch())
+        match d.v1("memory") {
+            Some(dir) => Self::v1(dir).unwrap_or(OomWatch::None),
+            None => Self::v2(d).unwrap_or(OomWatch::None),
+        }
     }
 
-    /// Sleeps up to `t`, less when the watched file changes.
-    pub fn wait(&self, t: std::time::Duration) {
+    fn v2(d: &Dirs) -> Option<OomWatch> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let f = d.v2_with("memory")?.join("memory.events");
+        let i = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        i.add_watch(&f, AddWatchFlags::IN_MODIFY).ok()?;
+        Some(OomWatch::V2(i))
+    }
+
+    fn v1(dir: &std::path::Path) -> Option<OomWatch> {
+        use nix::sys::eventfd::{EfdFlags, EventFd};
+        use std::os::fd::{AsFd, AsRawFd};
+        let efd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .ok()?;
+        let control = std::fs::File::open(dir.join("memory.oom_control")).ok()?;
+        let registry = dir.join("cgroup.event_control");
+        let line = format!("{} {}", efd.as_fd().as_raw_fd(), control.as_raw_fd());
+        std::fs::write(&registry, line).ok()?;
+        Some(OomWatch::V1 {
+            efd,
+            _control: control,
+            registry,
+        })
+    }
+
+    /// Sleeps up to `t`, less when an OOM is noticed; returns the OOMs the v1 eventfd
+    /// counted meanwhile (the v2 count is read from memory.events).
+    pub fn wait(&self, t: std::time::Duration) -> u64 {
         use std::os::fd::AsFd;
-        match &self.0 {
-            Some(i) => {
-                let timeout =
-                    nix::poll::PollTimeout::try_from(t).unwrap_or(nix::poll::PollTimeout::MAX);
-                let mut fds = [nix::poll::PollFd::new(
-                    i.as_fd(),
-                    nix::poll::PollFlags::POLLIN,
-                )];
-                let _ = nix::poll::poll(&mut fds, timeout);
-                let _ = i.read_events();
+        let fd = match self {
+            OomWatch::V2(i) => i.as_fd(),
+            OomWatch::V1 { efd, .. } => efd.as_fd(),
+            OomWatch::None => {
+                std::thread::sleep(t);
+                return 0;
             }
-            None => std::thread::sleep(t),
+        };
+        let timeout = nix::poll::PollTimeout::try_from(t).unwrap_or(nix::poll::PollTimeout::MAX);
+        let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, timeout);
+        match self {
+            OomWatch::V2(i) => {
+                let _ = i.read_events();
+                0
+            }
+            OomWatch::V1 { efd, registry, .. } => {
+                let n = efd.read().unwrap_or(0);
+                // The cgroup's removal signals once too.
+                if n > 0 && !registry.exists() {
+                    n - 1
+                } else {
+                    n
+                }
+            }
+            OomWatch::None => 0,
         }
     }
 }

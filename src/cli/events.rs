@@ -45,16 +45,31 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     }
     let mut ooms = cg.oom_kills();
     let watch = cg.oom_watch();
+    let mut noticed = 0;
+    let mut credit = 0;
     let mut next_stats = Instant::now();
     loop {
         let (cg, alive) = match container::cgroup(&g.root, &a.id) {
             Ok(x) => x,
             Err(_) => return Ok(0),
         };
+        // An OOM the watch noticed (the cgroup may be gone by now), or a rise of the kill
+        // count. The kernel signals before it kills: a rise that comes after a noticed OOM
+        // is that OOM's, reported already.
         let now_ooms = cg.oom_kills();
-        if now_ooms > ooms {
+        let counted = now_ooms.saturating_sub(ooms);
+        ooms = ooms.max(now_ooms);
+        if noticed > 0 {
+            if counted == 0 {
+                credit += 1;
+            }
             println!("{}", event("oom", &a.id, None));
-            ooms = now_ooms;
+        } else if counted > 0 {
+            if credit > 0 {
+                credit -= 1;
+            } else {
+                println!("{}", event("oom", &a.id, None));
+            }
         }
         if !alive {
             return Ok(0);
@@ -63,6 +78,6 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             println!("{}", event("stats", &a.id, Some(cg.stats())));
             next_stats = Instant::now() + interval;
         }
-        watch.wait(Duration::from_millis(100));
+        noticed = watch.wait(Duration::from_millis(100));
     }
 }
