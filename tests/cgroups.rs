@@ -824,6 +824,12 @@ fn update_changes_the_limits_of_a_running_container() {
         .success();
     assert_eq!(cg_read(&b, "pids", "pids.max"), "30");
 
+    // Keys match whatever their case, as runc's Go decoder matches them.
+    fs::write(&f, r#"{"PIDS":{"Limit":40}}"#).unwrap();
+    env.rt(&["update", "--resources", f.to_str().unwrap(), &id])
+        .success();
+    assert_eq!(cg_read(&b, "pids", "pids.max"), "40");
+
     assert_eq!(env.status(&id), "running");
     env.rt(&["delete", "--force", &id]).success();
     env.assert_nothing_left(&id);

@@ -89,8 +89,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         } else {
             data = std::fs::read(path).map_err(|e| Error::path("cannot read", path, e))?;
         }
-        let v: serde_json::Value = serde_json::from_slice(&data)
+        let mut v: serde_json::Value = serde_json::from_slice(&data)
             .map_err(|e| Error::Usage(format!("resources: invalid JSON: {e}")))?;
+        fold_keys(&mut v);
         serde_path_to_error::deserialize(&v)
             .map_err(|e| Error::Usage(format!("resources: {}: {}", e.path(), e.inner())))?
     } else {
@@ -137,8 +138,101 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     Ok(0)
 }
 
+/// The field names of `LinuxResources` and everything in it (runtime-spec config-linux).
+const RESOURCE_KEYS: &[&str] = &[
+    "devices",
+    "memory",
+    "cpu",
+    "pids",
+    "blockIO",
+    "hugepageLimits",
+    "network",
+    "rdma",
+    "unified",
+    "allow",
+    "type",
+    "major",
+    "minor",
+    "access",
+    "limit",
+    "reservation",
+    "swap",
+    "kernel",
+    "kernelTCP",
+    "swappiness",
+    "disableOOMKiller",
+    "useHierarchy",
+    "checkBeforeUpdate",
+    "shares",
+    "quota",
+    "burst",
+    "period",
+    "realtimeRuntime",
+    "realtimePeriod",
+    "cpus",
+    "mems",
+    "idle",
+    "weight",
+    "leafWeight",
+    "weightDevice",
+    "throttleReadBpsDevice",
+    "throttleWriteBpsDevice",
+    "throttleReadIOPSDevice",
+    "throttleWriteIOPSDevice",
+    "rate",
+    "pageSize",
+    "classID",
+    "priorities",
+    "name",
+    "priority",
+    "hcaHandles",
+    "hcaObjects",
+];
+
+/// Object keys that match a resource field but for case get the field's spelling, as
+/// runc's Go decoder matches them (`{"CPU": {"Cpus": "0"}}` is `cpu.cpus`). An exact key
+/// wins over a folded one; the keys of `unified` (file names) and of `rdma` (device names)
+/// are left as they are.
+fn fold_keys(v: &mut serde_json::Value) {
+    let serde_json::Value::Object(m) = v else {
+        if let serde_json::Value::Array(a) = v {
+            a.iter_mut().for_each(fold_keys);
+        }
+        return;
+    };
+    let keys: Vec<String> = m.keys().cloned().collect();
+    for k in keys {
+        let known = RESOURCE_KEYS
+            .iter()
+            .find(|f| f.eq_ignore_ascii_case(&k))
+            .map(|f| f.to_string());
+        let key = match known {
+            Some(f) if f != k && !m.contains_key(&f) => {
+                let val = m.remove(&k).unwrap_or_default();
+                m.insert(f.clone(), val);
+                f
+            }
+            _ => k,
+        };
+        if key == "unified" {
+            continue;
+        }
+        if let Some(child) = m.get_mut(&key) {
+            if key == "rdma" {
+                if let serde_json::Value::Object(devs) = child {
+                    devs.values_mut().for_each(fold_keys);
+                }
+            } else {
+                fold_keys(child);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn sizes() {
         assert_eq!(super::parse_bytes("64m").unwrap(), 64 << 20);
@@ -146,5 +240,29 @@ mod tests {
         assert_eq!(super::parse_bytes("-1").unwrap(), -1);
         assert_eq!(super::parse_bytes("1g").unwrap(), 1 << 30);
         assert!(super::parse_bytes("abc").is_err());
+    }
+
+    #[test]
+    fn keys_fold_as_gos_decoder_matches_them() {
+        let mut v = serde_json::json!({
+            "CPU": {"Cpus": "0", "SHARES": 2},
+            "memory": {"Limit": 1, "limit": 2},
+            "Unified": {"Memory.High": "max"},
+            "blockio": {"WeightDevice": [{"Major": 8, "minor": 0, "Weight": 10}]},
+            "rdma": {"MLX5_0": {"HcaHandles": 3}},
+            "Other": 1
+        });
+        fold_keys(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "cpu": {"cpus": "0", "shares": 2},
+                "memory": {"Limit": 1, "limit": 2},
+                "unified": {"Memory.High": "max"},
+                "blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 10}]},
+                "rdma": {"MLX5_0": {"hcaHandles": 3}},
+                "Other": 1
+            })
+        );
     }
 }
