@@ -245,16 +245,26 @@ setup_initramfs() {
 # list and this recipe's version; rebuilt only when one of them changes.
 SD_SUITE=bookworm
 SD_PACKAGES="systemd systemd-sysv dbus udev busybox-static procps iproute2 runc crun"
-# The engines guest: the same, plus the engines hack/e2e drives and what its steps use.
-SD_ENGINE_PACKAGES="docker.io containerd podman conmon golang-github-containernetworking-plugins uidmap python3 iptables"
+# The engines guest: the same, plus the engines hack/e2e drives and what its steps use
+# (kmod: the kernel asks modprobe for bridge and veth, which docker's network needs;
+# apparmor: Debian's kernel runs AppArmor, and dockerd then loads its docker-default
+# profile with apparmor_parser, as on a stock Debian where docker.io recommends it).
+SD_ENGINE_PACKAGES="docker.io containerd podman conmon containernetworking-plugins uidmap python3 iptables kmod apparmor"
 SD_RECIPE=2
+# The engines image's own recipe steps (below); part of its key only.
+SD_ENGINE_RECIPE=1
+# Units the engine packages enable that must not start at boot (podman-restart.service
+# would run podman at boot, making /var/lib/containers): hack/e2e starts each
+# engine's daemon itself, in a temp dir of its own.
+SD_ENGINE_MASK="docker.service docker.socket containerd.service podman.service podman.socket podman-restart.service podman-auto-update.service podman-auto-update.timer"
 setup_systemd_image() {
-	local key tmp t0=$SECONDS flavour=systemd
+	local key tmp t0=$SECONDS flavour=systemd extra='' u
 	if [ "$guest" = engines ]; then
 		flavour=engines
 		SD_PACKAGES+=" $SD_ENGINE_PACKAGES"
+		extra="engines $SD_ENGINE_RECIPE $SD_ENGINE_MASK"
 	fi
-	key=$(printf '%s\n' "$SD_SUITE" "$SD_PACKAGES" "$SD_RECIPE" | sha256sum | cut -c1-12)
+	key=$(printf '%s\n' "$SD_SUITE" "$SD_PACKAGES" "$SD_RECIPE" ${extra:+"$extra"} | sha256sum | cut -c1-12)
 	sdimg=$cache/$flavour-$SD_SUITE-$key.img
 	[ -s "$sdimg" ] && return 0
 	if ! command -v debootstrap >/dev/null || ! command -v mkfs.ext4 >/dev/null; then
@@ -275,6 +285,9 @@ setup_systemd_image() {
 	ln -sfn /lib/systemd/system/multi-user.target "$tmp/root/etc/systemd/system/default.target"
 	# No kmod in the image (the kernel's modules come from the host): its unit only fails.
 	ln -sfn /dev/null "$tmp/root/etc/systemd/system/kmod-static-nodes.service"
+	if [ "$guest" = engines ]; then
+		for u in $SD_ENGINE_MASK; do ln -sfn /dev/null "$tmp/root/etc/systemd/system/$u"; done
+	fi
 	# Mount points init fills in before systemd starts.
 	mkdir -p "$tmp/root/mnt/host" "$tmp/root/vmtest/x"
 	# 4 GiB sparse: room for the tests' bundles (writes go to qemu's snapshot).
