@@ -3,7 +3,10 @@
 #
 # What it gives a script:
 #   e2e_init ENGINE         temp dir ($E2E_TMP), cgroup parent name ($E2E_CGROUP),
-#                           runtime under test ($RUNTIME_BIN), the EXIT trap
+#                           runtime under test ($RUNTIME_BIN), the EXIT trap; with
+#                           the systemd driver, the units already there that match
+#                           E2E_UNITS (set by the script before: globs of its
+#                           containers' units), so that only new ones count as its own
 #   step NAME FUNC [ARGS]   runs FUNC in a subshell with `set -e`; a step passes
 #                           when FUNC returns 0; output is shown on failure
 #   expect_* / fail         assertions used inside steps
@@ -21,6 +24,12 @@
 #                           that may fail; any other failure still stops it.
 #   E2E_VERBOSE=1           print every step's output, not only a failing one's
 #   E2E_CMD_TIMEOUT         seconds any single engine command may take (120)
+#   E2E_CGROUP_DRIVER       cgroupfs (default): the engine's cgroupfs driver under the
+#                           cgroup parent /tong-e2e-<engine>-<pid>. systemd: the
+#                           engine's systemd driver (needs systemd as PID 1 and a pure
+#                           cgroup v2 host): each container is a transient scope unit;
+#                           steps find its cgroup from /proc/PID/cgroup and check the
+#                           unit's properties too.
 
 set -uo pipefail
 
@@ -32,6 +41,11 @@ E2E_KNOWN_LIST=()
 E2E_FAILED_LIST=()
 E2E_CMD_TIMEOUT=${E2E_CMD_TIMEOUT:-120}
 E2E_CLEANUP_FNS=()
+E2E_CGROUP_DRIVER=${E2E_CGROUP_DRIVER:-cgroupfs}
+# Globs of the units the engine makes for its containers (systemd driver only).
+E2E_UNITS=()
+E2E_UNITS_BEFORE=()
+E2E_UNIT_CGROUPS_BEFORE=()
 
 e2e_log() { printf '%s\n' "$*" >&2; }
 e2e_die() {
@@ -90,6 +104,17 @@ e2e_init() {
 	E2E_ENGINE=$1
 	[ "$(id -u)" = 0 ] || e2e_die "run as root (engines start real containers)"
 	RUNTIME=${RUNTIME:-tong}
+	case $E2E_CGROUP_DRIVER in
+	cgroupfs) ;;
+	systemd)
+		[ -d /run/systemd/system ] ||
+			e2e_die "E2E_CGROUP_DRIVER=systemd: systemd is not running here (hack/vmtest/engines.sh runs it in a guest that boots systemd)"
+		[ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] ||
+			e2e_die "E2E_CGROUP_DRIVER=systemd needs a pure cgroup v2 host (tong's systemd driver is cgroup v2 only)"
+		[ ${#E2E_UNITS[@]} -gt 0 ] || e2e_die "the script set no E2E_UNITS"
+		;;
+	*) e2e_die "E2E_CGROUP_DRIVER must be cgroupfs or systemd, not '$E2E_CGROUP_DRIVER'" ;;
+	esac
 	e2e_runtime_bin
 	E2E_TMP=$(mktemp -d "/tmp/tong-e2e-$E2E_ENGINE.XXXXXX")
 	chmod 755 "$E2E_TMP"
@@ -109,7 +134,13 @@ e2e_init() {
 	for c in $(awk 'NR > 1 { print $1 }' /proc/cgroups); do
 		e2e_track_dirs "/sys/fs/cgroup/$c"
 	done
-	e2e_log "e2e: $E2E_ENGINE with RUNTIME=$RUNTIME ($RUNTIME_BIN), temp dir $E2E_TMP, cgroup parent /$E2E_CGROUP"
+	if e2e_systemd; then
+		mapfile -t E2E_UNITS_BEFORE < <(e2e_units_all)
+		mapfile -t E2E_UNIT_CGROUPS_BEFORE < <(e2e_unit_cgroups_all)
+		e2e_log "e2e: $E2E_ENGINE with RUNTIME=$RUNTIME ($RUNTIME_BIN), temp dir $E2E_TMP, systemd cgroup driver (units ${E2E_UNITS[*]}, ${#E2E_UNITS_BEFORE[@]} such there before)"
+	else
+		e2e_log "e2e: $E2E_ENGINE with RUNTIME=$RUNTIME ($RUNTIME_BIN), temp dir $E2E_TMP, cgroup parent /$E2E_CGROUP"
+	fi
 	e2e_cgroup_sanity >&2
 }
 
@@ -131,6 +162,94 @@ e2e_cgroup_sanity() {
 				"events, stats and metrics will be missing whatever the runtime"
 		fi
 	done </proc/self/cgroup
+}
+
+# ---------------------------------------------------------------- systemd driver
+
+e2e_systemd() { [ "$E2E_CGROUP_DRIVER" = systemd ]; }
+
+# Units matching E2E_UNITS (whatever their state, failed ones included), one a line.
+e2e_units_all() {
+	[ ${#E2E_UNITS[@]} -gt 0 ] || return 0
+	systemctl list-units --all --plain --no-legend --no-pager "${E2E_UNITS[@]}" 2>/dev/null |
+		awk '{ for (i = 1; i <= NF; i++) if ($i ~ /\.(scope|slice|service)$/) { print $i; break } }' | sort -u
+}
+# This run's units: those not there when it started and, where the script defines
+# e2e_container_ids (its containers' ids, as other containers' units may match its
+# globs: a host's own docker), named after one of its containers.
+e2e_units() {
+	e2e_units_all | grep -vxF -f <(printf '%s\n' "${E2E_UNITS_BEFORE[@]}") | e2e_own
+}
+e2e_own() {
+	if declare -F e2e_container_ids >/dev/null; then
+		grep -F -f <(e2e_container_ids | grep . || echo /none/) || true
+	else
+		cat
+	fi
+}
+# cgroup v2 directories named like E2E_UNITS, deepest first.
+e2e_unit_cgroups_all() {
+	local g args=()
+	for g in "${E2E_UNITS[@]}"; do args+=(-o -name "$g"); done
+	[ ${#args[@]} -gt 0 ] || return 0
+	find /sys/fs/cgroup -depth -mindepth 1 -type d \( "${args[@]:1}" \) 2>/dev/null
+}
+e2e_unit_cgroups() {
+	e2e_unit_cgroups_all | grep -vxF -f <(printf '%s\n' "${E2E_UNIT_CGROUPS_BEFORE[@]}") | e2e_own
+}
+
+# The command of a container that a 32 MiB memory limit gets OOM-killed. With the systemd
+# driver the hog is a child of the container's init, which outlives it by 5 s: systemd
+# removes a scope's cgroup as soon as nothing is left in it, and containerd's shim and
+# conmon read memory.events only once the kernel's inotify wakes them, too late under TCG
+# whatever the runtime (runc's containers lose their OOM event there as well). The exit
+# status stays 137, the hog's.
+# shellcheck disable=SC2016,SC2034 # the container's shell expands them; the scripts use it
+if [ "$E2E_CGROUP_DRIVER" = systemd ]; then
+	E2E_OOM_CMD=(sh -c 'sh -c '\''x=0123456789abcdef; while :; do x=$x$x; done'\''; st=$?; sleep 5; exit $st')
+else
+	E2E_OOM_CMD=(sh -c 'x=0123456789abcdef; while :; do x=$x$x; done')
+fi
+
+# e2e_cgroup_of PID: PID's cgroup v2 path, as /proc/PID/cgroup gives it ("/system.slice/x.scope").
+e2e_cgroup_of() {
+	local cg
+	cg=$(sed -n 's/^0:://p' "/proc/$1/cgroup") || return 1
+	[ -n "$cg" ] || return 1
+	echo "$cg"
+}
+# e2e_cgfile PID FILE: FILE of PID's cgroup (v2).
+e2e_cgfile() {
+	local cg
+	cg=$(e2e_cgroup_of "$1") || fail "no cgroup v2 line in /proc/$1/cgroup"
+	cat "/sys/fs/cgroup$cg/$2"
+}
+# e2e_frozen PID: FROZEN or THAWED, as v1's freezer.state says it, from v2's cgroup.events.
+e2e_frozen() {
+	case $(e2e_cgfile "$1" cgroup.events | awk '$1 == "frozen" { print $2 }') in
+	1) echo FROZEN ;;
+	0) echo THAWED ;;
+	*) echo "no frozen line in cgroup.events" ;;
+	esac
+}
+# e2e_unit_prop UNIT PROPERTY: the unit's property value (systemctl show -P).
+e2e_unit_prop() { systemctl show -P "$2" "$1"; }
+# e2e_expect_unit PID UNIT: (in a step) PID's cgroup is UNIT's, an active scope whose
+# ControlGroup is that cgroup.
+e2e_expect_unit() {
+	local pid=$1 unit=$2 cg
+	cg=$(e2e_cgroup_of "$pid") || fail "no cgroup v2 line in /proc/$pid/cgroup"
+	expect_match "$cg" "/$unit\$" "cgroup of pid $pid"
+	expect_eq "$(e2e_unit_prop "$unit" ActiveState) $(e2e_unit_prop "$unit" SubState)" "active running" "$unit ActiveState SubState"
+	expect_eq "$(e2e_unit_prop "$unit" ControlGroup)" "$cg" "$unit ControlGroup"
+}
+# e2e_expect_unit_props UNIT PROP=VALUE...: (in a step) the unit's properties.
+e2e_expect_unit_props() {
+	local unit=$1 kv
+	shift
+	for kv in "$@"; do
+		expect_eq "$(e2e_unit_prop "$unit" "${kv%%=*}")" "${kv#*=}" "$unit ${kv%%=*}"
+	done
 }
 
 # ---------------------------------------------------------------- assertions
@@ -279,9 +398,11 @@ e2e_summary() {
 
 # ---------------------------------------------------------------- leftovers
 
-# The cgroup directories of this run, deepest first.
+# The cgroup directories of this run, deepest first (with the systemd driver: those of
+# its units too).
 e2e_cgroup_dirs() {
 	local h
+	if e2e_systemd; then e2e_unit_cgroups; fi
 	for h in /sys/fs/cgroup/*/"$E2E_CGROUP" /sys/fs/cgroup/"$E2E_CGROUP"; do
 		[ -d "$h" ] || continue
 		case $(stat -f -c %T "$h") in
@@ -364,7 +485,17 @@ e2e_check_leftovers() {
 	e2e_cgroup_dirs | while read -r d; do rmdir "$d" || fail "cannot remove $d"; done
 	cgs=$(e2e_cgroup_dirs)
 	[ -z "$cgs" ] || fail "cgroups left: $cgs"
-	echo "  ok: no cgroup left under /$E2E_CGROUP"
+	if e2e_systemd; then
+		left=$(e2e_units)
+		[ -z "$left" ] || {
+			# shellcheck disable=SC2086
+			systemctl list-units --all --no-pager $left || true
+			fail "units left: ${left//$'\n'/ }"
+		}
+		echo "  ok: no unit and no cgroup left (${E2E_UNITS[*]})"
+	else
+		echo "  ok: no cgroup left under /$E2E_CGROUP"
+	fi
 	for d in $(e2e_cgroup_junk); do
 		echo "  note: removing $d: the engine made it in the tmpfs /sys/fs/cgroup (see the WARNING above)"
 		rm -rf "$d"
@@ -417,11 +548,19 @@ e2e_untrack_dirs() {
 
 # The EXIT trap: force everything of this run away, whatever state it is in.
 e2e_cleanup() {
-	local rc=$? fn p d m
+	local rc=$? fn p d m u
 	trap - EXIT INT TERM
 	set +e
 	for fn in "${E2E_CLEANUP_FNS[@]}"; do "$fn" >/dev/null 2>&1; done
 	cd / || true
+	# The containers' units: stopped (their processes killed), failed ones forgotten.
+	if e2e_systemd && [ -n "${E2E_TMP:-}" ]; then
+		for u in $(e2e_units); do
+			e2e_log "e2e: cleanup: stopping leftover unit $u"
+			systemctl stop "$u" 2>/dev/null
+			systemctl reset-failed "$u" 2>/dev/null
+		done
+	fi
 	if [ -n "${E2E_TMP:-}" ] && [ -d "$E2E_TMP" ]; then
 		for _ in 1 2 3; do
 			p=$( (e2e_cgroup_pids; e2e_tmp_pids) | sort -un)
