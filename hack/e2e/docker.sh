@@ -2,8 +2,10 @@
 # hack/e2e/docker.sh: Debian's dockerd drives tong (or runc, with RUNTIME=runc).
 #
 # Starts a private dockerd (data-root, exec-root, pidfile and socket in a temp
-# dir; cgroupfs driver with the cgroup parent /tong-e2e-docker-<pid>; a bridge
-# of its own; no iptables), registers tong by absolute path as the runtime
+# dir; cgroupfs driver with the cgroup parent /tong-e2e-docker-<pid>, or with
+# E2E_CGROUP_DRIVER=systemd the systemd driver and its defaults (scopes
+# docker-<id>.scope in system.slice); a bridge of its own; no iptables),
+# registers tong by absolute path as the runtime
 # `tong` and makes it the default, imports a busybox image from a local
 # tarball (no registry), and walks through what a docker user does, each step
 # asserted. Finally removes everything and checks nothing is left.
@@ -15,6 +17,8 @@ set -uo pipefail
 
 e2e_need dockerd docker.io
 e2e_need script bsdutils
+# The systemd driver's units: docker-<id>.scope (the prefix is docker's, fixed).
+E2E_UNITS=('docker-*.scope')
 e2e_init docker
 # What dockerd and its containerd make outside the temp dir.
 e2e_track_dirs /run/docker /run/containerd /etc/docker/key.json
@@ -80,7 +84,6 @@ start_dockerd() {
 		--data-root "$E2E_TMP/data" --exec-root "$E2E_TMP/exec"
 		--pidfile "$DOCKERD_PIDFILE" -H "$DOCKER_HOST"
 		--bridge "$BRIDGE" --iptables=false --ip6tables=false --ip-masq=false
-		--exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/$E2E_CGROUP"
 		--default-ulimit nofile=1024:1024
 		--storage-driver overlay2
 		--config-file "$E2E_TMP/daemon.json"
@@ -88,6 +91,12 @@ start_dockerd() {
 	# Its own config file: the host's /etc/docker/daemon.json is not read, and
 	# the trust key goes to the temp dir instead of /etc/docker/key.json.
 	printf '{"deprecated-key-path": "%s"}\n' "$E2E_TMP/key.json" >"$E2E_TMP/daemon.json"
+	if e2e_systemd; then
+		# Its default cgroup parent then: system.slice.
+		args+=(--exec-opt native.cgroupdriver=systemd)
+	else
+		args+=(--exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/$E2E_CGROUP")
+	fi
 	if [ "$RUNTIME" = tong ]; then
 		args+=(--add-runtime "tong=$RUNTIME_BIN" --default-runtime tong)
 	else
@@ -98,9 +107,9 @@ start_dockerd() {
 	setsid /usr/sbin/dockerd "${args[@]}" >"$DOCKERD_LOG" 2>&1 </dev/null &
 	wait_until 60 "dockerd answers on $DOCKER_HOST" dk version
 	run_cmd dk info --format '{{.DefaultRuntime}} {{.CgroupDriver}} {{.ServerVersion}}'
-	expect_contains "$RUNTIME cgroupfs"
+	expect_contains "$RUNTIME $E2E_CGROUP_DRIVER"
 	# Every container event, for the events step.
-	setsid "$DOCKER" events --filter type=container --format '{{.Actor.Attributes.name}} {{.Action}}' \
+	setsid "$DOCKER" events --filter type=container --format '{{.Actor.Attributes.name}} {{.Action}} {{.Actor.ID}}' \
 		>"$E2E_TMP/events.txt" 2>&1 </dev/null &
 	echo $! >"$E2E_TMP/events.pid"
 }
@@ -118,6 +127,9 @@ e2e_diagnose() {
 	done
 }
 
+# The ids of this run's containers (for the systemd driver's leftover checks).
+e2e_container_ids() { awk '{ print $NF }' "$E2E_TMP/events.txt" 2>/dev/null | sort -u; }
+
 e2e_engine_leftovers() {
 	[ ! -e "$DOCKERD_PIDFILE" ] || fail "dockerd left its pidfile"
 	local left
@@ -133,12 +145,27 @@ e2e_engine_leftovers() {
 
 insp() { dk inspect -f "$1" "$2"; }
 cid() { insp '{{.Id}}' "$1"; }
-# cg CONTROLLER NAME FILE: a file of container NAME's cgroup, seen from the host.
+# cg CONTROLLER NAME FILE: a file of container NAME's cgroup, seen from the host
+# (systemd driver: FILE of the cgroup v2 its init is in; CONTROLLER is not used).
 cg() {
 	local id
+	if e2e_systemd; then
+		e2e_cgfile "$(insp '{{.State.Pid}}' "$2")" "$3"
+		return
+	fi
 	id=$(cid "$2")
 	cat "/sys/fs/cgroup/$1/$E2E_CGROUP/$id/$3"
 }
+# frozen NAME: FROZEN or THAWED.
+frozen() {
+	if e2e_systemd; then
+		e2e_frozen "$(insp '{{.State.Pid}}' "$1")"
+	else
+		cg freezer "$1" freezer.state
+	fi
+}
+# scope NAME: the systemd driver's unit for container NAME.
+scope() { echo "docker-$(cid "$1").scope"; }
 # shellcheck disable=SC2120 # expect_fail fetch 2
 fetch() { timeout "${1:-10}" /bin/busybox wget -q -O - "http://127.0.0.1:$PORT/"; }
 page_served() { [ "$(fetch)" = "hello from the tong e2e image" ]; }
@@ -211,8 +238,15 @@ t_inspect() {
 	[ -d "/proc/$pid" ] || fail "State.Pid $pid is not a live process"
 	expect_eq "$(tr '\0' ' ' <"/proc/$pid/cmdline")" "httpd -f -p 80 -h /www " "cmdline of State.Pid"
 	id=$(cid web)
-	run_cmd grep ':memory:' "/proc/$pid/cgroup"
-	expect_out "4:memory:/$E2E_CGROUP/$id"
+	if e2e_systemd; then
+		run_cmd cat "/proc/$pid/cgroup"
+		expect_out "0::/system.slice/docker-$id.scope"
+		e2e_expect_unit "$pid" "docker-$id.scope"
+		e2e_expect_unit_props "docker-$id.scope" Slice=system.slice Delegate=yes
+	else
+		run_cmd grep ':memory:' "/proc/$pid/cgroup"
+		expect_out "4:memory:/$E2E_CGROUP/$id"
+	fi
 	ip=$(insp '{{.NetworkSettings.IPAddress}}' web)
 	expect_match "$ip" "^${BRIDGE_CIDR%.*/*}\.[0-9]+$" "NetworkSettings.IPAddress"
 }
@@ -272,21 +306,32 @@ t_stats() {
 t_pause() {
 	expect_ok dk pause web
 	expect_eq "$(insp '{{.State.Status}} {{.State.Paused}}' web)" "paused true" "State after pause"
-	expect_eq "$(cg freezer web freezer.state)" "FROZEN" "freezer.state"
+	expect_eq "$(frozen web)" "FROZEN" "freezer state"
 	expect_fail fetch 2
 	expect_ok dk unpause web
 	expect_eq "$(insp '{{.State.Status}} {{.State.Paused}}' web)" "running false" "State after unpause"
-	expect_eq "$(cg freezer web freezer.state)" "THAWED" "freezer.state"
+	expect_eq "$(frozen web)" "THAWED" "freezer state"
 	wait_until 10 "page served after unpause" page_served
 }
 
 t_update() {
 	# docker itself refuses --memory alone once a swap limit is in place.
 	expect_ok dk update --memory 64m --memory-swap 128m --cpus 0.5 --pids-limit 50 --cpu-shares 256 web
-	expect_eq "$(cg pids web pids.max) $(cg cpu web cpu.shares)" "50 256" "pids.max cpu.shares"
-	expect_eq "$(cg memory web memory.limit_in_bytes)" 67108864 "memory.limit_in_bytes"
-	expect_eq "$(cg memory web memory.memsw.limit_in_bytes)" 134217728 "memory.memsw.limit_in_bytes"
-	expect_eq "$(cg cpu web cpu.cfs_quota_us) $(cg cpu web cpu.cfs_period_us)" "50000 100000" "cpu.cfs_quota_us cpu.cfs_period_us"
+	if e2e_systemd; then
+		# cgroup v2: swap apart from memory (128m - 64m); shares 256 as weight 10
+		# (1 + (256 - 2) * 9999 / 262142), as runc converts them.
+		expect_eq "$(cg pids web pids.max) $(cg cpu web cpu.weight)" "50 10" "pids.max cpu.weight"
+		expect_eq "$(cg memory web memory.max) $(cg memory web memory.swap.max)" "67108864 67108864" "memory.max memory.swap.max"
+		expect_eq "$(cg cpu web cpu.max)" "50000 100000" "cpu.max"
+		# The unit holds the same limits, so that systemd does not undo them.
+		e2e_expect_unit_props "$(scope web)" TasksMax=50 CPUWeight=10 MemoryMax=67108864 \
+			MemorySwapMax=67108864 CPUQuotaPerSecUSec=500ms
+	else
+		expect_eq "$(cg pids web pids.max) $(cg cpu web cpu.shares)" "50 256" "pids.max cpu.shares"
+		expect_eq "$(cg memory web memory.limit_in_bytes)" 67108864 "memory.limit_in_bytes"
+		expect_eq "$(cg memory web memory.memsw.limit_in_bytes)" 134217728 "memory.memsw.limit_in_bytes"
+		expect_eq "$(cg cpu web cpu.cfs_quota_us) $(cg cpu web cpu.cfs_period_us)" "50000 100000" "cpu.cfs_quota_us cpu.cfs_period_us"
+	fi
 	expect_eq "$(insp '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}' web)" "67108864 500000000" "HostConfig"
 	wait_until 10 "page still served" page_served
 }
@@ -481,7 +526,7 @@ t_commit() {
 
 t_oom() {
 	expect_rc 137 dk run --name oomer --memory 32m "$IMG" \
-		sh -c 'x=0123456789abcdef; while :; do x=$x$x; done'
+		"${E2E_OOM_CMD[@]}"
 	expect_eq "$(insp '{{.State.ExitCode}} {{.State.OOMKilled}}' oomer)" "137 true" "ExitCode OOMKilled"
 	expect_eq "$(insp '{{.HostConfig.Memory}}' oomer)" 33554432 "HostConfig.Memory"
 }
@@ -492,6 +537,7 @@ t_pids_limit() {
 	wait_until 20 "loop done" sh -c "'$DOCKER' logs pids 2>&1 | grep -q spawned"
 	expect_eq "$(cg pids pids pids.max)" 8 "pids.max"
 	[ "$(cg pids pids pids.current)" -le 8 ] || fail "pids.current above 8"
+	if e2e_systemd; then e2e_expect_unit_props "$(scope pids)" TasksMax=8; fi
 	run_cmd dk logs pids
 	expect_contains "can't fork"
 	expect_ok dk rm -f pids
