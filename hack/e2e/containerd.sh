@@ -5,7 +5,9 @@
 # Starts a private containerd (config, root, state and sockets in a temp dir;
 # CRI disabled), imports a busybox image from a locally built OCI archive (no
 # registry), and runs containers with `ctr run --runc-binary <abs path of the
-# runtime>` in the cgroup /tong-e2e-ctr-<pid>/<id>, each step asserted.
+# runtime>` in the cgroup /tong-e2e-ctr-<pid>/<id> (with E2E_CGROUP_DRIVER=systemd:
+# `--runc-systemd-cgroup --cgroup system.slice:tong-e2e-ctr-<pid>:<id>`, the scope
+# tong-e2e-ctr-<pid>-<id>.scope), each step asserted.
 # Finally removes everything and checks nothing is left.
 # See hack/e2e/README.md for the environment variables.
 set -uo pipefail
@@ -14,6 +16,9 @@ set -uo pipefail
 
 e2e_need containerd containerd
 e2e_need script bsdutils
+# The systemd driver's units: system.slice/tong-e2e-ctr-<pid>-<id>.scope.
+SD_PREFIX=tong-e2e-ctr-$$
+E2E_UNITS=("$SD_PREFIX-*.scope")
 e2e_init ctr
 # What containerd and its shims make outside the temp dir (shim sockets).
 e2e_track_dirs /run/containerd /opt/containerd
@@ -25,6 +30,13 @@ CTRD_PIDFILE=$E2E_TMP/containerd.pid
 CTRD_LOG=$E2E_TMP/containerd.log
 TASKS=$E2E_TMP/state/io.containerd.runtime.v2.task/$NS
 RUN_OPTS=(--runc-binary "$RUNTIME_BIN" --runc-root "$E2E_TMP/runtime-root" --fifo-dir "$E2E_TMP/fifo")
+# SystemdCgroup = true in the runc v2 shim's options: ctr sets it per container (the
+# config's runtime options are CRI's, disabled here).
+if e2e_systemd; then RUN_OPTS+=(--runc-systemd-cgroup); fi
+# cgroup_of ID: the --cgroup of container ID.
+cgroup_of() {
+	if e2e_systemd; then echo "system.slice:$SD_PREFIX:$1"; else echo "/$E2E_CGROUP/$1"; fi
+}
 
 ctr_() { timeout "$E2E_CMD_TIMEOUT" ctr --address "$SOCK" --namespace "$NS" "$@"; }
 # ctr_run ID [RUN FLAGS...] -- CMD...: `ctr run` of the test image as ID.
@@ -36,7 +48,7 @@ ctr_run() {
 		shift
 	done
 	shift
-	ctr_ run "${RUN_OPTS[@]}" --cgroup "/$E2E_CGROUP/$id" "${flags[@]}" "$IMG" "$id" "$@"
+	ctr_ run "${RUN_OPTS[@]}" --cgroup "$(cgroup_of "$id")" "${flags[@]}" "$IMG" "$id" "$@"
 }
 
 # ------------------------------------------------------------ daemon
@@ -111,7 +123,19 @@ e2e_engine_leftovers() {
 task_status() { ctr_ task ls | awk -v id="$1" '$1 == id { print $3 }'; }
 task_pid() { ctr_ task ls | awk -v id="$1" '$1 == id { print $2 }'; }
 status_is() { [ "$(task_status "$1")" = "$2" ]; }
-cgfile() { cat "/sys/fs/cgroup/$1/$E2E_CGROUP/$2/$3"; }
+# cgfile CONTROLLER ID FILE: a file of task ID's cgroup (systemd driver: FILE of the
+# cgroup v2 its init is in; CONTROLLER is not used).
+cgfile() {
+	if e2e_systemd; then
+		e2e_cgfile "$(task_pid "$2")" "$3"
+	else
+		cat "/sys/fs/cgroup/$1/$E2E_CGROUP/$2/$3"
+	fi
+}
+frozen() {
+	if e2e_systemd; then e2e_frozen "$(task_pid "$1")"; else cgfile freezer "$1" freezer.state; fi
+}
+scope() { echo "$SD_PREFIX-$1.scope"; }
 # remove ID: the task (killed if need be) and the container.
 remove() {
 	ctr_ task kill -s KILL "$1" >/dev/null 2>&1 || true
@@ -144,7 +168,7 @@ t_run_rm() {
 
 t_run_tty() {
 	expect_ok in_tty ctr --address "$SOCK" --namespace "$NS" run "${RUN_OPTS[@]}" \
-		--cgroup "/$E2E_CGROUP/tty" --rm -t "$IMG" tty sh -c 'tty; echo in-a-tty; sleep 0.5'
+		--cgroup "$(cgroup_of tty)" --rm -t "$IMG" tty sh -c 'tty; echo in-a-tty; sleep 0.5'
 	expect_contains "/dev/pts/0"
 	expect_contains "in-a-tty"
 }
@@ -157,8 +181,15 @@ t_run_d() {
 	expect_contains "web"
 	pid=$(task_pid web)
 	[ -d "/proc/$pid" ] || fail "task pid $pid is not live"
-	run_cmd grep ':memory:' "/proc/$pid/cgroup"
-	expect_out "4:memory:/$E2E_CGROUP/web"
+	if e2e_systemd; then
+		run_cmd cat "/proc/$pid/cgroup"
+		expect_out "0::/system.slice/$(scope web)"
+		e2e_expect_unit "$pid" "$(scope web)"
+		e2e_expect_unit_props "$(scope web)" Slice=system.slice Delegate=yes
+	else
+		run_cmd grep ':memory:' "/proc/$pid/cgroup"
+		expect_out "4:memory:/$E2E_CGROUP/web"
+	fi
 	expect_ok ctr_ containers ls -q
 	expect_out "web"
 }
@@ -201,10 +232,10 @@ t_metrics() {
 t_pause_resume() {
 	expect_ok ctr_ task pause web
 	wait_until 10 "web PAUSED" status_is web PAUSED
-	expect_eq "$(cgfile freezer web freezer.state)" FROZEN "freezer.state"
+	expect_eq "$(frozen web)" FROZEN "freezer state"
 	expect_ok ctr_ task resume web
 	wait_until 10 "web RUNNING" status_is web RUNNING
-	expect_eq "$(cgfile freezer web freezer.state)" THAWED "freezer.state"
+	expect_eq "$(frozen web)" THAWED "freezer state"
 	expect_ok ctr_ task exec --fifo-dir "$E2E_TMP/fifo" --exec-id afterpause web echo alive
 	expect_out "alive"
 }
@@ -243,14 +274,21 @@ t_pod_shared_pid_ns() {
 	wait_until 10 "pod-app STOPPED" status_is pod-app STOPPED
 	local procs=/sys/fs/cgroup/pids/$E2E_CGROUP/pod-app/cgroup.procs
 	[ -e /sys/fs/cgroup/cgroup.controllers ] && procs=/sys/fs/cgroup/$E2E_CGROUP/pod-app/cgroup.procs
+	e2e_systemd && procs=/sys/fs/cgroup/system.slice/$(scope pod-app)/cgroup.procs
 	wait_until 10 "the app's leftover child gone from its cgroup" \
 		sh -c "[ -z \"\$(cat $procs 2>/dev/null)\" ]"
 	expect_ok ctr_ task delete pod-app
 	expect_ok ctr_ container delete pod-app
 	local h
-	for h in pids memory cpu unified .; do
-		[ ! -d "/sys/fs/cgroup/$h/$E2E_CGROUP/pod-app" ] || fail "cgroup $h/$E2E_CGROUP/pod-app left"
-	done
+	if e2e_systemd; then
+		[ ! -d "${procs%/*}" ] || fail "cgroup ${procs%/*} left"
+		[ -z "$(systemctl list-units --all --plain --no-legend "$(scope pod-app)")" ] ||
+			fail "unit $(scope pod-app) left: $(systemctl list-units --all --plain --no-legend "$(scope pod-app)")"
+	else
+		for h in pids memory cpu unified .; do
+			[ ! -d "/sys/fs/cgroup/$h/$E2E_CGROUP/pod-app" ] || fail "cgroup $h/$E2E_CGROUP/pod-app left"
+		done
+	fi
 	echo "  ok: the app's cgroups are gone"
 	status_is pod-pause RUNNING || fail "the pause container died with the app"
 	remove pod-pause
@@ -273,11 +311,18 @@ t_resources() {
 	local hd=$E2E_TMP/hostdir
 	mkdir -p "$hd"
 	echo from-host >"$hd/f"
-	expect_rc 137 ctr_run oomer --rm --memory-limit 33554432 -- sh -c 'x=0123456789abcdef; while :; do x=$x$x; done'
+	expect_rc 137 ctr_run oomer --rm --memory-limit 33554432 -- "${E2E_OOM_CMD[@]}"
 	expect_ok ctr_run lim -d --memory-limit 67108864 --cpus 0.5 -- sleep 1000
 	wait_until 10 "lim RUNNING" status_is lim RUNNING
-	expect_eq "$(cgfile memory lim memory.limit_in_bytes)" 67108864 "memory.limit_in_bytes"
-	expect_eq "$(cgfile cpu lim cpu.cfs_quota_us) $(cgfile cpu lim cpu.cfs_period_us)" "50000 100000" "cpu quota and period"
+	if e2e_systemd; then
+		expect_eq "$(cgfile memory lim memory.max)" 67108864 "memory.max"
+		expect_eq "$(cgfile cpu lim cpu.max)" "50000 100000" "cpu.max"
+		e2e_expect_unit "$(task_pid lim)" "$(scope lim)"
+		e2e_expect_unit_props "$(scope lim)" MemoryMax=67108864 CPUQuotaPerSecUSec=500ms
+	else
+		expect_eq "$(cgfile memory lim memory.limit_in_bytes)" 67108864 "memory.limit_in_bytes"
+		expect_eq "$(cgfile cpu lim cpu.cfs_quota_us) $(cgfile cpu lim cpu.cfs_period_us)" "50000 100000" "cpu quota and period"
+	fi
 	remove lim
 	expect_ok ctr_run mnt --rm --mount "type=bind,src=$hd,dst=/data,options=rbind:ro" -- cat /data/f
 	expect_out "from-host"
