@@ -19,6 +19,10 @@ e2e_need script bsdutils
 # The systemd driver's units: system.slice/tong-e2e-ctr-<pid>-<id>.scope.
 SD_PREFIX=tong-e2e-ctr-$$
 E2E_UNITS=("$SD_PREFIX-*.scope")
+# E2E_STEPS: the steps that always run, and those about cgroups and units ("cgroup").
+E2E_BASE_STEPS="daemon image cleanup stop-daemon"
+E2E_CGROUP_STEPS="run-rm run-d task-exec task-ps task-metrics task-pause-resume
+	task-kill-delete pod-shared-pid-ns task-start-again resources failing-container events"
 e2e_init ctr
 # What containerd and its shims make outside the temp dir (shim sockets).
 e2e_track_dirs /run/containerd /opt/containerd

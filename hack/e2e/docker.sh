@@ -19,6 +19,13 @@ e2e_need dockerd docker.io
 e2e_need script bsdutils
 # The systemd driver's units: docker-<id>.scope (the prefix is docker's, fixed).
 E2E_UNITS=('docker-*.scope')
+# E2E_STEPS: the steps that always run, and those about cgroups and units ("cgroup": each
+# container's scope made, limited, updated, frozen, stopped, restarted under the same
+# name, removed; exec and top in it; device and cpuset rules; OOM and pids limits).
+E2E_BASE_STEPS="daemon info image rm-all stop-daemon"
+E2E_CGROUP_STEPS="run-rm run-d-httpd inspect exec top stats pause-unpause update
+	stop-sigterm-trap stop-timeout start-stopped restart rm more-options
+	health-restart-policy oom pids-limit events"
 e2e_init docker
 # What dockerd and its containerd make outside the temp dir.
 e2e_track_dirs /run/docker /run/containerd /etc/docker/key.json

@@ -28,6 +28,10 @@ e2e_need conmon conmon
 e2e_need script bsdutils
 # The systemd manager's units: the container's scope and conmon's.
 E2E_UNITS=('libpod-*.scope')
+# E2E_STEPS: the steps that always run, and those about cgroups and units ("cgroup").
+E2E_BASE_STEPS="setup image rm"
+E2E_CGROUP_STEPS="run run-d inspect exec top stats pause-unpause stop-start kill
+	wait-restart oom runtime-error events"
 e2e_init podman
 # containers/image keeps a blob info cache in /var/lib/containers/cache
 # whatever --root says: removed at the end if this run made it.
