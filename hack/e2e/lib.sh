@@ -183,14 +183,14 @@ e2e_systemd() { [ "$E2E_CGROUP_DRIVER" = systemd ]; }
 # Units matching E2E_UNITS (whatever their state, failed ones included), one a line.
 e2e_units_all() {
 	[ ${#E2E_UNITS[@]} -gt 0 ] || return 0
-	systemctl list-units --all --plain --no-legend --no-pager "${E2E_UNITS[@]}" 2>/dev/null |
+	{ systemctl list-units --all --plain --no-legend --no-pager "${E2E_UNITS[@]}" 2>/dev/null || true; } |
 		awk '{ for (i = 1; i <= NF; i++) if ($i ~ /\.(scope|slice|service)$/) { print $i; break } }' | sort -u
 }
 # This run's units: those not there when it started and, where the script defines
 # e2e_container_ids (its containers' ids, as other containers' units may match its
 # globs: a host's own docker), named after one of its containers.
 e2e_units() {
-	e2e_units_all | grep -vxF -f <(printf '%s\n' "${E2E_UNITS_BEFORE[@]}") | e2e_own
+	e2e_units_all | { grep -vxF -f <(printf '%s\n' "${E2E_UNITS_BEFORE[@]}") || true; } | e2e_own
 }
 e2e_own() {
 	if declare -F e2e_container_ids >/dev/null; then
@@ -204,10 +204,10 @@ e2e_unit_cgroups_all() {
 	local g args=()
 	for g in "${E2E_UNITS[@]}"; do args+=(-o -name "$g"); done
 	[ ${#args[@]} -gt 0 ] || return 0
-	find /sys/fs/cgroup -depth -mindepth 1 -type d \( "${args[@]:1}" \) 2>/dev/null
+	find /sys/fs/cgroup -depth -mindepth 1 -type d \( "${args[@]:1}" \) 2>/dev/null || true
 }
 e2e_unit_cgroups() {
-	e2e_unit_cgroups_all | grep -vxF -f <(printf '%s\n' "${E2E_UNIT_CGROUPS_BEFORE[@]}") | e2e_own
+	e2e_unit_cgroups_all | { grep -vxF -f <(printf '%s\n' "${E2E_UNIT_CGROUPS_BEFORE[@]}") || true; } | e2e_own
 }
 
 # The command of a container that a 32 MiB memory limit gets OOM-killed. With the systemd
