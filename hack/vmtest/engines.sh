@@ -16,10 +16,10 @@
 #   TONG=PATH               the tong binary (default: the checkout's release build,
 #                           hack/env.sh's TONG_BIN); copied onto the guest's disk
 #   E2E_STEPS               the steps to run (hack/e2e/README.md); "cgroup": those about
-#                           cgroups and units, what CI runs (the whole of docker.sh takes
-#                           ~13 min per runtime under TCG)
+#                           cgroups and units, what fits CI (the whole of docker.sh takes
+#                           7 to 13 min per runtime under TCG)
 #   E2E_KNOWN_FAILURES, E2E_VERBOSE, E2E_CMD_TIMEOUT   passed to every script (hack/e2e/README.md)
-#   VMTEST_TIMEOUT          the whole run, boot included (default 2400); the other
+#   VMTEST_TIMEOUT          the whole run, boot included (default 1800 s per runtime); the other
 #                           VMTEST_* variables of run.sh apply too (VMTEST_GUEST is engines)
 set -uo pipefail
 
@@ -128,7 +128,9 @@ case $TONG in
 *) E2E_GUEST_TONG=/mnt/host$TONG ;;
 esac
 export E2E_RUNTIMES E2E_ENGINES E2E_GUEST_TONG
-export VMTEST_GUEST=engines VMTEST_CGROUP=v2 VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-2400}
+n=0
+for _ in $E2E_RUNTIMES; do n=$((n + 1)); done
+export VMTEST_GUEST=engines VMTEST_CGROUP=v2 VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-$((1800 * n))}
 export VMTEST_ENV="${VMTEST_ENV:-} E2E_RUNTIMES E2E_ENGINES E2E_GUEST_TONG E2E_STEPS E2E_KNOWN_FAILURES E2E_VERBOSE E2E_CMD_TIMEOUT"
 for v in E2E_STEPS E2E_KNOWN_FAILURES E2E_VERBOSE E2E_CMD_TIMEOUT; do
 	[ -z "${!v+x}" ] || export "${v?}"
