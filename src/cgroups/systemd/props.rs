@@ -4,7 +4,7 @@
 //! files afterwards too, so what systemd does not know (IO weights, hugetlb, swap on v1,
 //! `unified` keys it has no property for) still applies.
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use oci_spec::runtime::{LinuxCpu, LinuxDeviceCgroup, LinuxResources};
 
 use super::wire::{Value, property};
 use crate::cgroups::devices::{self, Rule};
@@ -50,23 +50,11 @@ pub fn resources(r: &LinuxResources, version: u32, names: Names) -> Result<Vec<V
         }
     }
     if let Some(c) = r.cpu() {
-        if let Some(s) = c.shares().filter(|s| *s != 0) {
-            p.push(property("CPUWeight", Value::U64(shares_to_weight(s))));
-        }
-        cpu_quota(
-            &mut p,
-            c.quota().unwrap_or(0),
-            c.period().unwrap_or(0),
-            version,
-        );
-        cpuset(&mut p, c.cpus().as_deref(), c.mems().as_deref(), version)?;
+        cpu(&mut p, c, version, |s| {
+            property("CPUWeight", Value::U64(shares_to_weight(s)))
+        })?;
     }
-    if let Some(pids) = r.pids() {
-        let l = pids.limit();
-        if l > 0 || l == -1 {
-            p.push(property("TasksMax", Value::U64(limit(l))));
-        }
-    }
+    tasks_max(&mut p, r);
     for (k, v) in r.unified().iter().flatten() {
         if let Some(prop) = unified(k, v.trim(), version)? {
             p.extend(prop);
@@ -94,16 +82,7 @@ fn v1(r: &LinuxResources, version: u32) -> Result<Vec<Value>> {
         p.push(property("MemoryLimit", Value::U64(limit(l))));
     }
     if let Some(c) = r.cpu() {
-        if let Some(s) = c.shares().filter(|s| *s != 0) {
-            p.push(property("CPUShares", Value::U64(s)));
-        }
-        cpu_quota(
-            &mut p,
-            c.quota().unwrap_or(0),
-            c.period().unwrap_or(0),
-            version,
-        );
-        cpuset(&mut p, c.cpus().as_deref(), c.mems().as_deref(), version)?;
+        cpu(&mut p, c, version, |s| property("CPUShares", Value::U64(s)))?;
     }
     if let Some(w) = r
         .block_io()
@@ -113,13 +92,27 @@ fn v1(r: &LinuxResources, version: u32) -> Result<Vec<Value>> {
     {
         p.push(property("BlockIOWeight", Value::U64(u64::from(w))));
     }
+    tasks_max(&mut p, r);
+    Ok(p)
+}
+
+/// The shares (as `shares` names and converts them), the quota and the cpuset.
+fn cpu(p: &mut Vec<Value>, c: &LinuxCpu, version: u32, shares: fn(u64) -> Value) -> Result<()> {
+    if let Some(s) = c.shares().filter(|s| *s != 0) {
+        p.push(shares(s));
+    }
+    cpu_quota(p, c.quota().unwrap_or(0), c.period().unwrap_or(0), version);
+    cpuset(p, c.cpus().as_deref(), c.mems().as_deref(), version)
+}
+
+/// TasksMax, for a limit or -1 (infinity).
+fn tasks_max(p: &mut Vec<Value>, r: &LinuxResources) {
     if let Some(pids) = r.pids() {
         let l = pids.limit();
         if l > 0 || l == -1 {
             p.push(property("TasksMax", Value::U64(limit(l))));
         }
     }
-    Ok(p)
 }
 
 /// AllowedCPUs and AllowedMemoryNodes (systemd 244 and later).
