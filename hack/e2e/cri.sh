@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# hack/e2e/cri.sh: Kubernetes' path to a runtime, kubelet -> containerd's CRI plugin ->
+# runc v2 shim -> tong (or runc, with RUNTIME=runc), without a kubelet.
+#
+# Starts a private containerd with its CRI plugin enabled (config, root, state, sockets in a
+# temp dir), runtime handlers `tong`, `runc` (and `crun` when installed) that differ only in
+# BinaryName and Root, a CNI bridge network of its own (Debian's plugins in /usr/lib/cni, a
+# bridge and a free 10.88.X.0/24 of this run, host-local IPAM state in the temp dir), and
+# imports two locally built images (busybox, and a pause image compiled here), so no
+# registry is ever asked. hack/cri (cri-e2e, a Rust CRI client) then plays the kubelet: one
+# invocation per step, each asserting what it does; pods get the cgroup parent
+# /tong-e2e-cri-<pid>/<pod> (E2E_CGROUP_DRIVER=systemd: the slice
+# tong_e2e_cri_<pid>-<pod>.slice, scopes cri-containerd-<id>.scope). Finally stops
+# everything and checks that nothing of the run is left: processes, mounts, cgroups, network
+# devices, CNI and IPAM state, netns, runtime and CRI state.
+# See hack/e2e/README.md for the environment variables.
+set -uo pipefail
+# shellcheck source=hack/e2e/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_need containerd containerd
+e2e_need /usr/lib/cni/bridge containernetworking-plugins
+e2e_need ip iproute2
+e2e_need gcc gcc
+e2e_need protoc protobuf-compiler
+# The systemd driver: pods in tong_e2e_cri_<pid>-<pod>.slice (children of
+# tong_e2e_cri_<pid>.slice: a dash nests slices), containers in cri-containerd-<id>.scope.
+SD_SLICE=tong_e2e_cri_$$
+E2E_UNITS=("$SD_SLICE.slice" "$SD_SLICE-*.slice" 'cri-containerd-*.scope')
+# E2E_STEPS: the steps that always run, and those about cgroups ("cgroup").
+E2E_BASE_STEPS="daemon images client no-pods-left stop-daemon"
+E2E_CGROUP_STEPS="container-resources oom-killed update-resources stats stop-grace
+	pod-shared-pid pod-stop-remove"
+e2e_init cri
+# What containerd, its shims and CNI make outside the temp dir: shim sockets in
+# /run/containerd/s (containerd 1.6 always puts them there), libcni's cache in /var/lib/cni
+# (go-cni 1.1 has no knob for it); removed at the end when they did not exist before and
+# hold nothing but empty directories.
+e2e_track_dirs /run/containerd /opt/containerd /var/lib/cni
+
+NS=k8s.io # CRI's containerd namespace, fixed
+IMG=docker.io/tong-e2e/busybox:latest
+PAUSE_IMG=docker.io/tong-e2e/pause:3.9
+SOCK=$E2E_TMP/containerd.sock
+CTRD_PIDFILE=$E2E_TMP/containerd.pid
+CTRD_LOG=$E2E_TMP/containerd.log
+TASKS=$E2E_TMP/state/io.containerd.runtime.v2.task/$NS
+CNI_CONF=$E2E_TMP/cni/net.d
+CNI_IPAM=$E2E_TMP/cni/ipam
+CNI_NET=tong-e2e-cri-$$
+BRIDGE=tongcri$(($$ % 100000))
+# cargo on PATH and the build target (the client is built for it, as tong is).
+if [ -z "${CARGO_BUILD_TARGET:-}" ] || [ -z "${TONG_BIN:-}" ] || ! command -v cargo >/dev/null 2>&1; then
+	# shellcheck source=hack/env.sh
+	. "$E2E_REPO/hack/env.sh"
+fi
+# The handlers: each a runtime binary with a state root of its own. tong's is registered
+# with RUNTIME=runc too (containerd only looks at a binary when a pod uses it).
+declare -A HANDLER_BIN=([runc]=/usr/sbin/runc)
+if [ "$RUNTIME" = tong ]; then
+	HANDLER_BIN[tong]=$RUNTIME_BIN
+else
+	HANDLER_BIN[tong]=${TONG:-$TONG_BIN}
+fi
+# crun, when installed, for hack/bench.sh's pod starts; no step uses it.
+[ ! -x /usr/bin/crun ] || HANDLER_BIN[crun]=/usr/bin/crun
+handler_root() { echo "$E2E_TMP/runtime-root/$1"; }
+
+# The first 10.88.X.0/24 (X from 254 down) that no route or address on this host uses.
+free_subnet() {
+	local x used
+	used=$'\n'$(ip -4 route show)$'\n'$(ip -4 -o addr show | awk '{ print $4 }')
+	for x in $(seq 254 -1 100); do
+		case $used in
+		*"10.88.$x."*) ;;
+		*)
+			echo "10.88.$x.0/24"
+			return
+			;;
+		esac
+	done
+	e2e_die "no free 10.88.X.0/24 subnet for the CNI bridge"
+}
+SUBNET=${E2E_CRI_SUBNET:-$(free_subnet)}
+# What is there before the run: only new veths and netns count as the run's.
+VETHS_BEFORE=$(ip -o link show type veth 2>/dev/null | awk -F': ' '{ print $2 }' | sed 's/@.*//' | sort)
+NETNS_BEFORE=$(find /var/run/netns -mindepth 1 -maxdepth 1 -printf "%f\n" 2>/dev/null | sort)
+
+if e2e_systemd; then
+	CGROUP_PARENT=$SD_SLICE.slice
+	SYSTEMD_CGROUP=true
+else
+	CGROUP_PARENT=/$E2E_CGROUP
+	SYSTEMD_CGROUP=false
+fi
+
+ctr_() { timeout "$E2E_CMD_TIMEOUT" ctr --address "$SOCK" --namespace "$NS" "$@"; }
+
+# ------------------------------------------------------------ daemon
+
+stop_containerd() {
+	local pid
+	[ -f "$CTRD_PIDFILE" ] || return 0
+	pid=$(cat "$CTRD_PIDFILE")
+	if kill -TERM "$pid" 2>/dev/null; then
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$CTRD_PIDFILE"
+}
+# The bridge plugin makes the bridge and never deletes it (CNI DEL only removes a pod's
+# veth); the pods' veths die with their netns.
+remove_bridge() {
+	if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link del "$BRIDGE"; fi
+}
+# With the systemd driver the pod slices stay active once their scopes are gone (the
+# kubelet stops its own); the run's parent slice takes its children along.
+stop_slices() {
+	if e2e_systemd; then
+		systemctl stop "$SD_SLICE.slice" 2>/dev/null || true
+	fi
+	return 0
+}
+E2E_CLEANUP_FNS+=(stop_containerd remove_bridge stop_slices)
+
+write_config() {
+	local h
+	cat >"$E2E_TMP/config.toml" <<EOF
+version = 2
+root = "$E2E_TMP/root"
+state = "$E2E_TMP/state"
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[debug]
+  address = "$E2E_TMP/debug.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$E2E_TMP/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMG"
+  # Root lacks CAP_SYS_RESOURCE here: no oom_score_adj below the daemon's own.
+  restrict_oom_score_adj = true
+  # The pods' netns bind mounts in the state dir rather than in /var/run/netns.
+  netns_mounts_under_state_dir = true
+  # The default profile would be loaded into the kernel with apparmor_parser, and stay
+  # there after the run.
+  disable_apparmor = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$CNI_CONF"
+    max_conf_num = 1
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "$RUNTIME"
+    snapshotter = "overlayfs"
+EOF
+	for h in "${!HANDLER_BIN[@]}"; do
+		cat >>"$E2E_TMP/config.toml" <<EOF
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$h]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.$h.options]
+      BinaryName = "${HANDLER_BIN[$h]}"
+      Root = "$(handler_root "$h")"
+      SystemdCgroup = $SYSTEMD_CGROUP
+EOF
+	done
+	# No registry: images come from `ctr images import`; CRI only pulls an image it does
+	# not have (the client never calls PullImage, and the sandbox image is imported first).
+	mkdir -p "$CNI_CONF" "$CNI_IPAM"
+	cat >"$CNI_CONF/10-tong-e2e.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$CNI_NET",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$CNI_IPAM",
+        "ranges": [[{ "subnet": "$SUBNET" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }]
+      }
+    },
+    { "type": "loopback" }
+  ]
+}
+EOF
+}
+
+start_containerd() {
+	write_config
+	echo "+ containerd --config $E2E_TMP/config.toml"
+	setsid containerd --config "$E2E_TMP/config.toml" >"$CTRD_LOG" 2>&1 </dev/null &
+	echo $! >"$CTRD_PIDFILE"
+	wait_until 60 "containerd answers on $SOCK" ctr_ version
+	run_cmd ctr_ plugins ls
+	printf '%s\n' "$OUT" | grep -q 'io.containerd.grpc.v1 *cri .*ok' || fail "the CRI plugin is not loaded"
+	echo "  ok: the CRI plugin is loaded"
+}
+
+e2e_diagnose() {
+	local f
+	echo "--- containerd log (last 20 lines)"
+	tail -n 20 "$CTRD_LOG" 2>/dev/null
+	for f in "$TASKS"/*/log.json; do
+		[ -s "$f" ] || continue
+		echo "--- runtime log $f"
+		tail -n 10 "$f"
+	done
+}
+
+# ------------------------------------------------------------ images
+
+# pause.c: what a pod's sandbox container runs: holds the pod's namespaces, reaps the
+# orphans of a shared pid namespace, and exits 0 on SIGINT/SIGTERM (StopPodSandbox).
+write_pause_c() {
+	cat >"$1" <<'EOF'
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void quit(int sig) { (void)sig; _exit(0); }
+static void reap(int sig) {
+	(void)sig;
+	while (waitpid(-1, 0, WNOHANG) > 0)
+		;
+}
+
+int main(void) {
+	struct sigaction sa = {0};
+	sa.sa_handler = quit;
+	sigaction(SIGINT, &sa, 0);
+	sigaction(SIGTERM, &sa, 0);
+	sa.sa_handler = reap;
+	sa.sa_flags = SA_NOCLDSTOP | SA_RESTART;
+	sigaction(SIGCHLD, &sa, 0);
+	for (;;)
+		pause();
+}
+EOF
+}
+
+# pause_archive BIN OUT.tar REF: an OCI archive of an image holding BIN as /pause, its
+# entrypoint (e2e_oci_archive's images run `sh`).
+pause_archive() {
+	python3 - "$@" <<'PY'
+import hashlib, io, json, sys, tarfile, time
+binary, out, ref = sys.argv[1:4]
+def tar_bytes(entries):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data, mode in entries:
+            ti = tarfile.TarInfo(name); ti.size = len(data); ti.mode = mode; ti.mtime = 946684800
+            t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+blobs = {}
+def add(data, media):
+    d = hashlib.sha256(data).hexdigest()
+    blobs[d] = data
+    return {"mediaType": media, "digest": "sha256:" + d, "size": len(data)}
+layer = add(tar_bytes([("pause", open(binary, "rb").read(), 0o755)]), "application/vnd.oci.image.layer.v1.tar")
+config = {"architecture": "amd64", "os": "linux", "created": "2000-01-01T00:00:00Z",
+          "config": {"Entrypoint": ["/pause"], "WorkingDir": "/"},
+          "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}
+cfg = add(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
+man = add(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": cfg, "layers": [layer]}).encode(),
+          "application/vnd.oci.image.manifest.v1+json")
+man["annotations"] = {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[-1]}
+man["platform"] = {"architecture": "amd64", "os": "linux"}
+index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [man]}
+with tarfile.open(out, "w") as t:
+    def put(name, data):
+        ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = int(time.time()); ti.mode = 0o644
+        t.addfile(ti, io.BytesIO(data))
+    put("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+    put("index.json", json.dumps(index).encode())
+    for d, data in blobs.items():
+        put("blobs/sha256/" + d, data)
+PY
+}
+
+t_images() {
+	write_pause_c "$E2E_TMP/pause.c"
+	expect_ok gcc -static -Os -Wall -Werror -o "$E2E_TMP/pause" "$E2E_TMP/pause.c"
+	pause_archive "$E2E_TMP/pause" "$E2E_TMP/pause.tar" "$PAUSE_IMG" || fail "cannot build the pause archive"
+	e2e_rootfs_tar "$E2E_TMP/rootfs.tar"
+	e2e_oci_archive "$E2E_TMP/rootfs.tar" "$E2E_TMP/image.tar" "$IMG" || fail "cannot build the OCI archive"
+	expect_ok ctr_ images import "$E2E_TMP/pause.tar"
+	expect_ok ctr_ images import "$E2E_TMP/image.tar"
+	rm -f "$E2E_TMP/image.tar" "$E2E_TMP/pause.tar"
+	expect_ok ctr_ images ls -q
+	expect_contains "$IMG"
+	expect_contains "$PAUSE_IMG"
+}
+
+# ------------------------------------------------------------ the client
+
+CLIENT=$E2E_REPO/target/cri/$CARGO_BUILD_TARGET/release/cri-e2e
+
+t_client() {
+	# From the repo root, so that .cargo/config.toml's flags apply; a target dir of its own,
+	# so that tong's builds and this one never wait on each other's lock.
+	expect_ok sh -c "cd '$E2E_REPO' && CARGO_TARGET_DIR='$E2E_REPO/target/cri' cargo build --release --quiet --manifest-path hack/cri/Cargo.toml"
+	[ -x "$CLIENT" ] || fail "no client binary at $CLIENT"
+	expect_ok "$CLIENT" --endpoint "$SOCK" --handler "$RUNTIME" --image "$IMG" --pause-image "$PAUSE_IMG" \
+		--workdir "$E2E_TMP/work" version
+	expect_contains "containerd"
+}
+
+# run_client SCENARIO: one scenario of the client against the handler under test.
+run_client() {
+	expect_ok timeout "$E2E_CMD_TIMEOUT" "$CLIENT" --endpoint "$SOCK" --handler "$RUNTIME" \
+		--image "$IMG" --pause-image "$PAUSE_IMG" --cgroup-parent "$CGROUP_PARENT" \
+		--workdir "$E2E_TMP/work" --subnet "$SUBNET" "$1"
+}
+
+# The pods ran with the binary under test: its handler's Root holds the state dirs of
+# containerd's namespace, the other handlers' Roots were never made.
+t_handler_root() {
+	local h
+	[ -d "$(handler_root "$RUNTIME")/$NS" ] || fail "$(handler_root "$RUNTIME")/$NS was never made: did ${HANDLER_BIN[$RUNTIME]} run?"
+	echo "  ok: ${HANDLER_BIN[$RUNTIME]} kept its state in $(handler_root "$RUNTIME")"
+	for h in "${!HANDLER_BIN[@]}"; do
+		[ "$h" = "$RUNTIME" ] || [ ! -e "$(handler_root "$h")" ] || fail "handler $h's Root exists: $(handler_root "$h")"
+	done
+	echo "  ok: no other handler ran"
+}
+
+t_stop_daemon() {
+	local pid
+	pid=$(cat "$CTRD_PIDFILE")
+	stop_containerd
+	! kill -0 "$pid" 2>/dev/null || fail "containerd ($pid) still running"
+	echo "  ok: containerd stopped"
+}
+
+# ------------------------------------------------------------ leftovers
+
+e2e_before_leftovers() { stop_slices; }
+
+e2e_engine_leftovers() {
+	local left h new
+	# seccomp@cache is tong's compiled-seccomp cache, kept across containers by design.
+	left=$(for h in "${!HANDLER_BIN[@]}"; do
+		find "$(handler_root "$h")" -mindepth 2 -maxdepth 2 ! -name 'seccomp@cache' 2>/dev/null
+	done
+		find "$TASKS" -mindepth 1 -maxdepth 1 2>/dev/null
+		find "$E2E_TMP"/{root,state}/io.containerd.grpc.v1.cri/{sandboxes,containers} -mindepth 1 -maxdepth 1 2>/dev/null)
+	[ -z "$left" ] || fail "runtime, task or CRI state left: $left"
+	echo "  ok: no runtime, task or CRI state left"
+	left=$(find "$CNI_IPAM" -type f ! -name lock ! -name 'last_reserved_ip.*' 2>/dev/null)
+	[ -z "$left" ] || fail "IPAM reservations left: $left"
+	left=$(find /var/lib/cni -name "*$CNI_NET*" 2>/dev/null)
+	[ -z "$left" ] || fail "libcni cache entries left: $left"
+	echo "  ok: no IPAM reservation, no libcni cache entry left"
+	new=$(comm -13 <(echo "$NETNS_BEFORE") <(find /var/run/netns -mindepth 1 -maxdepth 1 -printf "%f\n" 2>/dev/null | sort) | grep '^cni-' || true)
+	[ -z "$new" ] || fail "netns left in /var/run/netns: $new"
+	left=$(comm -13 <(echo "$VETHS_BEFORE") <(ip -o link show type veth | awk -F': ' '{ print $2 }' | sed 's/@.*//' | sort))
+	[ -z "$left" ] || fail "veths left: $left"
+	if ip link show "$BRIDGE" >/dev/null 2>&1; then
+		left=$(ip -o link show master "$BRIDGE")
+		[ -z "$left" ] || fail "interfaces left on $BRIDGE: $left"
+		remove_bridge
+	fi
+	! ip link show "$BRIDGE" >/dev/null 2>&1 || fail "cannot remove bridge $BRIDGE"
+	echo "  ok: no netns, veth or bridge ($BRIDGE) left"
+}
+
+# ------------------------------------------------------------ steps
+
+e2e_log "e2e: CRI handler $RUNTIME, CNI network $CNI_NET on $BRIDGE ($SUBNET), handlers: ${!HANDLER_BIN[*]}"
+step daemon start_containerd
+step images t_images
+step client t_client
+step pod-network run_client pod-network
+step pod-host-network run_client pod-host-network
+step container-env-mounts run_client container-env-mounts
+step container-resources run_client container-resources
+step container-security run_client container-security
+step exec-sync run_client exec-sync
+step exit-code run_client exit-code
+step oom-killed run_client oom-killed
+step update-resources run_client update-resources
+step stats run_client stats
+step logs-reopen run_client logs-reopen
+step stop-grace run_client stop-grace
+step restart-attempt run_client restart-attempt
+step pod-shared-pid run_client pod-shared-pid
+step pod-stop-remove run_client pod-stop-remove
+step no-pods-left run_client no-pods-left
+step handler-root t_handler_root
+step stop-daemon t_stop_daemon
+e2e_finish
