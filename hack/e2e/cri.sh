@@ -66,11 +66,14 @@ fi
 [ ! -x /usr/bin/crun ] || HANDLER_BIN[crun]=/usr/bin/crun
 handler_root() { echo "$E2E_TMP/runtime-root/$1"; }
 
-# The first 10.88.X.0/24 (X from 254 down) that no route or address on this host uses.
+# A 10.88.X.0/24 that no route or address on this host uses, X in 100..254, the search
+# starting from the pid so that two runs at once (neither has an address on its bridge
+# before its first pod) do not pick the same one.
 free_subnet() {
-	local x used
+	local x used i
 	used=$'\n'$(ip -4 route show)$'\n'$(ip -4 -o addr show | awk '{ print $4 }')
-	for x in $(seq 254 -1 100); do
+	for i in $(seq 0 154); do
+		x=$((100 + ($$ + i) % 155))
 		case $used in
 		*"10.88.$x."*) ;;
 		*)
@@ -84,6 +87,8 @@ free_subnet() {
 SUBNET=${E2E_CRI_SUBNET:-$(free_subnet)}
 # What is there before the run: only new veths and netns count as the run's.
 VETHS_BEFORE=$(ip -o link show type veth 2>/dev/null | awk -F': ' '{ print $2 }' | sed 's/@.*//' | sort)
+# /run/containerd made by this run: any mount there is the run's.
+RUN_CTRD_OURS=$([ -e /run/containerd ] || echo 1)
 NETNS_BEFORE=$(find /var/run/netns -mindepth 1 -maxdepth 1 -printf "%f\n" 2>/dev/null | sort)
 
 if e2e_systemd; then
@@ -155,6 +160,8 @@ state = "$E2E_TMP/state"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$CNI_CONF"
     max_conf_num = 1
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$E2E_TMP/certs.d"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "$RUNTIME"
     snapshotter = "overlayfs"
@@ -171,7 +178,16 @@ EOF
 	done
 	# No registry: images come from `ctr images import`; CRI only pulls an image it does
 	# not have (the client never calls PullImage, and the sandbox image is imported first).
-	mkdir -p "$CNI_CONF" "$CNI_IPAM"
+	# Should it try all the same, docker.io (both images' registry) is the discard port
+	# of this host: the pull fails at once and nothing leaves the machine.
+	mkdir -p "$CNI_CONF" "$CNI_IPAM" "$E2E_TMP/certs.d/docker.io"
+	cat >"$E2E_TMP/certs.d/docker.io/hosts.toml" <<EOF
+server = "http://127.0.0.1:9"
+# containerd 1.6 rejects a hosts.toml without a host tree ("invalid host tree") and
+# then falls back to the registry itself.
+[host."http://127.0.0.1:9"]
+  capabilities = ["pull", "resolve"]
+EOF
 	cat >"$CNI_CONF/10-tong-e2e.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -314,6 +330,8 @@ t_client() {
 	expect_ok "$CLIENT" --endpoint "$SOCK" --handler "$RUNTIME" --image "$IMG" --pause-image "$PAUSE_IMG" \
 		--workdir "$E2E_TMP/work" version
 	expect_contains "containerd"
+	# The client's PullImage of an absent image went to the discard port, not a registry.
+	expect_contains "127.0.0.1:9"
 }
 
 # run_client SCENARIO: one scenario of the client against the handler under test.
@@ -350,16 +368,23 @@ e2e_before_leftovers() { stop_slices; }
 e2e_engine_leftovers() {
 	local left h new
 	# seccomp@cache is tong's compiled-seccomp cache, kept across containers by design.
+	# (find fails on a directory never made: nothing left there either.)
 	left=$(for h in "${!HANDLER_BIN[@]}"; do
 		find "$(handler_root "$h")" -mindepth 2 -maxdepth 2 ! -name 'seccomp@cache' 2>/dev/null
 	done
 		find "$TASKS" -mindepth 1 -maxdepth 1 2>/dev/null
-		find "$E2E_TMP"/{root,state}/io.containerd.grpc.v1.cri/{sandboxes,containers} -mindepth 1 -maxdepth 1 2>/dev/null)
+		find "$E2E_TMP"/{root,state}/io.containerd.grpc.v1.cri/{sandboxes,containers} -mindepth 1 -maxdepth 1 2>/dev/null
+		true)
 	[ -z "$left" ] || fail "runtime, task or CRI state left: $left"
 	echo "  ok: no runtime, task or CRI state left"
-	left=$(find "$CNI_IPAM" -type f ! -name lock ! -name 'last_reserved_ip.*' 2>/dev/null)
+	if [ -n "$RUN_CTRD_OURS" ]; then
+		left=$(awk '$5 ~ "^/run/containerd/" { print $5 }' /proc/self/mountinfo)
+		[ -z "$left" ] || fail "mounts left under /run/containerd: $left"
+		echo "  ok: no mount left under /run/containerd"
+	fi
+	left=$(find "$CNI_IPAM" -type f ! -name lock ! -name 'last_reserved_ip.*' 2>/dev/null || true)
 	[ -z "$left" ] || fail "IPAM reservations left: $left"
-	left=$(find /var/lib/cni -name "*$CNI_NET*" 2>/dev/null)
+	left=$(find /var/lib/cni -name "*$CNI_NET*" 2>/dev/null || true)
 	[ -z "$left" ] || fail "libcni cache entries left: $left"
 	echo "  ok: no IPAM reservation, no libcni cache entry left"
 	new=$(comm -13 <(echo "$NETNS_BEFORE") <(find /var/run/netns -mindepth 1 -maxdepth 1 -printf "%f\n" 2>/dev/null | sort) | grep '^cni-' || true)

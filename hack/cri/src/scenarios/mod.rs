@@ -146,6 +146,25 @@ async fn version(ctx: &mut Ctx) -> R<()> {
         ensure(r.image.is_some(), || format!("image {image} is not there"))?;
         ok(format_args!("image {image} present"));
     }
+    // The script points docker.io at this host's discard port: a pull fails at once,
+    // whatever image a mistake would ask for (the script checks where it went).
+    let t0 = std::time::Instant::now();
+    let r = ctx
+        .images
+        .pull_image(cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: "docker.io/tong-e2e/absent:1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    let e = r.err().ok_or("PullImage of an absent image succeeded")?;
+    ok(format_args!(
+        "PullImage fails in {:.1?}: {}",
+        t0.elapsed(),
+        e.message()
+    ));
     Ok(())
 }
 
