@@ -129,7 +129,18 @@ stop_slices() {
 	fi
 	return 0
 }
-E2E_CLEANUP_FNS+=(stop_containerd remove_bridge stop_slices)
+# libcni's cache of the pods a forced stop left: <network>-<sandbox id>-eth0, and
+# cni-loopback-<sandbox id>-lo beside it (go-cni's own loopback network).
+remove_cni_cache() {
+	local f id
+	for f in /var/lib/cni/results/"$CNI_NET"-*; do
+		[ -e "$f" ] || continue
+		id=${f#/var/lib/cni/results/"$CNI_NET"-}
+		id=${id%-*}
+		rm -f /var/lib/cni/results/*-"$id"-*
+	done
+}
+E2E_CLEANUP_FNS+=(stop_containerd remove_bridge stop_slices remove_cni_cache)
 
 write_config() {
 	local h

@@ -18,13 +18,19 @@ pub async fn exit_code(ctx: &mut Ctx) -> R<()> {
     let st = ctx.wait_exited(&three, 30).await?;
     expect_eq("exit code", st.exit_code, 3)?;
     expect_eq("reason", st.reason.as_str(), "Error")?;
-    ensure(st.started_at > 0 && st.finished_at >= st.started_at, || {
-        format!(
-            "times: started {} finished {}",
-            st.started_at, st.finished_at
-        )
-    })?;
-    ok("started_at <= finished_at");
+    // Not finished_at >= started_at: containerd takes started_at once the runtime's start
+    // has returned, and finished_at from the shim's reaping, so a container quick to exit
+    // may show an end before its start (seen with a fast start: 0.4 ms earlier).
+    ensure(
+        st.created_at > 0 && st.started_at >= st.created_at && st.finished_at >= st.created_at,
+        || {
+            format!(
+                "times: created {} started {} finished {}",
+                st.created_at, st.started_at, st.finished_at
+            )
+        },
+    )?;
+    ok("created_at, started_at and finished_at are set, none before created_at");
     let zero = ctx
         .run(&pod, ctx.container(&pod, "zero", &["true"])?)
         .await?;
