@@ -142,6 +142,21 @@ impl Dirs {
     }
 }
 
+/// The directory this process is in now in the hierarchy mounted at `mount`, from
+/// /proc/self/cgroup (what runc binds for a container's `cgroup` mount on v1: systemd may
+/// have moved the init up out of an undelegated cgroup, and removed that cgroup, since it
+/// joined). None when the hierarchy or the line is not found.
+pub fn current_dir(mount: &Path) -> Option<PathBuf> {
+    let h = hierarchies()
+        .ok()?
+        .into_iter()
+        .find(|h| h.mountpoint == mount)?;
+    let cg = own_cgroup(&h)?;
+    let inside = cg.strip_prefix(&h.root).unwrap_or(&cg);
+    let inside = inside.strip_prefix("/").unwrap_or(inside);
+    Some(h.mountpoint.join(inside))
+}
+
 /// This process's cgroup in a hierarchy, from /proc/self/cgroup.
 fn own_cgroup(h: &Hierarchy) -> Option<PathBuf> {
     let data = std::fs::read_to_string("/proc/self/cgroup").ok()?;
@@ -228,14 +243,17 @@ fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Vec<(Hierarchy, PathBuf)
 }
 
 /// Creates the directories (copying cpuset.cpus/mems down a v1 cpuset tree, which a new v1
-/// cpuset cgroup needs before a process can join).
+/// cpuset cgroup needs before a process can join) and, given `pid`, moves it into each as
+/// soon as it exists, as runc's v1 driver does: on a v1 host systemd may remove an empty
+/// cgroup of an undelegated tree it manages (the blkio or cpu one below a service, say)
+/// between the mkdir and a later join; one that holds a process cannot be removed.
 ///
 /// On cgroup v2 every level above the leaf hands its controllers down. On a pure v2 host
 /// that starts at the root and includes levels that already exist, as runc's fs2 driver
 /// does: a systemd host enables only the controllers its own units need, so without this a
 /// container under `/` would get no cpu or io controller. On a hybrid host the v2 hierarchy
 /// is not the one resources go to: only the levels tong creates are touched there.
-fn create(dirs: &[Dir]) -> Result<()> {
+fn create(dirs: &[Dir], pid: Option<i32>) -> Result<()> {
     let pure_v2 = dirs.iter().all(Dir::v2);
     for d in dirs {
         let rel = d
@@ -261,6 +279,9 @@ fn create(dirs: &[Dir]) -> Result<()> {
         }
         if d.controllers.iter().any(|c| c == "cpuset") {
             init_cpuset(&d.mount, &d.path)?;
+        }
+        if let Some(pid) = pid {
+            join(std::slice::from_ref(&d.path), pid)?;
         }
     }
     Ok(())

@@ -140,14 +140,15 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
 
 /// Creates the container's cgroups (systemd's unit holding `pid`) and writes its
 /// linux.resources limits.
-fn make_cgroups(cgroup: &cgroups::Cgroup, spec: &Spec, pid: Option<i32>) -> Result<()> {
+/// Returns whether `pid` has joined the cgroups already ([`cgroups::Cgroup::create`]).
+fn make_cgroups(cgroup: &cgroups::Cgroup, spec: &Spec, pid: Option<i32>) -> Result<bool> {
     let r = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    cgroup.create(pid, r)?;
+    let joined = cgroup.create(pid, r)?;
     logging::phase(crate::logging::phases::CGROUPS_CREATED);
     if let Some(r) = r {
         cgroup.write(r)?;
     }
-    Ok(())
+    Ok(joined)
 }
 
 fn create_inner(
@@ -246,11 +247,11 @@ struct CreateParent<'a> {
 }
 
 impl launch::Parent for CreateParent<'_> {
-    fn cgroups(&mut self, pid: Option<i32>) -> Result<()> {
+    fn cgroups(&mut self, pid: Option<i32>) -> Result<bool> {
         if std::mem::take(&mut self.cgroups_pending) {
-            make_cgroups(&self.st.cgroup, self.spec, pid)?;
+            return make_cgroups(&self.st.cgroup, self.spec, pid);
         }
-        Ok(())
+        Ok(false)
     }
     fn init_pid(&mut self, pid: i32) -> Result<()> {
         self.st.pid = pid;

@@ -162,6 +162,7 @@ fn init_after_go(
         .iter()
         .map(|d| rootfs::CgroupMount {
             dir: d.path.clone(),
+            mount: d.mount.clone(),
             controllers: d.controllers.clone(),
         })
         .collect();

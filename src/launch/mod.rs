@@ -126,8 +126,9 @@ fn is_direct(plan: &Plan) -> bool {
 /// What the parent does at its points in the protocol.
 pub trait Parent {
     /// Make the container's cgroups and write their limits, once; [`Placement`] says when.
-    /// `pid`: the child just cloned (none before the clone).
-    fn cgroups(&mut self, pid: Option<i32>) -> Result<()>;
+    /// `pid`: the child just cloned (none before the clone). Returns whether `pid` joined
+    /// them on the way.
+    fn cgroups(&mut self, pid: Option<i32>) -> Result<bool>;
     /// The init exists (record it for crash recovery).
     fn init_pid(&mut self, pid: i32) -> Result<()>;
     /// Run prestart and createRuntime hooks; return the state JSON for the init's hooks.
@@ -276,8 +277,9 @@ fn drive(
         std::fs::write(&p, adj.to_string()).at("process.oomScoreAdj: cannot write", &p)?;
     }
     // [`Placement`] says when: before Go, or after it while the init mounts.
-    let join = || -> Result<()> {
-        if !born_in {
+    // (cgroupfs moves the child into each directory as it makes it: `joined`.)
+    let join = |joined: bool| -> Result<()> {
+        if !born_in && !joined {
             cfg.cgroups.join(child)?;
         }
         crate::logging::phase(crate::logging::phases::CGROUPS_JOINED);
@@ -285,15 +287,15 @@ fn drive(
     };
     let while_mounting = placement == Placement::WhileMounting;
     if !while_mounting {
-        parent.cgroups(Some(child))?;
-        join()?;
+        let joined = parent.cgroups(Some(child))?;
+        join(joined)?;
     }
     ch.send(&Msg::Go)?;
     if while_mounting {
-        parent.cgroups(Some(child))?;
+        let joined = parent.cgroups(Some(child))?;
         // The init may be gone already (its error is queued for the recv below).
         let _ = ch.send(&Msg::CgroupsMade);
-        join()?;
+        join(joined)?;
     }
 
     let pid = if direct {

@@ -14,7 +14,10 @@ use crate::linux::mounts::MountOptions;
 /// One of the container's cgroup directories, as the `cgroup` mount type shows it.
 #[derive(Debug, Clone)]
 pub struct CgroupMount {
+    /// The directory tong made for the container.
     pub dir: PathBuf,
+    /// Where the hierarchy is mounted on the host.
+    pub mount: PathBuf,
     /// The hierarchy's v1 controllers (`name=...` included); empty for cgroup2.
     pub controllers: Vec<String>,
 }
@@ -22,6 +25,18 @@ pub struct CgroupMount {
 impl CgroupMount {
     pub fn v2(&self) -> bool {
         self.controllers.is_empty()
+    }
+
+    /// What a bind shows: `dir`, or where it is gone, the init's cgroup in this hierarchy
+    /// now (what runc binds, from /proc/self/cgroup). On a v1 host systemd, realizing a
+    /// controller for a unit's siblings, may move the processes of an undelegated cgroup up
+    /// and remove it. (`dir` first: the parent may still be moving the init in, see
+    /// `Placement::WhileMounting`.)
+    fn source(&self) -> PathBuf {
+        if self.dir.is_dir() {
+            return self.dir.clone();
+        }
+        crate::cgroups::current_dir(&self.mount).unwrap_or_else(|| self.dir.clone())
     }
 }
 
@@ -83,7 +98,7 @@ pub(super) fn mount_cgroup(
             // In a user namespace without its own cgroup namespace the kernel refuses a new
             // cgroup2 mount; bind the container's own cgroup instead (runc binds too).
             Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EBUSY) if c.userns => {
-                bind_own_cgroup(c, root, target, &c.cgroups[0].dir, dest, flags)
+                bind_own_cgroup(c, root, target, &c.cgroups[0].source(), dest, flags)
             }
             Err(e) => Err(Error::sys("mount cgroup2", e)),
         };
@@ -99,7 +114,6 @@ pub(super) fn mount_cgroup(
     .ctx(|| "mount tmpfs for cgroups".into())?;
     drop(target);
     for cg in c.cgroups {
-        let dir = &cg.dir;
         let name = if cg.v2() {
             "unified".to_string()
         } else {
@@ -128,7 +142,7 @@ pub(super) fn mount_cgroup(
             )
             .ctx(|| format!("mount cgroup {name}"))?;
         } else {
-            bind_own_cgroup(c, root, t, dir, &sub, flags)?;
+            bind_own_cgroup(c, root, t, &cg.source(), &sub, flags)?;
         }
         // Co-mounted controllers get a symlink each (cpu -> cpu,cpuacct).
         if cg.controllers.len() > 1 {
