@@ -96,18 +96,24 @@ start_dockerd() {
 		--config-file "$E2E_TMP/daemon.json"
 	)
 	# Its own config file: the host's /etc/docker/daemon.json is not read, and
-	# the trust key goes to the temp dir instead of /etc/docker/key.json.
-	printf '{"deprecated-key-path": "%s"}\n' "$E2E_TMP/key.json" >"$E2E_TMP/daemon.json"
+	# the trust key goes to the temp dir instead of /etc/docker/key.json. tong is
+	# registered there as a user would (README, "Registering tong"): under "runtimes".
+	if [ "$RUNTIME" = tong ]; then
+		cat >"$E2E_TMP/daemon.json" <<EOF
+{
+  "deprecated-key-path": "$E2E_TMP/key.json",
+  "runtimes": {"tong": {"path": "$RUNTIME_BIN"}},
+  "default-runtime": "tong"
+}
+EOF
+	else
+		printf '{"deprecated-key-path": "%s", "default-runtime": "runc"}\n' "$E2E_TMP/key.json" >"$E2E_TMP/daemon.json"
+	fi
 	if e2e_systemd; then
 		# Its default cgroup parent then: system.slice.
 		args+=(--exec-opt native.cgroupdriver=systemd)
 	else
 		args+=(--exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/$E2E_CGROUP")
-	fi
-	if [ "$RUNTIME" = tong ]; then
-		args+=(--add-runtime "tong=$RUNTIME_BIN" --default-runtime tong)
-	else
-		args+=(--default-runtime runc)
 	fi
 	echo "+ dockerd ${args[*]}"
 	# Its own session, so a terminal's signals don't reach it.
