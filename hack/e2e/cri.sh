@@ -235,6 +235,10 @@ start_containerd() {
 
 e2e_diagnose() {
 	local f
+	# The runtime's own errors reach containerd's log ("OCI runtime create failed: ...");
+	# the bundles with its log.json are gone once the client has removed its pods.
+	echo "--- containerd log, errors (last 20)"
+	grep 'level=error' "$CTRD_LOG" 2>/dev/null | tail -n 20
 	echo "--- containerd log (last 20 lines)"
 	tail -n 20 "$CTRD_LOG" 2>/dev/null
 	for f in "$TASKS"/*/log.json; do

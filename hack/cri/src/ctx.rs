@@ -442,6 +442,35 @@ impl Ctx {
         Ok(())
     }
 
+    /// After a failed check, before the cleanup: the state of every container of the
+    /// scenario's pods, with containerd's reason and message (a runtime's error text).
+    pub async fn dump(&mut self) {
+        for pod in self.pods.iter().map(|p| p.id.clone()).collect::<Vec<_>>() {
+            let Ok(list) = self.list_containers(&pod).await else {
+                continue;
+            };
+            for c in list {
+                let name = c
+                    .metadata
+                    .as_ref()
+                    .map(|m| format!("{}.{}", m.name, m.attempt))
+                    .unwrap_or_default();
+                match self.status(&c.id).await {
+                    Ok(st) => println!(
+                        "  state: pod {} container {name} ({}): {}, exit {}, reason {:?}, message {:?}",
+                        short(&pod),
+                        short(&c.id),
+                        cstate(st.state),
+                        st.exit_code,
+                        st.reason,
+                        st.message
+                    ),
+                    Err(e) => println!("  state: pod {} container {name}: {e}", short(&pod)),
+                }
+            }
+        }
+    }
+
     /// Stops and removes every pod of the run that is still there, removing its containers
     /// with it; run after every scenario, failed or not.
     pub async fn cleanup(&mut self) -> R<()> {

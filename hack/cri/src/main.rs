@@ -101,6 +101,9 @@ async fn run(opts: Opts) -> R<()> {
     let mut ctx = ctx::Ctx::new(ch, opts);
     // Whatever the scenario did, its pods go; a failed cleanup fails a passing scenario.
     let res = scenarios::run(&mut ctx).await;
+    if res.is_err() {
+        ctx.dump().await;
+    }
     let cleanup = ctx.cleanup().await;
     res.and(cleanup)
 }

@@ -33,6 +33,16 @@ pub async fn network(ctx: &mut Ctx) -> R<()> {
         ok(format_args!("pod IP {ip} in {subnet}"));
     }
     let pause = info_pid(&info).ok_or("no pid in the pod's info")?;
+    expect_eq(
+        "the pod's runtime handler",
+        info["runtimeHandler"].as_str(),
+        Some(ctx.o.handler.as_str()),
+    )?;
+    ok(format_args!(
+        "its runtime binary: {}",
+        info.pointer("/runtimeOptions/binary_name")
+            .unwrap_or(&info["runtimeOptions"])
+    ));
 
     let c = ctx
         .run(&pod, ctx.container(&pod, "net", &["sleep", "1000"])?)
@@ -316,6 +326,19 @@ pub async fn stop_remove(ctx: &mut Ctx) -> R<()> {
         "containers of the pod still listed".into()
     })?;
     ok("RemovePodSandbox: the pod and its containers are no longer listed");
+    let mi = host::read("/proc/self/mountinfo")?;
+    let left: Vec<&str> = mi
+        .lines()
+        .filter(|l| {
+            std::iter::once(&pod)
+                .chain(&ids)
+                .any(|id| l.contains(id.as_str()))
+        })
+        .collect();
+    ensure(left.is_empty(), || {
+        format!("mounts of the pod left: {left:?}")
+    })?;
+    ok("no mount of the pod or its containers left (rootfs, shm, hostname, hosts, resolv.conf)");
     ensure(!crate::ctx::exists(&netns), || {
         format!("netns {} left", netns.display())
     })?;
