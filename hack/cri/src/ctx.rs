@@ -79,6 +79,28 @@ pub fn default_ns() -> cri::NamespaceOption {
     }
 }
 
+/// The kubelet's masked and read-only paths of a container with the Default proc mount
+/// (k8s.io/kubernetes pkg/securitycontext), which it always sends but for privileged ones.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 impl Ctx {
     pub fn new(ch: Channel, o: Opts) -> Ctx {
         Ctx {
@@ -201,6 +223,8 @@ impl Ctx {
                 resources: Some(cri::LinuxContainerResources::default()),
                 security_context: Some(cri::LinuxContainerSecurityContext {
                     namespace_options: Some(ns),
+                    masked_paths: MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+                    readonly_paths: READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
                     ..Default::default()
                 }),
             }),

@@ -1,6 +1,7 @@
 //! The scenarios, one per hack/e2e/cri.sh step. Each makes its own pods (Ctx::cleanup
 //! removes them afterwards, pass or fail) and returns the first failed check.
 mod container;
+mod defaults;
 mod exec;
 mod lifecycle;
 mod pod;
@@ -35,6 +36,14 @@ pub const LIST: &[(&str, &str)] = &[
     (
         "container-security",
         "run-as user/group, read-only rootfs, dropped capability, seccomp",
+    ),
+    (
+        "pod-defaults",
+        "shared /dev/shm, sandbox files, masked /proc, sysctls, oom_score_adj, groups, cpuset",
+    ),
+    (
+        "container-privileged",
+        "a privileged container: every capability, no seccomp, host devices",
     ),
     (
         "exec-sync",
@@ -87,6 +96,8 @@ pub async fn run(ctx: &mut Ctx) -> R<()> {
         "container-env-mounts" => container::env_mounts(ctx).await,
         "container-resources" => container::resources(ctx).await,
         "container-security" => container::security(ctx).await,
+        "pod-defaults" => defaults::pod_defaults(ctx).await,
+        "container-privileged" => defaults::privileged(ctx).await,
         "exec-sync" => exec::exec_sync(ctx).await,
         "exit-code" => lifecycle::exit_code(ctx).await,
         "oom-killed" => lifecycle::oom_killed(ctx).await,
