@@ -29,7 +29,7 @@ SD_SLICE=tong_e2e_cri_$$
 E2E_UNITS=("$SD_SLICE.slice" "$SD_SLICE-*.slice" 'cri-containerd-*.scope')
 # E2E_STEPS: the steps that always run, and those about cgroups ("cgroup").
 E2E_BASE_STEPS="daemon images client no-pods-left stop-daemon"
-E2E_CGROUP_STEPS="container-resources pod-defaults oom-killed update-resources stats stop-grace
+E2E_CGROUP_STEPS="container-resources pod-defaults container-devices-propagation oom-killed update-resources stats stop-grace
 	pod-shared-pid pod-stop-remove"
 e2e_init cri
 # What containerd, its shims and CNI make outside the temp dir: shim sockets in
@@ -428,6 +428,9 @@ step container-resources run_client container-resources
 step container-security run_client container-security
 step pod-defaults run_client pod-defaults
 step container-privileged run_client container-privileged
+step container-start-error run_client container-start-error
+step pod-host-namespaces run_client pod-host-namespaces
+step container-devices-propagation run_client container-devices-propagation
 step exec-sync run_client exec-sync
 step exit-code run_client exit-code
 step oom-killed run_client oom-killed

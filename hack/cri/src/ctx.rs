@@ -66,6 +66,9 @@ pub struct Ctx {
     pub o: Opts,
     pods: Vec<Pod>,
     seq: u32,
+    /// Host mount points a scenario made (or that a container propagated to the host):
+    /// unmounted by the cleanup, after the pods, last first.
+    pub host_mounts: Vec<PathBuf>,
 }
 
 /// The kubelet's defaults for a pod's namespaces: network and IPC of the pod, a pid
@@ -109,6 +112,7 @@ impl Ctx {
             o,
             pods: Vec::new(),
             seq: 0,
+            host_mounts: Vec::new(),
         }
     }
 
@@ -505,6 +509,13 @@ impl Ctx {
             }
             if let Err(e) = self.remove_pod(&id).await {
                 errs.push(format!("cleanup: {e}"));
+            }
+        }
+        while let Some(m) = self.host_mounts.pop() {
+            if host::is_mount_point(&m) {
+                if let Err(e) = host::run("umount", &[m.as_os_str()]) {
+                    errs.push(format!("cleanup: {e}"));
+                }
             }
         }
         if errs.is_empty() {

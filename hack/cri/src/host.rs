@@ -174,3 +174,28 @@ pub fn gateway(cidr: &str) -> R<String> {
     let n: std::net::Ipv4Addr = net.parse().map_err(|e| format!("bad CIDR '{cidr}': {e}"))?;
     Ok(std::net::Ipv4Addr::from(u32::from(n) + 1).to_string())
 }
+
+/// Whether PATH is a mount point (in the client's mount namespace, the host's).
+pub fn is_mount_point(path: &Path) -> bool {
+    let p = path.display().to_string();
+    fs::read_to_string("/proc/self/mountinfo")
+        .map(|mi| mi.lines().any(|l| l.split(' ').nth(4) == Some(p.as_str())))
+        .unwrap_or(false)
+}
+
+/// Runs a host command (mount, umount), which must succeed.
+pub fn run(cmd: &str, args: &[&std::ffi::OsStr]) -> R<()> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd} {args:?}: {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}

@@ -4,6 +4,7 @@ mod container;
 mod defaults;
 mod exec;
 mod lifecycle;
+mod misc;
 mod pod;
 
 use k8s_cri::v1 as cri;
@@ -44,6 +45,18 @@ pub const LIST: &[(&str, &str)] = &[
     (
         "container-privileged",
         "a privileged container: every capability, no seccomp, host devices",
+    ),
+    (
+        "container-start-error",
+        "a missing command: StartError, exit 128, the runtime's message; a new working dir",
+    ),
+    (
+        "pod-host-namespaces",
+        "hostPID/hostIPC/hostNetwork, and a pid namespace targeting another container",
+    ),
+    (
+        "container-devices-propagation",
+        "a host device under another name; HostToContainer and Bidirectional mounts",
     ),
     (
         "exec-sync",
@@ -98,6 +111,9 @@ pub async fn run(ctx: &mut Ctx) -> R<()> {
         "container-security" => container::security(ctx).await,
         "pod-defaults" => defaults::pod_defaults(ctx).await,
         "container-privileged" => defaults::privileged(ctx).await,
+        "container-start-error" => misc::start_error(ctx).await,
+        "pod-host-namespaces" => misc::host_namespaces(ctx).await,
+        "container-devices-propagation" => misc::devices_propagation(ctx).await,
         "exec-sync" => exec::exec_sync(ctx).await,
         "exit-code" => lifecycle::exit_code(ctx).await,
         "oom-killed" => lifecycle::oom_killed(ctx).await,
