@@ -241,6 +241,64 @@ pub async fn security(ctx: &mut Ctx) -> R<()> {
         "unshare -U succeeded under RuntimeDefault".into()
     })?;
     ok("unshare -U is refused under RuntimeDefault");
+
+    // A Localhost profile (a file on the node, Docker's seccomp JSON): mkdir gets EPERM.
+    let profile = ctx.dir("seccomp")?.join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    )
+    .map_err(|e| format!("write {}: {e}", profile.display()))?;
+    let mut c = ctx.container(&pod, "localhost", &sleep)?;
+    sc(&mut c)?.seccomp = Some(cri::SecurityProfile {
+        profile_type: cri::security_profile::ProfileType::Localhost as i32,
+        localhost_ref: profile.display().to_string(),
+    });
+    let id = ctx.run(&pod, c).await?;
+    expect_eq(
+        "Seccomp (Localhost)",
+        host::proc_status(ctx.pid(&id).await?, "Seccomp")?.as_str(),
+        "2",
+    )?;
+    let r = ctx.exec(&id, &["mkdir", "/tmp/denied"], 30).await?;
+    ensure(r.exit_code != 0, || {
+        "mkdir succeeded under a profile denying it".into()
+    })?;
+    expect_contains(
+        "mkdir under the profile",
+        &String::from_utf8_lossy(&r.stderr),
+        "Operation not permitted",
+    )?;
+    ctx.sh(&id, "touch /tmp/allowed").await?;
+    ok("other syscalls are allowed");
+
+    // allowPrivilegeEscalation: false sets no_new_privs; an added capability is there.
+    let mut c = ctx.container(&pod, "nnp", &sleep)?;
+    sc(&mut c)?.no_new_privs = true;
+    sc(&mut c)?.capabilities = Some(cri::Capability {
+        add_capabilities: vec!["SYS_TIME".into()],
+        ..Default::default()
+    });
+    let id = ctx.run(&pod, c).await?;
+    let pid = ctx.pid(&id).await?;
+    expect_eq(
+        "NoNewPrivs",
+        host::proc_status(pid, "NoNewPrivs")?.as_str(),
+        "1",
+    )?;
+    expect_eq(
+        "NoNewPrivs (without)",
+        host::proc_status(plain_pid, "NoNewPrivs")?.as_str(),
+        "0",
+    )?;
+    let eff =
+        u64::from_str_radix(&host::proc_status(pid, "CapEff")?, 16).map_err(|e| e.to_string())?;
+    // CAP_SYS_TIME is 25.
+    expect_eq(
+        "CapEff with SYS_TIME",
+        format!("{eff:016x}"),
+        format!("{:016x}", caps | 1 << 25),
+    )?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::ctx::{ensure, expect_contains, expect_eq, ok, Ctx};
+use crate::ctx::{ensure, expect_contains, expect_eq, ok, rpc, Ctx};
 use crate::R;
 
 pub async fn exec_sync(ctx: &mut Ctx) -> R<()> {
@@ -74,6 +74,34 @@ pub async fn exec_sync(ctx: &mut Ctx) -> R<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     ok("the timed-out exec was killed");
+
+    // Probes run side by side: 8 ExecSyncs at once, each its own output and exit code.
+    let calls = (0..8).map(|i| {
+        let mut rt = ctx.rt.clone();
+        let id = id.clone();
+        async move {
+            let req = k8s_cri::v1::ExecSyncRequest {
+                container_id: id,
+                cmd: vec!["sh".into(), "-c".into(), format!("echo exec-{i}; exit {i}")],
+                timeout: 30,
+            };
+            (i, rpc("ExecSync", rt.exec_sync(req).await))
+        }
+    });
+    for (i, r) in futures_util::future::join_all(calls).await {
+        let r = r?;
+        ensure(
+            r.exit_code == i && r.stdout == format!("exec-{i}\n").as_bytes(),
+            || {
+                format!(
+                    "concurrent exec {i}: exit {}, stdout {:?}",
+                    r.exit_code,
+                    String::from_utf8_lossy(&r.stdout)
+                )
+            },
+        )?;
+    }
+    ok("8 concurrent ExecSyncs, each with its own output and exit code");
 
     // No exec into a container that has exited.
     let done = ctx

@@ -36,7 +36,7 @@ pub const LIST: &[(&str, &str)] = &[
     ),
     (
         "container-security",
-        "run-as user/group, read-only rootfs, dropped capability, seccomp",
+        "run-as user/group, read-only rootfs, capabilities, seccomp (default, Localhost), no_new_privs",
     ),
     (
         "pod-defaults",
@@ -60,7 +60,7 @@ pub const LIST: &[(&str, &str)] = &[
     ),
     (
         "exec-sync",
-        "ExecSync output and exit code, its timeout, a stopped container",
+        "ExecSync output and exit code, its timeout, 8 at once, a stopped container",
     ),
     (
         "exit-code",
