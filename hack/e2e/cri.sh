@@ -29,8 +29,15 @@ SD_SLICE=tong_e2e_cri_$$
 E2E_UNITS=("$SD_SLICE.slice" "$SD_SLICE-*.slice" 'cri-containerd-*.scope')
 # E2E_STEPS: the steps that always run, and those about cgroups ("cgroup").
 E2E_BASE_STEPS="daemon images client no-pods-left stop-daemon"
-E2E_CGROUP_STEPS="container-resources pod-defaults container-devices-propagation oom-killed update-resources stats stop-grace
-	pod-shared-pid pod-stop-remove"
+E2E_CGROUP_STEPS="container-resources pod-defaults container-devices-propagation oom-killed
+	update-resources stats stop-grace pod-shared-pid pod-stop-remove"
+# The run's units are those named after its pods and containers (a host's own containerd
+# makes cri-containerd-<id>.scope units too): the client records every id it gets, and
+# the pods' slices, in <workdir>/ids.
+e2e_container_ids() {
+	cat "$E2E_TMP/work/ids" 2>/dev/null
+	echo "$SD_SLICE"
+}
 e2e_init cri
 # What containerd, its shims and CNI make outside the temp dir: shim sockets in
 # /run/containerd/s (containerd 1.6 always puts them there), libcni's cache in /var/lib/cni

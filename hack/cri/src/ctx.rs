@@ -127,6 +127,23 @@ impl Ctx {
         Ok(d)
     }
 
+    /// Appends a pod's or container's id (or a pod's slice) to WORKDIR/ids: with the systemd
+    /// driver, hack/e2e/cri.sh counts only the units named after them as the run's (a host's
+    /// own containerd makes cri-containerd-<id>.scope units too).
+    fn record(&self, id: &str) -> R<()> {
+        use std::io::Write;
+        let path = self.o.workdir.join("ids");
+        std::fs::create_dir_all(&self.o.workdir)
+            .and_then(|_| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+            })
+            .and_then(|mut f| writeln!(f, "{id}"))
+            .map_err(|e| format!("append to {}: {e}", path.display()))
+    }
+
     /// A pod's config as a kubelet makes it: metadata, hostname NAME, a log directory, the
     /// cgroup parent of the pod (see Opts::cgroup_parent), the default namespaces.
     pub fn pod_config(&mut self, name: &str) -> R<cri::PodSandboxConfig> {
@@ -182,6 +199,10 @@ impl Ctx {
             .as_ref()
             .map(|m| m.name.clone())
             .unwrap_or_default();
+        self.record(&r.pod_sandbox_id)?;
+        if cgroup_parent.ends_with(".slice") {
+            self.record(&cgroup_parent)?;
+        }
         self.pods.push(Pod {
             id: r.pod_sandbox_id.clone(),
             cgroup_parent,
@@ -254,6 +275,7 @@ impl Ctx {
                 .await,
         )
         .map_err(|e| format!("{name}: {e}"))?;
+        self.record(&r.container_id)?;
         Ok(r.container_id)
     }
 
