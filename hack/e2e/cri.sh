@@ -375,6 +375,22 @@ t_handler_root() {
 	echo "  ok: no other handler ran"
 }
 
+# The pod start bench (hack/bench.sh's "pod" case; only when CRI_BENCH_OUT names its JSON
+# file): cri-e2e bench with every handler of CRI_BENCH_HANDLERS this run has, taking turns,
+# CRI_BENCH_RUNS runs each; its table goes to the step's output and to CRI_BENCH_OUT's .txt.
+t_bench() {
+	local h hs=()
+	for h in ${CRI_BENCH_HANDLERS:-tong crun runc}; do
+		[ -n "${HANDLER_BIN[$h]:-}" ] && hs+=("$h")
+	done
+	[ ${#hs[@]} -gt 0 ] || fail "no handler of '${CRI_BENCH_HANDLERS:-}' is registered"
+	expect_ok timeout 3600 "$CLIENT" --endpoint "$SOCK" --handlers "$(IFS=,; echo "${hs[*]}")" \
+		--runs "${CRI_BENCH_RUNS:-10}" --out "$CRI_BENCH_OUT" \
+		--image "$IMG" --pause-image "$PAUSE_IMG" --cgroup-parent "$CGROUP_PARENT" \
+		--workdir "$E2E_TMP/work" --subnet "$SUBNET" bench
+	printf '%s\n' "$OUT" | grep -v '^ *ok: ' >"${CRI_BENCH_OUT%.json}.txt"
+}
+
 t_stop_daemon() {
 	local pid
 	pid=$(cat "$CTRD_PIDFILE")
@@ -448,6 +464,7 @@ step stop-grace run_client stop-grace
 step restart-attempt run_client restart-attempt
 step pod-shared-pid run_client pod-shared-pid
 step pod-stop-remove run_client pod-stop-remove
+if [ -n "${CRI_BENCH_OUT:-}" ]; then step bench t_bench; fi
 step no-pods-left run_client no-pods-left
 step handler-root t_handler_root
 step stop-daemon t_stop_daemon

@@ -4,6 +4,10 @@
 //! [--workdir DIR] [--subnet CIDR] SCENARIO` runs one scenario (`cri-e2e list` names them),
 //! prints each thing it checks (`ok: ...`), and exits 1 on the first failed check, after it
 //! has stopped and removed every pod it made.
+//!
+//! `cri-e2e ... --handlers tong,runc,crun [--runs N] [--out FILE] bench` times pod starts and
+//! teardowns per handler instead (src/bench.rs).
+mod bench;
 mod ctx;
 mod host;
 mod scenarios;
@@ -36,10 +40,16 @@ pub struct Opts {
     /// The CNI network's subnet (`10.88.X.0/24`) the pod IPs must be in.
     pub subnet: Option<String>,
     pub scenario: String,
+    /// bench: the handlers compared (the first is the ratios' base), runs per handler, and
+    /// where every run's figures go (JSON).
+    pub handlers: Vec<String>,
+    pub runs: usize,
+    pub out: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: cri-e2e --endpoint SOCK --handler NAME --image REF --pause-image REF \
-[--cgroup-parent P] [--workdir DIR] [--subnet CIDR] SCENARIO|list|version";
+[--cgroup-parent P] [--workdir DIR] [--subnet CIDR] SCENARIO|list|version\n   or: cri-e2e --endpoint SOCK --handlers H1,H2,... [--runs N] [--out FILE] --image REF \
+--pause-image REF [--cgroup-parent P] bench";
 
 fn parse_args() -> R<Opts> {
     let mut o = Opts {
@@ -51,6 +61,9 @@ fn parse_args() -> R<Opts> {
         workdir: std::env::temp_dir().join("cri-e2e"),
         subnet: None,
         scenario: String::new(),
+        handlers: Vec::new(),
+        runs: 10,
+        out: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -63,6 +76,18 @@ fn parse_args() -> R<Opts> {
             "--cgroup-parent" => o.cgroup_parent = val(&a)?,
             "--workdir" => o.workdir = val(&a)?.into(),
             "--subnet" => o.subnet = Some(val(&a)?),
+            "--handlers" => {
+                o.handlers = val(&a)?
+                    .split([',', ' '])
+                    .filter(|h| !h.is_empty())
+                    .map(str::to_string)
+                    .collect();
+            }
+            "--runs" => {
+                let v = val(&a)?;
+                o.runs = v.parse().map_err(|_| format!("--runs {v}: not a number"))?;
+            }
+            "--out" => o.out = Some(val(&a)?.into()),
             "-h" | "--help" => return Err(USAGE.into()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{USAGE}")),
             s if o.scenario.is_empty() => o.scenario = s.to_string(),
@@ -71,6 +96,9 @@ fn parse_args() -> R<Opts> {
     }
     if o.scenario.is_empty() {
         return Err(USAGE.into());
+    }
+    if o.scenario == "bench" && o.handler.is_empty() {
+        o.handler = o.handlers.first().cloned().unwrap_or_default();
     }
     if o.scenario != "list" && (o.endpoint.as_os_str().is_empty() || o.handler.is_empty()) {
         return Err(format!("--endpoint and --handler are required\n{USAGE}"));
@@ -99,6 +127,12 @@ async fn run(opts: Opts) -> R<()> {
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", opts.endpoint.display()))?;
     let mut ctx = ctx::Ctx::new(ch, opts);
+    if ctx.o.scenario == "bench" {
+        let (handlers, runs, out) = (ctx.o.handlers.clone(), ctx.o.runs, ctx.o.out.clone());
+        let res = bench::run(&mut ctx, &handlers, runs, out.as_deref()).await;
+        let cleanup = ctx.cleanup().await;
+        return res.and(cleanup);
+    }
     // Whatever the scenario did, its pods go; a failed cleanup fails a passing scenario.
     let res = scenarios::run(&mut ctx).await;
     if res.is_err() {
