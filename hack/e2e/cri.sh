@@ -13,7 +13,12 @@
 # tong_e2e_cri_<pid>-<pod>.slice, scopes cri-containerd-<id>.scope). Finally stops
 # everything and checks that nothing of the run is left: processes, mounts, cgroups, network
 # devices, CNI and IPAM state, netns, runtime and CRI state.
-# See hack/e2e/README.md for the environment variables.
+# See hack/e2e/README.md for the environment variables; this script's own:
+#   CRI_E2E_BIN=PATH    a prebuilt client, by absolute path (default: built here with cargo,
+#                       which needs protoc, into target/cri/<target>/release/cri-e2e)
+#   CRI_PAUSE_BIN=PATH  a prebuilt static pause binary, by absolute path (default:
+#                       hack/cri/pause.c compiled here with gcc -static)
+# hack/vmtest/engines.sh builds both on the host: its guest has neither cargo nor gcc.
 set -uo pipefail
 # shellcheck source=hack/e2e/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,8 +26,8 @@ set -uo pipefail
 e2e_need containerd containerd
 e2e_need /usr/lib/cni/bridge containernetworking-plugins
 e2e_need ip iproute2
-e2e_need gcc gcc
-e2e_need protoc protobuf-compiler
+[ -n "${CRI_PAUSE_BIN:-}" ] || e2e_need gcc gcc
+[ -n "${CRI_E2E_BIN:-}" ] || e2e_need protoc protobuf-compiler
 # The systemd driver: pods in tong_e2e_cri_<pid>-<pod>.slice (children of
 # tong_e2e_cri_<pid>.slice: a dash nests slices), containers in cri-containerd-<id>.scope.
 SD_SLICE=tong_e2e_cri_$$
@@ -56,8 +61,10 @@ CNI_CONF=$E2E_TMP/cni/net.d
 CNI_IPAM=$E2E_TMP/cni/ipam
 CNI_NET=tong-e2e-cri-$$
 BRIDGE=tongcri$(($$ % 100000))
-# cargo on PATH and the build target (the client is built for it, as tong is).
-if [ -z "${CARGO_BUILD_TARGET:-}" ] || [ -z "${TONG_BIN:-}" ] || ! command -v cargo >/dev/null 2>&1; then
+# cargo on PATH and the build target (the client is built for it, as tong is); TONG_BIN
+# when no TONG names tong. Neither is needed with a prebuilt client and TONG.
+if { [ -z "${CRI_E2E_BIN:-}" ] || [ -z "${TONG:-}" ]; } &&
+	{ [ -z "${CARGO_BUILD_TARGET:-}" ] || [ -z "${TONG_BIN:-}" ] || ! command -v cargo >/dev/null 2>&1; }; then
 	# shellcheck source=hack/env.sh
 	. "$E2E_REPO/hack/env.sh"
 fi
@@ -257,35 +264,6 @@ e2e_diagnose() {
 
 # ------------------------------------------------------------ images
 
-# pause.c: what a pod's sandbox container runs: holds the pod's namespaces, reaps the
-# orphans of a shared pid namespace, and exits 0 on SIGINT/SIGTERM (StopPodSandbox).
-write_pause_c() {
-	cat >"$1" <<'EOF'
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-static void quit(int sig) { (void)sig; _exit(0); }
-static void reap(int sig) {
-	(void)sig;
-	while (waitpid(-1, 0, WNOHANG) > 0)
-		;
-}
-
-int main(void) {
-	struct sigaction sa = {0};
-	sa.sa_handler = quit;
-	sigaction(SIGINT, &sa, 0);
-	sigaction(SIGTERM, &sa, 0);
-	sa.sa_handler = reap;
-	sa.sa_flags = SA_NOCLDSTOP | SA_RESTART;
-	sigaction(SIGCHLD, &sa, 0);
-	for (;;)
-		pause();
-}
-EOF
-}
-
 # pause_archive BIN OUT.tar REF: an OCI archive of an image holding BIN as /pause, its
 # entrypoint (e2e_oci_archive's images run `sh`).
 pause_archive() {
@@ -327,9 +305,12 @@ PY
 }
 
 t_images() {
-	write_pause_c "$E2E_TMP/pause.c"
-	expect_ok gcc -static -Os -Wall -Werror -o "$E2E_TMP/pause" "$E2E_TMP/pause.c"
-	pause_archive "$E2E_TMP/pause" "$E2E_TMP/pause.tar" "$PAUSE_IMG" || fail "cannot build the pause archive"
+	local pause=${CRI_PAUSE_BIN:-$E2E_TMP/pause}
+	if [ -z "${CRI_PAUSE_BIN:-}" ]; then
+		expect_ok gcc -static -Os -Wall -Werror -o "$pause" "$E2E_REPO/hack/cri/pause.c"
+	fi
+	[ -x "$pause" ] || fail "no pause binary at $pause"
+	pause_archive "$pause" "$E2E_TMP/pause.tar" "$PAUSE_IMG" || fail "cannot build the pause archive"
 	e2e_rootfs_tar "$E2E_TMP/rootfs.tar"
 	e2e_oci_archive "$E2E_TMP/rootfs.tar" "$E2E_TMP/image.tar" "$IMG" || fail "cannot build the OCI archive"
 	expect_ok ctr_ images import "$E2E_TMP/pause.tar"
@@ -342,12 +323,14 @@ t_images() {
 
 # ------------------------------------------------------------ the client
 
-CLIENT=$E2E_REPO/target/cri/$CARGO_BUILD_TARGET/release/cri-e2e
+CLIENT=${CRI_E2E_BIN:-$E2E_REPO/target/cri/${CARGO_BUILD_TARGET:-}/release/cri-e2e}
 
 t_client() {
-	# From the repo root, so that .cargo/config.toml's flags apply; a target dir of its own,
-	# so that tong's builds and this one never wait on each other's lock.
-	expect_ok sh -c "cd '$E2E_REPO' && CARGO_TARGET_DIR='$E2E_REPO/target/cri' cargo build --release --quiet --manifest-path hack/cri/Cargo.toml"
+	if [ -z "${CRI_E2E_BIN:-}" ]; then
+		# From the repo root, so that .cargo/config.toml's flags apply; a target dir of its
+		# own, so that tong's builds and this one never wait on each other's lock.
+		expect_ok sh -c "cd '$E2E_REPO' && CARGO_TARGET_DIR='$E2E_REPO/target/cri' cargo build --release --quiet --manifest-path hack/cri/Cargo.toml"
+	fi
 	[ -x "$CLIENT" ] || fail "no client binary at $CLIENT"
 	expect_ok "$CLIENT" --endpoint "$SOCK" --handler "$RUNTIME" --image "$IMG" --pause-image "$PAUSE_IMG" \
 		--workdir "$E2E_TMP/work" version
