@@ -11,6 +11,7 @@ mod bench;
 mod ctx;
 mod host;
 mod scenarios;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

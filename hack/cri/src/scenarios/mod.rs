@@ -6,6 +6,7 @@ mod exec;
 mod lifecycle;
 mod misc;
 mod pod;
+mod streaming;
 
 use k8s_cri::v1 as cri;
 
@@ -98,6 +99,14 @@ pub const LIST: &[(&str, &str)] = &[
         "pod-stop-remove",
         "StopPodSandbox and RemovePodSandbox leave no process, netns, veth, cgroup",
     ),
+    (
+        "exec-stream",
+        "Exec over the streaming server: stdout/stderr apart, exit code, stdin, in the container",
+    ),
+    (
+        "attach-stream",
+        "Attach over the streaming server: stdin_once stdin and exit, a running container's output",
+    ),
     ("no-pods-left", "no pod and no container left in containerd"),
 ];
 
@@ -124,6 +133,8 @@ pub async fn run(ctx: &mut Ctx) -> R<()> {
         "restart-attempt" => lifecycle::restart_attempt(ctx).await,
         "pod-shared-pid" => pod::shared_pid(ctx).await,
         "pod-stop-remove" => pod::stop_remove(ctx).await,
+        "exec-stream" => streaming::exec(ctx).await,
+        "attach-stream" => streaming::attach(ctx).await,
         "no-pods-left" => no_pods_left(ctx).await,
         s => Err(format!("unknown scenario {s} (cri-e2e list)")),
     }
