@@ -447,6 +447,8 @@ step stop-grace run_client stop-grace
 step restart-attempt run_client restart-attempt
 step pod-shared-pid run_client pod-shared-pid
 step pod-stop-remove run_client pod-stop-remove
+step exec-stream run_client exec-stream
+step attach-stream run_client attach-stream
 if [ -n "${CRI_BENCH_OUT:-}" ]; then step bench t_bench; fi
 step no-pods-left run_client no-pods-left
 step handler-root t_handler_root
