@@ -7,7 +7,7 @@
 #              instead of the working tree (useful while someone is editing src/)
 # Environment: RUNTIMES ("tong crun runc youki"), TONG (a tong binary to use as is),
 #   RUNS (runs per round, 30), ROUNDS (2), WARMUP (3), TP_RUNS (runs of the throughput case
-#   per round, 5), TP_N (containers per throughput run, 100), RSS_RUNS (10),
+#   per round, 5), TP_N (containers per throughput run, 100), RSS_RUNS (10), POD_RUNS (10; 0: no pod case),
 #   SCALE (containers alive in the scale case, "1 100 400"; empty: no scale case),
 #   YOUKI_VERSION (0.7.0), STRACE (1: also record `strace -c -f` of one `run` per runtime),
 #   WAIT_IDLE (0: seconds to wait, before timing, for the 1-minute load average to fall
@@ -34,6 +34,12 @@
 #                and `R state` of one of them, RUNS runs each; N from SCALE.
 #   memory       peak RSS of `R run` (/usr/bin/time -v; the runtime and the children it
 #                waits for), size of the runtime's executable.
+#   pod          through Kubernetes' path, once after the scale case: a private containerd with
+#                its CRI plugin and a runtime handler for each of tong, crun and runc
+#                (hack/e2e/cri.sh's bench step), POD_RUNS (10) pod starts (RunPodSandbox +
+#                CreateContainer + StartContainer) and teardowns per handler, every RPC timed.
+#                containerd, its Go shim, the pause container and CNI take most of that time:
+#                the report gives the ratios and where the time goes.
 # Every runtime gets its own copy of one busybox bundle (hack/mkbundle.sh) and its own
 # --root. Container IDs carry this script's pid (tb<pid>-...); every container is deleted.
 #
@@ -97,10 +103,11 @@ if [ -z "${TONG_BENCH_IN_NS:-}" ]; then
 fi
 
 if [ "$quick" = 1 ]; then
-	: "${RUNS:=5}" "${ROUNDS:=1}" "${WARMUP:=1}" "${TP_RUNS:=1}" "${TP_N:=20}" "${RSS_RUNS:=3}"
+	: "${RUNS:=5}" "${ROUNDS:=1}" "${WARMUP:=1}" "${TP_RUNS:=1}" "${TP_N:=20}" "${RSS_RUNS:=3}" "${POD_RUNS:=3}"
 fi
 RUNS=${RUNS:-30} ROUNDS=${ROUNDS:-2} WARMUP=${WARMUP:-3}
 TP_RUNS=${TP_RUNS:-5} TP_N=${TP_N:-100} RSS_RUNS=${RSS_RUNS:-10}
+POD_RUNS=${POD_RUNS:-10}
 RUNTIMES=${RUNTIMES:-tong crun runc youki}
 YOUKI_VERSION=${YOUKI_VERSION:-0.7.0}
 YOUKI_FEATURES=v1,v2,seccomp,systemd
@@ -515,6 +522,26 @@ for r in "${RT[@]}"; do
 	rt="${CMD[$r]} --root $W/$r/root"
 	for ((i = 0; i < ${alive[$r]:-0}; i++)); do $rt delete -f "$ID-$r-s$i" >/dev/null 2>&1; done
 done
+# ------------------------------------------------------------------ pod: through containerd's CRI
+# hack/e2e/cri.sh's bench step (cri-e2e bench): a private containerd with its CRI plugin and a
+# runtime handler for each of tong, crun and runc here, POD_RUNS pod starts and teardowns each,
+# the handlers taking turns. containerd, its shims and crun inherit this script's mount
+# namespace, so crun finds hugetlb bound on a hybrid host there too. POD_RUNS=0: no pod case.
+if [ "$POD_RUNS" -gt 0 ]; then
+	hs=()
+	for r in tong crun runc; do [[ " ${RT[*]} " == *" $r "* ]] && hs+=("$r"); done
+	log "bench: pod start through containerd's CRI (${hs[*]}), $POD_RUNS runs each"
+	if TONG=${BIN[tong]:-} RUNTIME=tong E2E_STEPS=bench CRI_BENCH_OUT=$RD/pod.json \
+		CRI_BENCH_RUNS=$POD_RUNS CRI_BENCH_HANDLERS="${hs[*]}" \
+		bash "$here/hack/e2e/cri.sh" >"$RD/pod.log" 2>&1; then
+		cat "$RD/pod.txt" >&2
+		meta containerd "$(containerd --version | awk '{ print $3 }')"
+	else
+		log "bench: the pod case failed, see $RD/pod.log"
+		rm -f "$RD/pod.json"
+		skip pod "hack/e2e/cri.sh's bench step failed (see $RD/pod.log)"
+	fi
+fi
 meta load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------------ memory, size, syscalls

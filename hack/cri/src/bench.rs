@@ -5,9 +5,10 @@
 //! CreateContainer and StartContainer of a busybox shell that honours SIGTERM, then the
 //! teardown: StopContainer (grace 10 s), StopPodSandbox and RemovePodSandbox. The handlers
 //! take turns in every round, the order rotating, so drift on a busy host spreads over all
-//! of them. Each RPC is timed on its own, so the result says where the time goes; what the
-//! runtime itself costs is inside CreateContainer/StartContainer/RunPodSandbox (and the
-//! shim's calls of `delete` in the teardown), next to containerd's, the Go shim's and CNI's.
+//! of them. Each RPC is timed on its own, so the result says where the time goes: the runtime
+//! runs inside RunPodSandbox (the pause container's `create` and `start`, beside a new shim,
+//! the network namespace and CNI) and StartContainer (the container's `create` and `start`);
+//! CreateContainer is containerd's bookkeeping; the teardown holds `kill` and `delete`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
