@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Usage: hack/vmtest/engines.sh
 #
-# The engines e2e (hack/e2e/{docker,containerd,podman}.sh) with the engines' systemd
+# The engines e2e (hack/e2e/{docker,containerd,podman,cri}.sh) with the engines' systemd
 # defaults (E2E_CGROUP_DRIVER=systemd: dockerd's native.cgroupdriver=systemd, ctr's
-# --runc-systemd-cgroup, podman's systemd cgroup manager) in the engines guest of
-# hack/vmtest/run.sh (Debian bookworm booting systemd, pure cgroup v2, the engines in its
-# image), booted once: each engine script for each runtime in E2E_RUNTIMES, in turn. Prints
-# a pass/fail summary per engine and runtime and what each part cost (seconds); exits 1 when
-# any script failed or the guest kept something of theirs, run.sh's 124/125 when the guest
-# timed out or did not come up.
+# --runc-systemd-cgroup, podman's systemd cgroup manager, CRI's SystemdCgroup = true, what
+# kubeadm configures) in the engines guest of hack/vmtest/run.sh (Debian bookworm booting
+# systemd, pure cgroup v2, the engines in its image), booted once: each engine script for
+# each runtime in E2E_RUNTIMES, in turn. Prints a pass/fail summary per engine and runtime and
+# what each part cost (seconds); exits 1 when any script failed or the guest kept something
+# of theirs, run.sh's 124/125 when the guest timed out or did not come up.
 #
 # Environment:
 #   E2E_RUNTIMES="tong"     the runtimes (default tong; "tong runc" adds the reference run)
-#   E2E_ENGINES="docker containerd podman"
+#   E2E_ENGINES="docker containerd podman"   add cri for hack/e2e/cri.sh (containerd's CRI
+#                           plugin); its client (cargo) and pause binary (gcc) are built here
+#                           on the host first, into target/cri, as the guest has neither
 #   TONG=PATH               the tong binary (default: the checkout's release build,
 #                           hack/env.sh's TONG_BIN); copied onto the guest's disk
 #   E2E_STEPS               the steps to run (hack/e2e/README.md); "cgroup": those about
@@ -51,6 +53,12 @@ guest() {
 	# systemd driver warns in its JSON log when the device does not exist (podman then cannot
 	# read that log as one JSON object).
 	modprobe -q tun || echo "engines: modprobe tun failed"
+	# cri.sh's client and pause image, built on the host; the CNI plugins and ip, from the image.
+	if [[ " $E2E_ENGINES " == *" cri "* ]]; then
+		for f in "$CRI_E2E_BIN" "$CRI_PAUSE_BIN" /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback "$(command -v ip)" "$(command -v ctr)"; do
+			[ -x "$f" ] || { echo "engines: cri: no ${f:-ip or ctr} in the guest" >&2; exit 1; }
+		done
+	fi
 	# The test image's rootfs, made once for every run (hack/e2e/lib.sh: e2e_rootfs_tar).
 	t_img=$SECONDS
 	img=$(mktemp -d /tmp/engines-rootfs.XXXXXX)/rootfs.tar
@@ -88,9 +96,12 @@ guest() {
 	done
 	# Nothing of the runs anywhere in the guest.
 	left=$(
-		systemctl list-units --all --plain --no-legend --no-pager 'docker-*.scope' 'libpod-*.scope' 'tong-e2e-*' 2>/dev/null
-		find /sys/fs/cgroup -mindepth 1 -type d \( -name 'docker-*.scope' -o -name 'libpod-*.scope' -o -name 'tong-e2e-*' \) 2>/dev/null
-		ls -d /tmp/tong-e2e-* /run/docker /run/containerd 2>/dev/null
+		systemctl list-units --all --plain --no-legend --no-pager 'docker-*.scope' 'libpod-*.scope' 'cri-containerd-*.scope' 'tong-e2e-*' 'tong_e2e_*' 2>/dev/null
+		find /sys/fs/cgroup -mindepth 1 -type d \( -name 'docker-*.scope' -o -name 'libpod-*.scope' -o -name 'cri-containerd-*.scope' -o -name 'tong-e2e-*' -o -name 'tong_e2e_*' \) 2>/dev/null
+		ls -d /tmp/tong-e2e-* /run/docker /run/containerd /var/run/netns/cni-* 2>/dev/null
+		find /var/lib/cni -name '*tong-e2e-cri-*' 2>/dev/null
+		ip -o link show type veth 2>/dev/null
+		ip -o link show type bridge 2>/dev/null | grep -E '^[0-9]+: tongcri'
 		pgrep -a -f '^[^ ]*(dockerd|containerd|conmon|containerd-shim-runc-v2)( |$)'
 	)
 	echo
@@ -101,7 +112,7 @@ guest() {
 		printf '%s\n' "$left" | sed 's/^/  /'
 		failed=1
 	else
-		echo "engines: nothing left in the guest (units, cgroups, temp dirs, daemons)"
+		echo "engines: nothing left in the guest (units, cgroups, temp dirs, daemons, netns, veths, bridges)"
 	fi
 	rm -rf "${E2E_ROOTFS_TAR%/*}"
 	echo "engines: guest job ${E2E_RUNTIMES// /+} took $((SECONDS - t_all))s"
@@ -127,11 +138,28 @@ case $TONG in
 "$checkout"/*) E2E_GUEST_TONG=$TONG ;;
 *) E2E_GUEST_TONG=/mnt/host$TONG ;;
 esac
-export E2E_RUNTIMES E2E_ENGINES E2E_GUEST_TONG
+# cri.sh's client and pause binary: built here, used prebuilt in the guest (the checkout is
+# shared at its own path).
+CRI_E2E_BIN='' CRI_PAUSE_BIN=''
+if [[ " $E2E_ENGINES " == *" cri "* ]]; then
+	command -v protoc >/dev/null || { echo "engines: cri: protoc is needed to build hack/cri (apt-get install protobuf-compiler)" >&2; exit 1; }
+	command -v gcc >/dev/null || { echo "engines: cri: gcc is needed to build hack/cri/pause.c" >&2; exit 1; }
+	# shellcheck source=hack/env.sh
+	. "$checkout/hack/env.sh"
+	(cd "$checkout" && CARGO_TARGET_DIR="$checkout/target/cri" cargo build --release --quiet --manifest-path hack/cri/Cargo.toml) ||
+		{ echo "engines: cri: cannot build hack/cri" >&2; exit 1; }
+	CRI_E2E_BIN=$checkout/target/cri/$CARGO_BUILD_TARGET/release/cri-e2e
+	CRI_PAUSE_BIN=$checkout/target/cri/pause
+	if [ ! "$CRI_PAUSE_BIN" -nt "$checkout/hack/cri/pause.c" ]; then
+		gcc -static -Os -Wall -Werror -o "$CRI_PAUSE_BIN" "$checkout/hack/cri/pause.c" ||
+			{ echo "engines: cri: cannot build hack/cri/pause.c" >&2; exit 1; }
+	fi
+fi
+export E2E_RUNTIMES E2E_ENGINES E2E_GUEST_TONG CRI_E2E_BIN CRI_PAUSE_BIN
 n=0
 for _ in $E2E_RUNTIMES; do n=$((n + 1)); done
 export VMTEST_GUEST=engines VMTEST_CGROUP=v2 VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-$((1800 * n))}
-export VMTEST_ENV="${VMTEST_ENV:-} E2E_RUNTIMES E2E_ENGINES E2E_GUEST_TONG E2E_STEPS E2E_KNOWN_FAILURES E2E_VERBOSE E2E_CMD_TIMEOUT"
+export VMTEST_ENV="${VMTEST_ENV:-} E2E_RUNTIMES E2E_ENGINES E2E_GUEST_TONG CRI_E2E_BIN CRI_PAUSE_BIN E2E_STEPS E2E_KNOWN_FAILURES E2E_VERBOSE E2E_CMD_TIMEOUT"
 for v in E2E_STEPS E2E_KNOWN_FAILURES E2E_VERBOSE E2E_CMD_TIMEOUT; do
 	[ -z "${!v+x}" ] || export "${v?}"
 done
