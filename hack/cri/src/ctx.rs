@@ -463,12 +463,29 @@ impl Ctx {
             return Ok(());
         }
         if self.systemd() {
-            // The runtime's scopes are gone; the slice itself is the kubelet's to stop.
+            // The runtime stops its containers' scopes; the slice itself is the kubelet's to
+            // stop, which would take any scope left in it along: there must be none. (systemd
+            // may still be removing the last scope's cgroup for a moment.)
+            let dir = Path::new("/sys/fs/cgroup").join(host::slice_cgroup(parent));
+            let mut tries = 0;
+            while !host::cgroup_children(&dir).is_empty() {
+                tries += 1;
+                if tries > 50 {
+                    return Err(format!(
+                        "container scopes left in the pod's slice {parent}: {:?}",
+                        host::cgroup_children(&dir)
+                    ));
+                }
+                sleep(Duration::from_millis(100)).await;
+            }
             let st = std::process::Command::new("systemctl")
                 .args(["stop", parent])
                 .status()
                 .map_err(|e| format!("systemctl stop {parent}: {e}"))?;
-            return ensure(st.success(), || format!("systemctl stop {parent}: {st}"));
+            ensure(st.success(), || format!("systemctl stop {parent}: {st}"))?;
+            return ensure(!dir.exists(), || {
+                format!("{} is left after systemctl stop {parent}", dir.display())
+            });
         }
         for d in host::cgroup_dirs_named(parent)? {
             let children = host::cgroup_children(&d);
@@ -493,6 +510,39 @@ impl Ctx {
                 }
                 sleep(Duration::from_millis(100)).await;
             }
+        }
+        Ok(())
+    }
+
+    /// With the systemd driver: container ID, PID its init, runs in the active scope
+    /// cri-containerd-<ID>.scope, in its pod's slice, a unit with PROPS (name, value as
+    /// `systemctl show` prints it).
+    pub fn expect_scope(&self, pod: &str, id: &str, pid: u32, props: &[(&str, &str)]) -> R<()> {
+        let slice = &self.pod(pod)?.cgroup_parent;
+        let unit = format!("cri-containerd-{id}.scope");
+        let cg = host::read(format!("/proc/{pid}/cgroup"))?
+            .lines()
+            .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+            .ok_or(format!("no cgroup v2 line in /proc/{pid}/cgroup"))?;
+        expect_eq(
+            "the container's cgroup",
+            cg.as_str(),
+            format!("/{}/{unit}", host::slice_cgroup(slice)).as_str(),
+        )?;
+        for (prop, want) in [
+            ("ActiveState", "active"),
+            ("SubState", "running"),
+            ("ControlGroup", cg.as_str()),
+            ("Slice", slice.as_str()),
+        ]
+        .iter()
+        .chain(props)
+        {
+            expect_eq(
+                &format!("cri-containerd-{}.scope {prop}", short(id)),
+                host::unit_prop(&unit, prop)?.as_str(),
+                *want,
+            )?;
         }
         Ok(())
     }

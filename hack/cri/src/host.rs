@@ -151,6 +151,38 @@ pub fn cgroup_children(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// A systemd unit's property, as `systemctl show -P PROP UNIT` prints it.
+pub fn unit_prop(unit: &str, prop: &str) -> R<String> {
+    let out = std::process::Command::new("systemctl")
+        .args(["show", "-P", prop, unit])
+        .output()
+        .map_err(|e| format!("systemctl show {unit}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "systemctl show -P {prop} {unit}: {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The cgroup v2 path of slice NAME below /sys/fs/cgroup: a dash nests slices, so
+/// `a-b.slice` is `a.slice/a-b.slice`.
+pub fn slice_cgroup(name: &str) -> String {
+    let base = name.strip_suffix(".slice").unwrap_or(name);
+    let mut path = Vec::new();
+    let mut prefix = String::new();
+    for part in base.split('-') {
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        path.push(format!("{prefix}.slice"));
+    }
+    path.join("/")
+}
+
 /// Whether IP (v4) is in CIDR.
 pub fn in_subnet(ip: &str, cidr: &str) -> R<bool> {
     let parse = |s: &str| -> R<u32> {

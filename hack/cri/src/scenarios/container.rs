@@ -114,6 +114,19 @@ pub async fn resources(ctx: &mut Ctx) -> R<()> {
             dir.display()
         ));
     }
+    if ctx.systemd() {
+        // runc's systemd driver: CPUWeight from the shares as cpu.weight above.
+        ctx.expect_scope(
+            &pod,
+            &id,
+            pid,
+            &[
+                ("MemoryMax", "67108864"),
+                ("CPUQuotaPerSecUSec", "500ms"),
+                ("CPUWeight", "20"),
+            ],
+        )?;
+    }
     let f = if host::cgroup2_only() {
         "memory.max"
     } else {
@@ -340,6 +353,20 @@ pub async fn update_resources(ctx: &mut Ctx) -> R<()> {
     )?;
     ok("UpdateContainerResources: memory 96 MiB, quota 20 ms");
     check_limits(ctx, &id, 96 * MIB, 20000).await?;
+    if ctx.systemd() {
+        // The scope's unit follows, or systemd would put the old limits back on its next
+        // reload of the unit.
+        let pid = ctx.pid(&id).await?;
+        ctx.expect_scope(
+            &pod,
+            &id,
+            pid,
+            &[
+                ("MemoryMax", (96 * MIB).to_string().as_str()),
+                ("CPUQuotaPerSecUSec", "200ms"),
+            ],
+        )?;
+    }
     // The container keeps running, its processes untouched.
     expect_eq(
         "state",

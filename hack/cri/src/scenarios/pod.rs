@@ -356,6 +356,12 @@ pub async fn stop_remove(ctx: &mut Ctx) -> R<()> {
         let left = host::cgroup_dirs_named(&parent)?;
         ensure(left.is_empty(), || format!("pod cgroups left: {left:?}"))?;
         ok("the pod's cgroup held nothing more and is removed");
+    } else if ctx.systemd() {
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(host::slice_cgroup(&parent));
+        ensure(!dir.exists(), || format!("{} left", dir.display()))?;
+        ok(format_args!(
+            "the pod's slice {parent} held no scope any more and is stopped"
+        ));
     }
     Ok(())
 }
