@@ -189,18 +189,17 @@ impl Cgroup {
 
     /// Makes the directories. systemd's unit is started holding `pid` (the init, or the
     /// process that forks it) and given the limits `r` as its properties; the files are
-    /// [`Cgroup::write`]'s. Returns whether `pid` is in every directory now (cgroupfs moves
-    /// it into each as it is made; under systemd [`Cgroup::join`] still has to).
-    pub fn create(&self, pid: Option<i32>, r: Option<&LinuxResources>) -> Result<bool> {
+    /// [`Cgroup::write`]'s. `pid` joins every directory as it is made.
+    pub fn create(&self, pid: Option<i32>, r: Option<&LinuxResources>) -> Result<()> {
         match self.driver {
-            Driver::Cgroupfs => super::create(&self.dirs, pid).map(|()| pid.is_some()),
+            Driver::Cgroupfs => super::create(&self.dirs, pid),
             Driver::Systemd => {
                 let pid = pid
                     .ok_or_else(|| Error::other("systemd cgroup: the unit needs the init's pid"))?;
                 systemd::start(self.unit()?, pid, r)?;
                 // A slice holds no process and a scope may lag: the directory is made here
-                // if systemd has not yet (tong joins it next).
-                super::create(&self.dirs, None).map(|()| false)
+                // if systemd has not yet, and the hierarchies systemd leaves alone are joined.
+                super::create(&self.dirs, Some(pid))
             }
         }
     }

@@ -140,15 +140,14 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
 
 /// Creates the container's cgroups (systemd's unit holding `pid`) and writes its
 /// linux.resources limits.
-/// Returns whether `pid` has joined the cgroups already ([`cgroups::Cgroup::create`]).
-fn make_cgroups(cgroup: &cgroups::Cgroup, spec: &Spec, pid: Option<i32>) -> Result<bool> {
+fn make_cgroups(cgroup: &cgroups::Cgroup, spec: &Spec, pid: Option<i32>) -> Result<()> {
     let r = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    let joined = cgroup.create(pid, r)?;
+    cgroup.create(pid, r)?;
     logging::phase(crate::logging::phases::CGROUPS_CREATED);
     if let Some(r) = r {
         cgroup.write(r)?;
     }
-    Ok(joined)
+    Ok(())
 }
 
 fn create_inner(
@@ -247,11 +246,11 @@ struct CreateParent<'a> {
 }
 
 impl launch::Parent for CreateParent<'_> {
-    fn cgroups(&mut self, pid: Option<i32>) -> Result<bool> {
+    fn cgroups(&mut self, pid: Option<i32>) -> Result<()> {
         if std::mem::take(&mut self.cgroups_pending) {
-            return make_cgroups(&self.st.cgroup, self.spec, pid);
+            make_cgroups(&self.st.cgroup, self.spec, pid)?;
         }
-        Ok(false)
+        Ok(())
     }
     fn init_pid(&mut self, pid: i32) -> Result<()> {
         self.st.pid = pid;

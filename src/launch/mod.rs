@@ -126,9 +126,9 @@ fn is_direct(plan: &Plan) -> bool {
 /// What the parent does at its points in the protocol.
 pub trait Parent {
     /// Make the container's cgroups and write their limits, once; [`Placement`] says when.
-    /// `pid`: the child just cloned (none before the clone). Returns whether `pid` joined
-    /// them on the way.
-    fn cgroups(&mut self, pid: Option<i32>) -> Result<bool>;
+    /// `pid`: the child just cloned, which joins them as they are made (none before the
+    /// clone).
+    fn cgroups(&mut self, pid: Option<i32>) -> Result<()>;
     /// The init exists (record it for crash recovery).
     fn init_pid(&mut self, pid: i32) -> Result<()>;
     /// Run prestart and createRuntime hooks; return the state JSON for the init's hooks.
@@ -276,26 +276,28 @@ fn drive(
         let p = format!("/proc/{child}/oom_score_adj");
         std::fs::write(&p, adj.to_string()).at("process.oomScoreAdj: cannot write", &p)?;
     }
-    // [`Placement`] says when: before Go, or after it while the init mounts.
-    // (cgroupfs moves the child into each directory as it makes it: `joined`.)
-    let join = |joined: bool| -> Result<()> {
-        if !born_in && !joined {
-            cfg.cgroups.join(child)?;
+    // [`Placement`] says when: before Go, or after it while the init mounts. The cgroups
+    // made before the clone hold the child from birth, unless the kernel refused that.
+    let place = |parent: &mut dyn Parent| -> Result<()> {
+        if placement == Placement::AtClone {
+            if !born_in {
+                cfg.cgroups.join(child)?;
+            }
+        } else {
+            parent.cgroups(Some(child))?;
         }
         crate::logging::phase(crate::logging::phases::CGROUPS_JOINED);
         Ok(())
     };
     let while_mounting = placement == Placement::WhileMounting;
     if !while_mounting {
-        let joined = parent.cgroups(Some(child))?;
-        join(joined)?;
+        place(parent)?;
     }
     ch.send(&Msg::Go)?;
     if while_mounting {
-        let joined = parent.cgroups(Some(child))?;
+        place(parent)?;
         // The init may be gone already (its error is queued for the recv below).
         let _ = ch.send(&Msg::CgroupsMade);
-        join(joined)?;
     }
 
     let pid = if direct {
