@@ -58,20 +58,12 @@ ctr_run() {
 # ------------------------------------------------------------ daemon
 
 stop_containerd() {
-	local pid
 	[ -f "$CTRD_PIDFILE" ] || return 0
-	pid=$(cat "$CTRD_PIDFILE")
 	if [ -f "$E2E_TMP/events.pid" ]; then
 		kill "$(cat "$E2E_TMP/events.pid")" 2>/dev/null || true
 		rm -f "$E2E_TMP/events.pid"
 	fi
-	if kill -TERM "$pid" 2>/dev/null; then
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
+	e2e_stop_pid "$CTRD_PIDFILE"
 	rm -f "$CTRD_PIDFILE"
 }
 E2E_CLEANUP_FNS+=(stop_containerd)

@@ -118,16 +118,7 @@ ctr_() { timeout "$E2E_CMD_TIMEOUT" ctr --address "$SOCK" --namespace "$NS" "$@"
 # ------------------------------------------------------------ daemon
 
 stop_containerd() {
-	local pid
-	[ -f "$CTRD_PIDFILE" ] || return 0
-	pid=$(cat "$CTRD_PIDFILE")
-	if kill -TERM "$pid" 2>/dev/null; then
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
+	e2e_stop_pid "$CTRD_PIDFILE"
 	rm -f "$CTRD_PIDFILE"
 }
 # The bridge plugin makes the bridge and never deletes it (CNI DEL only removes a pod's
@@ -264,58 +255,24 @@ e2e_diagnose() {
 
 # ------------------------------------------------------------ images
 
-# pause_archive BIN OUT.tar REF: an OCI archive of an image holding BIN as /pause, its
-# entrypoint (e2e_oci_archive's images run `sh`).
-pause_archive() {
-	python3 - "$@" <<'PY'
-import hashlib, io, json, sys, tarfile, time
-binary, out, ref = sys.argv[1:4]
-def tar_bytes(entries):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data, mode in entries:
-            ti = tarfile.TarInfo(name); ti.size = len(data); ti.mode = mode; ti.mtime = 946684800
-            t.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
-blobs = {}
-def add(data, media):
-    d = hashlib.sha256(data).hexdigest()
-    blobs[d] = data
-    return {"mediaType": media, "digest": "sha256:" + d, "size": len(data)}
-layer = add(tar_bytes([("pause", open(binary, "rb").read(), 0o755)]), "application/vnd.oci.image.layer.v1.tar")
-config = {"architecture": "amd64", "os": "linux", "created": "2000-01-01T00:00:00Z",
-          "config": {"Entrypoint": ["/pause"], "WorkingDir": "/"},
-          "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}
-cfg = add(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
-man = add(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                      "config": cfg, "layers": [layer]}).encode(),
-          "application/vnd.oci.image.manifest.v1+json")
-man["annotations"] = {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[-1]}
-man["platform"] = {"architecture": "amd64", "os": "linux"}
-index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [man]}
-with tarfile.open(out, "w") as t:
-    def put(name, data):
-        ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = int(time.time()); ti.mode = 0o644
-        t.addfile(ti, io.BytesIO(data))
-    put("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
-    put("index.json", json.dumps(index).encode())
-    for d, data in blobs.items():
-        put("blobs/sha256/" + d, data)
-PY
-}
-
 t_images() {
 	local pause=${CRI_PAUSE_BIN:-$E2E_TMP/pause}
 	if [ -z "${CRI_PAUSE_BIN:-}" ]; then
 		expect_ok gcc -static -Os -Wall -Werror -o "$pause" "$E2E_REPO/hack/cri/pause.c"
 	fi
 	[ -x "$pause" ] || fail "no pause binary at $pause"
-	pause_archive "$pause" "$E2E_TMP/pause.tar" "$PAUSE_IMG" || fail "cannot build the pause archive"
+	# One layer holding /pause, its entrypoint (lib.sh's images run `sh`).
+	mkdir -p "$E2E_TMP/pause-rootfs"
+	cp "$pause" "$E2E_TMP/pause-rootfs/pause"
+	tar -C "$E2E_TMP/pause-rootfs" --numeric-owner --owner=0 --group=0 -cf "$E2E_TMP/pause-layer.tar" pause ||
+		fail "cannot make the pause layer"
+	e2e_oci_archive "$E2E_TMP/pause-layer.tar" "$E2E_TMP/pause.tar" "$PAUSE_IMG" \
+		'{"Entrypoint": ["/pause"], "WorkingDir": "/"}' || fail "cannot build the pause archive"
 	e2e_rootfs_tar "$E2E_TMP/rootfs.tar"
 	e2e_oci_archive "$E2E_TMP/rootfs.tar" "$E2E_TMP/image.tar" "$IMG" || fail "cannot build the OCI archive"
 	expect_ok ctr_ images import "$E2E_TMP/pause.tar"
 	expect_ok ctr_ images import "$E2E_TMP/image.tar"
-	rm -f "$E2E_TMP/image.tar" "$E2E_TMP/pause.tar"
+	rm -rf "$E2E_TMP/image.tar" "$E2E_TMP/pause.tar" "$E2E_TMP/pause-layer.tar" "$E2E_TMP/pause-rootfs"
 	expect_ok ctr_ images ls -q
 	expect_contains "$IMG"
 	expect_contains "$PAUSE_IMG"

@@ -60,21 +60,11 @@ dk() { timeout "$E2E_CMD_TIMEOUT" "$DOCKER" "$@"; }
 # ------------------------------------------------------------ daemon
 
 stop_dockerd() {
-	local pid
 	if [ -f "$E2E_TMP/events.pid" ]; then
 		kill "$(cat "$E2E_TMP/events.pid")" 2>/dev/null || true
 		rm -f "$E2E_TMP/events.pid"
 	fi
-	[ -f "$DOCKERD_PIDFILE" ] || return 0
-	pid=$(cat "$DOCKERD_PIDFILE" 2>/dev/null) || return 0
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 150); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.2
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	sleep 0.5
+	e2e_stop_pid "$DOCKERD_PIDFILE" 30
 }
 
 remove_bridge() {

@@ -654,17 +654,35 @@ e2e_rootfs_tar() {
 	rm -rf "$b"
 }
 
+# e2e_stop_pid PIDFILE [SECONDS]: a daemon's SIGTERM, up to SECONDS (20) for it to exit,
+# then SIGKILL. The pid file stays (dockerd removes its own: the leftovers check looks).
+e2e_stop_pid() {
+	local pid i
+	[ -f "$1" ] || return 0
+	pid=$(cat "$1" 2>/dev/null) || pid=
+	if [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; then
+		for ((i = 0; i < ${2:-20} * 5; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+}
+
 # e2e_free_port: a free TCP port on 127.0.0.1.
 e2e_free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# e2e_oci_archive ROOTFS.tar OUT.tar REF: an OCI image layout archive (one
-# uncompressed layer: ROOTFS.tar) that `ctr images import` names REF.
+# e2e_oci_archive ROOTFS.tar OUT.tar REF [CONFIG]: an OCI image layout archive (one
+# uncompressed layer: ROOTFS.tar) that `ctr images import` names REF. CONFIG: the image
+# config's "config" object as JSON (default: `sh` with a PATH).
 e2e_oci_archive() {
 	python3 - "$@" <<'PY'
 import hashlib, io, json, os, sys, tarfile, time
 rootfs, out, ref = sys.argv[1:4]
+run = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {
+    "Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
 blobs = {}
 def add(data, media):
     d = hashlib.sha256(data).hexdigest()
@@ -675,7 +693,7 @@ layer = add(layer_data, "application/vnd.oci.image.layer.v1.tar")
 config = {
     "architecture": "amd64", "os": "linux",
     "created": "2000-01-01T00:00:00Z",
-    "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+    "config": run,
     "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
 }
 cfg = add(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")

@@ -73,12 +73,8 @@ pub async fn env_mounts(ctx: &mut Ctx) -> R<()> {
 
 pub async fn resources(ctx: &mut Ctx) -> R<()> {
     let cfg = ctx.pod_config("res")?;
-    let parent = cfg
-        .linux
-        .as_ref()
-        .map(|l| l.cgroup_parent.clone())
-        .unwrap_or_default();
     let pod = ctx.run_pod(cfg).await?;
+    let parent = ctx.pod(&pod)?.cgroup_parent.clone();
     let mut c = ctx.container(&pod, "res", &["sleep", "1000"])?;
     c.linux.get_or_insert_with(Default::default).resources = Some(cri::LinuxContainerResources {
         memory_limit_in_bytes: 64 * MIB,

@@ -223,12 +223,8 @@ pub async fn shared_pid(ctx: &mut Ctx) -> R<()> {
 
 pub async fn stop_remove(ctx: &mut Ctx) -> R<()> {
     let cfg = ctx.pod_config("stoprm")?;
-    let parent = cfg
-        .linux
-        .as_ref()
-        .map(|l| l.cgroup_parent.clone())
-        .unwrap_or_default();
     let pod = ctx.run_pod(cfg).await?;
+    let parent = ctx.pod(&pod)?.cgroup_parent.clone();
     let (_, info) = ctx.pod_status(&pod).await?;
     let mut procs = vec![Proc::of(
         info_pid(&info).ok_or("no pid in the pod's info")?,
