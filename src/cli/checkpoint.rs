@@ -60,6 +60,7 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let opts = Options {
+        criu: crate::linux::criu::Criu::new(g.criu.as_deref()),
         image_path: match a.image_path {
             Some(p) if !p.as_os_str().is_empty() => p,
             // runc's default: ./checkpoint
@@ -105,7 +106,7 @@ fn page_server(s: &str) -> Result<PageServer> {
     })
 }
 
-fn cgroups_mode(s: &str) -> Result<CgroupsMode> {
+pub(super) fn cgroups_mode(s: &str) -> Result<CgroupsMode> {
     match s {
         "soft" => Ok(CgroupsMode::Soft),
         "full" => Ok(CgroupsMode::Full),
@@ -116,7 +117,7 @@ fn cgroups_mode(s: &str) -> Result<CgroupsMode> {
 
 /// The namespaces CRIU creates empty: the network always (tong does not manage network
 /// devices, as runc does not); `--empty-ns` may name only `network` again.
-fn empty_ns(names: &[String]) -> Result<u32> {
+pub(super) fn empty_ns(names: &[String]) -> Result<u32> {
     for n in names {
         if n != "network" {
             return Err(Error::Usage(format!("namespace {n:?} is not supported")));

@@ -11,11 +11,11 @@ mod kill;
 mod list;
 mod pause;
 mod ps;
+mod restore;
 mod run;
 mod spec;
 mod start;
 mod state;
-mod unsupported;
 mod update;
 
 use std::path::PathBuf;
@@ -111,7 +111,7 @@ pub enum Command {
     /// checkpoint a running container
     Checkpoint(checkpoint::Args),
     /// restore a container from a previous checkpoint
-    Restore(unsupported::Rest),
+    Restore(restore::Args),
 }
 
 /// /run/tong for root; a rootless user's state lives in $XDG_RUNTIME_DIR/tong (runc's rule).
@@ -181,9 +181,6 @@ pub fn main() -> i32 {
 }
 
 fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
-    if g.criu.is_some() {
-        logging::debug("--criu is accepted but checkpoint/restore is not supported");
-    }
     if let Some(r) = &g.rootless {
         if !matches!(r.as_str(), "true" | "false" | "auto") {
             return Err(Error::Usage(format!(
@@ -213,7 +210,7 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
         Command::Events(a) => events::run(g, a),
         Command::Update(a) => update::run(g, a),
         Command::Checkpoint(a) => checkpoint::run(g, a),
-        Command::Restore(_) => unsupported::run("restore"),
+        Command::Restore(a) => restore::run(g, a),
     }
 }
 
@@ -251,6 +248,15 @@ fn usage_message(e: &clap::Error) -> String {
             invalid.split('=').next().unwrap_or("")
         ),
         (K::InvalidSubcommand, _) => format!("No help topic for '{invalid}'"),
+        // A flag at the end without its value, in Go's flag package's words (podman probes
+        // `restore --lsm-mount-context` for exactly this).
+        (K::InvalidValue, _)
+            if invalid.starts_with("--")
+                && matches!(e.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v.is_empty()) =>
+        {
+            let name = invalid.split([' ', '=']).next().unwrap_or("");
+            format!("flag needs an argument: {}", &name[1..])
+        }
         _ => {
             let text = e.render().to_string();
             text.lines()

@@ -71,19 +71,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
             "cannot allocate tty if tong will detach without setting console socket".into(),
         ));
     }
-    let cgroups_path = cfg
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref())
-        .map(|p| p.display().to_string());
-    let cgroup = if opts.systemd_cgroup {
-        let ann = cfg.spec.annotations().clone().unwrap_or_default();
-        cgroups::Cgroup::plan_systemd(cgroups_path.as_deref(), &opts.id, ann.into_iter().collect())?
-    } else {
-        cgroups::Cgroup::plan(cgroups_path.as_deref(), &opts.id)?
-    };
-    cgroup.check_preexisting()?;
+    let cgroup = plan_cgroup(&cfg, &opts.id, opts.systemd_cgroup)?;
     let limits = cfg
         .spec
         .linux()
@@ -106,18 +94,7 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
 
     logging::phase(crate::logging::phases::CONFIG_LOADED);
     let sd = StateDir::create(root, &opts.id)?;
-    let mut st = State::new(cfg.json.clone());
-    st.id = opts.id.clone();
-    st.oci_version = cfg.spec.version().clone();
-    st.phase = Phase::Creating;
-    st.creator_pid = std::process::id() as i32;
-    st.bundle = bundle.clone();
-    st.rootfs = cfg.rootfs.clone();
-    st.created = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
-    st.owner = owner_name();
-    st.annotations = cfg.spec.annotations().clone().unwrap_or_default();
-    st.cgroup = cgroup;
-    st.own_pid_ns = spec::has_namespace(&cfg.spec, oci_spec::runtime::LinuxNamespaceType::Pid);
+    let mut st = new_state(&cfg, &opts.id, cgroup);
     // The launcher makes the cgroups when its placement says (launch::Placement); the state
     // records them before they exist, for a delete after a crash.
     let r = (|| {
@@ -138,9 +115,50 @@ pub fn create(root: &Path, opts: &CreateOpts) -> Result<Created> {
     }
 }
 
+/// The container's cgroup as the config and the driver place it, refused if it exists in a
+/// state runc refuses.
+pub(super) fn plan_cgroup(cfg: &spec::Config, id: &str, systemd: bool) -> Result<cgroups::Cgroup> {
+    let cgroups_path = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.display().to_string());
+    let cgroup = if systemd {
+        let ann = cfg.spec.annotations().clone().unwrap_or_default();
+        cgroups::Cgroup::plan_systemd(cgroups_path.as_deref(), id, ann.into_iter().collect())?
+    } else {
+        cgroups::Cgroup::plan(cgroups_path.as_deref(), id)?
+    };
+    cgroup.check_preexisting()?;
+    Ok(cgroup)
+}
+
+/// The record of a container being made from `cfg` (phase creating, no init yet).
+pub(super) fn new_state(cfg: &spec::Config, id: &str, cgroup: cgroups::Cgroup) -> State {
+    let mut st = State::new(cfg.json.clone());
+    st.id = id.to_string();
+    st.oci_version = cfg.spec.version().clone();
+    st.phase = Phase::Creating;
+    st.creator_pid = std::process::id() as i32;
+    st.bundle = cfg.bundle.clone();
+    st.rootfs = cfg.rootfs.clone();
+    st.created = now();
+    st.owner = owner_name();
+    st.annotations = cfg.spec.annotations().clone().unwrap_or_default();
+    st.cgroup = cgroup;
+    st.own_pid_ns = spec::has_namespace(&cfg.spec, oci_spec::runtime::LinuxNamespaceType::Pid);
+    st
+}
+
+/// A timestamp as `state` shows `created`.
+pub(super) fn now() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
 /// Creates the container's cgroups (systemd's unit holding `pid`) and writes its
 /// linux.resources limits.
-fn make_cgroups(cgroup: &cgroups::Cgroup, spec: &Spec, pid: Option<i32>) -> Result<()> {
+pub(super) fn make_cgroups(cgroup: &cgroups::Cgroup, spec: &Spec, pid: Option<i32>) -> Result<()> {
     let r = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     cgroup.create(pid, r)?;
     logging::phase(crate::logging::phases::CGROUPS_CREATED);

@@ -10,6 +10,7 @@ mod kill;
 mod pause;
 mod pidfile;
 mod query;
+pub mod restore;
 mod start;
 pub mod state;
 mod status;

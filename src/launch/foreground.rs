@@ -32,6 +32,12 @@ pub struct Foreground {
 impl Foreground {
     /// Call before the process exists: signals queue from here on (a child resets its mask).
     pub fn begin() -> Result<Foreground> {
+        Self::begin_with(true)
+    }
+
+    /// As [`Foreground::begin`]; `subreaper` false leaves orphans to the host's init
+    /// (`restore --no-subreaper`).
+    pub fn begin_with(subreaper: bool) -> Result<Foreground> {
         let mut set = SigSet::empty();
         for s in FORWARD {
             set.add(s);
@@ -40,7 +46,9 @@ impl Foreground {
         set.thread_block()
             .map_err(|e| Error::sys("sigprocmask", e))?;
         // Orphans of a container without its own pid namespace come back here to be reaped.
-        let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        if subreaper {
+            let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        }
         let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
             .map_err(|e| Error::sys("signalfd", e))?;
         Ok(Foreground { sfd })

@@ -2,6 +2,7 @@
 
 pub mod apparmor;
 pub mod capabilities;
+pub mod criu;
 pub mod devices;
 pub mod hooks;
 pub mod idmap;

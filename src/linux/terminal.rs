@@ -34,8 +34,19 @@ pub fn setup(socket: RawFd, size: Option<(u16, u16)>, console: bool) -> Result<(
     if console {
         bind_console(&slave)?;
     }
-    let payload = name.as_bytes();
-    let iov = [IoSlice::new(payload)];
+    send_master(socket, &master, &name)?;
+    drop(master);
+    for target in 0..3 {
+        crate::linux::sys::dup2(slave.as_raw_fd(), target).ctx(|| "dup2 pty slave".into())?;
+    }
+    crate::linux::sys::set_controlling_tty(0).ctx(|| "TIOCSCTTY".into())?;
+    Ok(())
+}
+
+/// Sends a pty master over a console socket, with its name as the message (runc's recvtty
+/// protocol).
+pub fn send_master(socket: RawFd, master: &impl AsRawFd, name: &str) -> Result<()> {
+    let iov = [IoSlice::new(name.as_bytes())];
     let fds = [master.as_raw_fd()];
     sendmsg::<()>(
         socket,
@@ -45,11 +56,6 @@ pub fn setup(socket: RawFd, size: Option<(u16, u16)>, console: bool) -> Result<(
         None,
     )
     .map_err(|e| Error::sys("sending the pty master to the console socket", e))?;
-    drop(master);
-    for target in 0..3 {
-        crate::linux::sys::dup2(slave.as_raw_fd(), target).ctx(|| "dup2 pty slave".into())?;
-    }
-    crate::linux::sys::set_controlling_tty(0).ctx(|| "TIOCSCTTY".into())?;
     Ok(())
 }
 

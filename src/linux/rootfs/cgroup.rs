@@ -40,6 +40,19 @@ impl CgroupMount {
     }
 }
 
+/// The directory under a v1 `cgroup` mount's tmpfs where a hierarchy is bound: its
+/// controllers joined ("cpu,cpuacct", "systemd" for name=systemd), or "unified" for cgroup2.
+pub fn cgroup_bind_name(controllers: &[String]) -> String {
+    if controllers.is_empty() {
+        return "unified".to_string();
+    }
+    controllers
+        .iter()
+        .map(|s| s.strip_prefix("name=").unwrap_or(s))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Binds the container's own cgroup directory `dir` at `dest` (in the rootfs), then remounts
 /// it with the mount's flags and nosuid, nodev, noexec.
 /// `target` is the mount point, opened in the rootfs.
@@ -114,15 +127,7 @@ pub(super) fn mount_cgroup(
     .ctx(|| "mount tmpfs for cgroups".into())?;
     drop(target);
     for cg in c.cgroups {
-        let name = if cg.v2() {
-            "unified".to_string()
-        } else {
-            cg.controllers
-                .iter()
-                .map(|s| s.strip_prefix("name=").unwrap_or(s))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let name = cgroup_bind_name(&cg.controllers);
         let sub = dest.join(&name);
         let t = inroot::mkdir_all(root, &sub)?;
         let tp = fdpath(&t);

@@ -19,8 +19,8 @@ mod cgroup;
 mod finish;
 mod pivot;
 
-pub use cgroup::CgroupMount;
 use cgroup::mount_cgroup;
+pub use cgroup::{CgroupMount, cgroup_bind_name};
 pub mod ops;
 mod tmpcopy;
 pub use finish::{Finish, finalize};

@@ -175,6 +175,33 @@ pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(|_| ())
 }
 
+/// Marks `fd` close-on-exec again (after a child that had to inherit it was started).
+pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl with integer arguments on a descriptor number.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(|_| ())
+}
+
+/// The file status flags of an open descriptor (F_GETFL): O_WRONLY, O_RDWR...
+pub fn fd_flags(fd: RawFd) -> io::Result<libc::c_int> {
+    // SAFETY: fcntl with integer arguments on a descriptor number.
+    check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })
+}
+
+/// Takes ownership of a descriptor tong was given by number (`--status-fd`), after
+/// checking it is open: tong closes it when done with it.
+pub fn take_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    fd_flags(fd)?;
+    if (0..=2).contains(&fd) {
+        // stdio stays open for the process's life: use a copy.
+        return stdio(fd)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?
+            .try_clone_to_owned();
+    }
+    // SAFETY: the number was handed to tong on its command line for it to use and close;
+    // nothing else in tong knows or owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// A close-on-exec copy of `fd` numbered `min` or above (F_DUPFD_CLOEXEC).
 pub fn dup_cloexec_above(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: fcntl with integer arguments; a new fd it returns is owned by nothing else.
