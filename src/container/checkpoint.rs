@@ -75,10 +75,11 @@ pub const DESCRIPTORS: &str = "descriptors.json";
 pub fn checkpoint(root: &Path, id: &str, opts: &Options) -> Result<()> {
     let (sd, st, status) = super::running(root, id)?;
     status.may_checkpoint()?;
+    // Made first, as runc does: `--parent-path` is resolved through it.
+    let images = open_dir(&opts.image_path, "image")?;
     check_parent(&opts.image_path, opts.parent_path.as_deref())?;
     let version = opts.criu.require(30000)?;
     let spec = typed_config(&st)?;
-    let images = open_dir(&opts.image_path, "image")?;
     let work = match &opts.work_path {
         Some(w) => Some(open_dir(w, "work")?),
         None => None,

@@ -109,6 +109,10 @@ pub fn restore(root: &Path, opts: &RestoreOpts) -> Result<i32> {
         spec: &cfg.spec,
         console: console.as_ref().map(|c| c.as_raw_fd()),
         master: None,
+        new_netns: opts.empty_ns & libc::CLONE_NEWNET as u32 != 0
+            && spec::namespaces(&cfg.spec)
+                .iter()
+                .any(|(t, p)| *t == LinuxNamespaceType::Network && p.is_none()),
     };
     let r = (|| {
         h.sd.save_config(h.st)?;
@@ -278,6 +282,8 @@ struct RestoreHandler<'a> {
     console: Option<i32>,
     /// The terminal's master, for a foreground restore to relay.
     master: Option<OwnedFd>,
+    /// CRIU makes the container's network namespace new and empty.
+    new_netns: bool,
 }
 
 impl criu::Handler for RestoreHandler<'_> {
@@ -312,6 +318,11 @@ impl criu::Handler for RestoreHandler<'_> {
         logging::debug(&format!("criu notification: {script} (pid {pid})"));
         match script {
             "setup-namespaces" => {
+                // A network namespace of the container's own comes back empty: `lo` up,
+                // as at create.
+                if self.new_netns {
+                    crate::linux::namespaces::loopback_up_in(pid)?;
+                }
                 let mut state = hook_state(self.st, Status::Creating);
                 state.pid = pid;
                 let h = self.spec.hooks().as_ref();
