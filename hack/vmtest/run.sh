@@ -28,7 +28,7 @@
 # Environment:
 #   VMTEST_GUEST=busybox|systemd|engines  the guest (default busybox);
 #                           engines: the systemd guest's image plus docker.io,
-#                           containerd, podman and conmon (a second cached image)
+#                           containerd, podman, conmon and criu (a second cached image)
 #   VMTEST_CGROUP=v2|hybrid|legacy  the systemd guests' cgroup layout: v2
 #                           (default, cgroup_no_v1=all), hybrid (v1 controllers
 #                           and cgroup2 at /sys/fs/cgroup/unified:
@@ -248,8 +248,10 @@ SD_PACKAGES="systemd systemd-sysv dbus udev busybox-static procps iproute2 runc 
 # The engines guest: the same, plus the engines hack/e2e drives and what its steps use
 # (kmod: the kernel asks modprobe for bridge and veth, which docker's network needs;
 # apparmor: Debian's kernel runs AppArmor, and dockerd then loads its docker-default
-# profile with apparmor_parser, as on a stock Debian where docker.io recommends it).
-SD_ENGINE_PACKAGES="docker.io containerd podman conmon containernetworking-plugins uidmap python3 iptables kmod apparmor"
+# profile with apparmor_parser, as on a stock Debian where docker.io recommends it;
+# criu: checkpoint and restore, which the host's newer kernels break for Debian's 3.17,
+# its network lock for --tcp-established using iptables).
+SD_ENGINE_PACKAGES="docker.io containerd podman conmon containernetworking-plugins uidmap python3 iptables kmod apparmor criu"
 SD_RECIPE=2
 # The engines image's own recipe steps (below); part of its key only.
 SD_ENGINE_RECIPE=1
