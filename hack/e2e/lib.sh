@@ -9,6 +9,10 @@
 #                           containers' units), so that only new ones count as its own
 #   step NAME FUNC [ARGS]   runs FUNC in a subshell with `set -e`; a step passes
 #                           when FUNC returns 0; output is shown on failure
+#   criu_step NAME FUNC     a step that checkpoints or restores: as step, but skipped
+#                           (SKIP line with the reason, counted as skipped) when CRIU
+#                           cannot work here (no criu, or `criu check` fails)
+#   skip_step NAME REASON   NAME is not run, for REASON (counted as skipped)
 #   expect_* / fail         assertions used inside steps
 #   e2e_finish              leftover checks and the closing count line
 #
@@ -47,6 +51,8 @@ E2E_FAILED=0
 E2E_KNOWN=0
 E2E_KNOWN_LIST=()
 E2E_NOT_RUN=()
+# Steps skipped for a reason of the host's ("name: reason"), by skip_step.
+E2E_SKIPPED=()
 # Set by each script: the steps that always run, and those E2E_STEPS=cgroup selects.
 E2E_BASE_STEPS=""
 E2E_CGROUP_STEPS=""
@@ -414,6 +420,48 @@ step() {
 	exit 1
 }
 
+# skip_step NAME REASON: step NAME is not run here, for REASON (a SKIP line with it;
+# counted as skipped, never as passed).
+skip_step() {
+	local name=$E2E_ENGINE/$1
+	E2E_SKIPPED+=("${name#*/} ($2)")
+	e2e_log "SKIP $name ($2)"
+}
+
+# e2e_criu_check: sets E2E_CRIU_SKIP to why CRIU cannot checkpoint here (empty when it
+# can): no criu, or `criu check` fails (Debian's criu 3.17 on kernels newer than it knows:
+# "vdso: Unexpected rt vDSO area bounds" on 6.18). Once per run.
+E2E_CRIU_CHECKED=
+E2E_CRIU_SKIP=
+e2e_criu_check() {
+	local log err
+	[ -z "$E2E_CRIU_CHECKED" ] || return 0
+	E2E_CRIU_CHECKED=1
+	if ! command -v criu >/dev/null 2>&1; then
+		E2E_CRIU_SKIP="no criu here (apt-get install criu)"
+		return 0
+	fi
+	log=$E2E_TMP/criu-check.log
+	if ! timeout "$E2E_CMD_TIMEOUT" criu check -v2 -o "$log" >/dev/null 2>&1; then
+		err=$(grep -m 1 '^Error' "$log" 2>/dev/null)
+		E2E_CRIU_SKIP="criu check fails here ($(criu --version 2>/dev/null | awk '/^Version:/ { print "criu " $2 }'), kernel $(uname -r)): ${err:-see criu check}"
+	fi
+	rm -f "$log"
+}
+
+# criu_step NAME FUNC [ARGS...]: step, for a step that needs CRIU (checkpoint, restore):
+# skipped with the reason when CRIU cannot work here.
+criu_step() {
+	if e2e_selected "$E2E_ENGINE/$1"; then
+		e2e_criu_check
+		if [ -n "$E2E_CRIU_SKIP" ]; then
+			skip_step "$1" "$E2E_CRIU_SKIP"
+			return 0
+		fi
+	fi
+	step "$@"
+}
+
 e2e_summary() {
 	local n
 	if [ "$E2E_KNOWN" -gt 0 ]; then
@@ -426,8 +474,12 @@ e2e_summary() {
 	if [ ${#E2E_NOT_RUN[@]} -gt 0 ]; then
 		e2e_log "e2e: not run (E2E_STEPS='$E2E_STEPS'): ${E2E_NOT_RUN[*]}"
 	fi
+	if [ ${#E2E_SKIPPED[@]} -gt 0 ]; then
+		e2e_log "e2e: skipped here:"
+		for n in "${E2E_SKIPPED[@]}"; do e2e_log "  - $n"; done
+	fi
 	# The plain closing line; known failures and steps not run count as skipped.
-	echo "$E2E_ENGINE-e2e: $E2E_PASSED passed, $E2E_FAILED failed, $((E2E_KNOWN + ${#E2E_NOT_RUN[@]})) skipped"
+	echo "$E2E_ENGINE-e2e: $E2E_PASSED passed, $E2E_FAILED failed, $((E2E_KNOWN + ${#E2E_NOT_RUN[@]} + ${#E2E_SKIPPED[@]})) skipped"
 }
 
 # ---------------------------------------------------------------- leftovers
