@@ -456,7 +456,7 @@ fn tcp_established_restores_a_loopback_connection() {
     checkpoint(&env, &id, &img, &["--tcp-established"]).success();
     let at_dump = c.last();
     assert_gone(&env, &id);
-    c.spawn_ok(
+    let (code, printed) = c.spawn(
         &env,
         &[
             "restore",
@@ -469,6 +469,14 @@ fn tcp_established_restores_a_loopback_connection() {
             &id,
         ],
     );
+    if is_runc() {
+        // runc restores the namespace empty, loopback down: CRIU cannot connect the
+        // socket back ("Network is unreachable" in restore.log). tong brings lo up first.
+        assert_ne!(code, 0, "{printed}");
+        env.assert_nothing_left(&id);
+        return;
+    }
+    assert_eq!(code, 0, "{printed}");
     c.wait_above(at_dump.map(|n| n + 3));
     delete(&env, &id);
 }

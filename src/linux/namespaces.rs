@@ -325,6 +325,21 @@ pub fn open_in_mount_ns(
     Ok(out)
 }
 
+/// Brings `lo` up in the network namespace of process `pid`, as [`configure`] does in a
+/// namespace tong creates: a restore's network namespace is made new and empty by CRIU
+/// (runc's `--empty-ns network`), and the container's loopback connections need it up.
+/// tong enters the namespace for a moment (it is single-threaded) and comes back.
+pub fn loopback_up_in(pid: i32) -> Result<()> {
+    let ours = std::fs::File::open("/proc/self/ns/net").at("cannot open", "/proc/self/ns/net")?;
+    let path = format!("/proc/{pid}/ns/net");
+    let theirs = std::fs::File::open(&path).at("cannot open", &path)?;
+    nix::sched::setns(&theirs, CloneFlags::CLONE_NEWNET).ctx(|| format!("setns into {path}"))?;
+    let up = sys::set_link_up("lo").ctx(|| format!("bringing up lo in {path}"));
+    nix::sched::setns(&ours, CloneFlags::CLONE_NEWNET)
+        .ctx(|| "setns back into tong's network namespace".into())?;
+    up
+}
+
 #[cfg(test)]
 mod kinds {
     use super::*;
@@ -343,19 +358,4 @@ mod kinds {
         assert_eq!(kind(LinuxNamespaceType::Mount).proc_name, "mnt");
         assert_eq!(kind(LinuxNamespaceType::Network).config_name, "network");
     }
-}
-
-/// Brings `lo` up in the network namespace of process `pid`, as [`configure`] does in a
-/// namespace tong creates: a restore's network namespace is made new and empty by CRIU
-/// (runc's `--empty-ns network`), and the container's loopback connections need it up.
-/// tong enters the namespace for a moment (it is single-threaded) and comes back.
-pub fn loopback_up_in(pid: i32) -> Result<()> {
-    let ours = std::fs::File::open("/proc/self/ns/net").at("cannot open", "/proc/self/ns/net")?;
-    let path = format!("/proc/{pid}/ns/net");
-    let theirs = std::fs::File::open(&path).at("cannot open", &path)?;
-    nix::sched::setns(&theirs, CloneFlags::CLONE_NEWNET).ctx(|| format!("setns into {path}"))?;
-    let up = sys::set_link_up("lo").ctx(|| format!("bringing up lo in {path}"));
-    nix::sched::setns(&ours, CloneFlags::CLONE_NEWNET)
-        .ctx(|| "setns back into tong's network namespace".into())?;
-    up
 }
