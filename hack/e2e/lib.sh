@@ -13,7 +13,7 @@
 #                           (SKIP line with the reason, counted as skipped) when CRIU
 #                           cannot work here (no criu, or `criu check` fails)
 #   skip_step NAME REASON   NAME is not run, for REASON (counted as skipped)
-#   expect_* / fail         assertions used inside steps
+#   expect_* / fail         assertions used inside steps (timed: expect_ok with its time)
 #   e2e_finish              leftover checks and the closing count line
 #
 # Environment:
@@ -327,6 +327,12 @@ expect_eq() {
 expect_match() {
 	[[ $1 =~ $2 ]] || fail "$3: '$1' does not match /$2/"
 	printf '  ok: %s = %s\n' "$3" "$1"
+}
+# timed CMD...: expect_ok CMD, then how long it took.
+timed() {
+	local t0=$SECONDS
+	expect_ok "$@"
+	echo "  took $((SECONDS - t0))s: $*"
 }
 # wait_until SECONDS WHAT CMD...: retries CMD (quietly) every 0.2 s.
 wait_until() {
