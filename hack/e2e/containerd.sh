@@ -103,13 +103,22 @@ e2e_diagnose() {
 		echo "--- runtime log $f"
 		tail -n 10 "$f"
 	done
+	# CRIU's logs of a checkpoint or restore: the shim copies a failed dump's to
+	# criu-dump.log in the bundle; --work-path dirs keep theirs.
+	find "$E2E_TMP" \( -name criu-dump.log -o -name dump.log -o -name restore.log \) 2>/dev/null |
+		while read -r f; do
+			echo "--- CRIU log $f (errors and warnings, and its last lines)"
+			grep -E '^(Error|Warn)|[Ee]rror' "$f" | tail -n 10
+			tail -n 3 "$f"
+		done
 }
 
 e2e_engine_leftovers() {
 	local left
 	# seccomp@cache is tong's compiled-seccomp cache, kept across containers by design.
+	# (Neither dir exists when no step ran a container: E2E_STEPS, or steps skipped here.)
 	left=$(find "$E2E_TMP/runtime-root" -mindepth 2 -maxdepth 2 ! -name 'seccomp@cache' 2>/dev/null
-		find "$TASKS" -mindepth 1 -maxdepth 1 2>/dev/null)
+		find "$TASKS" -mindepth 1 -maxdepth 1 2>/dev/null || true)
 	[ -z "$left" ] || fail "runtime or task state left: $left"
 	echo "  ok: no runtime or task state left"
 }
@@ -138,6 +147,72 @@ remove() {
 	wait_until 10 "$1 stopped" sh -c "! ctr --address '$SOCK' --namespace '$NS' task ls | grep -q '^$1 .*RUNNING'"
 	ctr_ task delete "$1" >/dev/null 2>&1 || true
 	expect_ok ctr_ container delete "$1"
+}
+
+# ------------------------------------------------------------ checkpoint/restore helpers
+
+# The counter: appends 0, 1, 2, ... to /tmp/count in its rootfs, one a second, from its
+# shell's memory alone (a task restored by `ctr containers restore` has no output
+# anyone reads: ctr exits once it started it).
+# shellcheck disable=SC2016 # the container's shell expands them
+COUNTER=(sh -c 'i=0; while :; do echo $i >>/tmp/count; i=$((i+1)); sleep 1; done')
+EXEC_N=0
+counts() {
+	EXEC_N=$((EXEC_N + 1))
+	ctr_ task exec --fifo-dir "$E2E_TMP/fifo" --exec-id "count$EXEC_N" "$1" cat /tmp/count 2>/dev/null | grep -xE '[0-9]+' || true
+}
+last_count() { counts "$1" | tail -n 1; }
+count_past() {
+	local n
+	n=$(last_count "$1")
+	[ -n "$n" ] && [ "$n" -gt "$2" ]
+}
+start_counter() {
+	expect_ok ctr_run "$1" -d -- "${COUNTER[@]}"
+	wait_until 10 "$1 RUNNING" status_is "$1" RUNNING
+	wait_until 30 "$1 counts to 2" count_past "$1" 1
+}
+# expect_counts_on ID BEFORE: ID counts on from BEFORE, a number it had written before
+# its checkpoint: two numbers past it, and /tmp/count is one run of consecutive numbers
+# from 0 (a restart at 0, a repeat or a gap breaks it).
+expect_counts_on() {
+	local id=$1 before=$2 nums
+	wait_until 60 "$id counts past $((before + 1))" count_past "$id" $((before + 1))
+	nums=$(counts "$id" | tr '\n' ' ')
+	echo "  $id wrote: $nums"
+	awk '{
+		for (i = 1; i <= NF; i++) {
+			if ($i != i - 1) { print "not counting on from 0: " $i " as number " i; bad = 1; break }
+		}
+	}
+	END { exit bad }' <<<"$nums" || fail "$id does not count on from $before"
+	echo "  ok: $id counts on from $before (to $(last_count "$id"))"
+}
+# expect_running_ok ID: task ID runs in its own cgroup (systemd: its scope, active), not
+# frozen, its init the counter.
+expect_running_ok() {
+	local id=$1 pid
+	expect_eq "$(task_status "$id")" RUNNING "task status"
+	pid=$(task_pid "$id")
+	[ -d "/proc/$pid" ] || fail "task pid $pid is not live"
+	if e2e_systemd; then
+		e2e_expect_unit "$pid" "$(scope "$id")"
+	else
+		run_cmd grep ':memory:' "/proc/$pid/cgroup"
+		expect_out "4:memory:/$E2E_CGROUP/$id"
+	fi
+	expect_eq "$(frozen "$id")" THAWED "freezer state"
+	expect_match "$(tr '\0' ' ' <"/proc/$pid/cmdline")" "while :" "the init's command line"
+}
+# forget ID [IMAGE...]: (a step's EXIT trap) task, container and images gone, quietly.
+forget() {
+	local id=$1
+	shift
+	ctr_ task kill -s KILL "$id" >/dev/null 2>&1
+	ctr_ task delete -f "$id" >/dev/null 2>&1
+	ctr_ container delete "$id" >/dev/null 2>&1
+	[ $# = 0 ] || ctr_ images rm "$@" >/dev/null 2>&1
+	return 0
 }
 
 # ------------------------------------------------------------ steps
@@ -350,6 +425,76 @@ t_failing_container() {
 	expect_out ""
 }
 
+# `ctr task checkpoint`: the runtime's checkpoint (leaving the task running) into a
+# checkpoint image in the content store, and into --image-path/--work-path dirs; with
+# --exit, the task stops. ctr 1.6 cannot restore such an image: `ctr run` has no
+# --checkpoint flag (its code reads one it never defines) and `ctr containers restore`
+# wants the annotations `ctr containers checkpoint` writes ("image name not found in
+# index"), with runc as with tong.
+t_task_checkpoint() {
+	local ref ref2 before
+	# Each step's task, container and images go when it ends, whatever it ends with.
+	trap 'forget tck $(ctr_ images ls -q | grep "^containerd.io/checkpoint/tck:"); rm -rf "$E2E_TMP"/tck-*' EXIT
+	start_counter tck
+	timed ctr_ task checkpoint tck
+	ref=$(printf '%s\n' "$OUT" | tail -n 1)
+	expect_match "$ref" '^containerd.io/checkpoint/tck:' "checkpoint image name"
+	expect_ok ctr_ images ls
+	expect_contains "$ref"
+	expect_contains "containerd.io/checkpoint=true"
+	# ctr paused the task for the checkpoint and resumed it.
+	expect_running_ok tck
+	before=$(last_count tck)
+	expect_counts_on tck "$before"
+	expect_fail ctr_ containers restore --live tck-restored "$ref"
+	expect_contains "image name not found in index"
+	expect_ok ctr_ containers ls -q
+	expect_not_contains "tck-restored"
+	# Gone with its blobs now: the next checkpoint writes the same spec blob, which
+	# containerd refuses while it exists ("content sha256:...: already exists").
+	expect_ok ctr_ images rm --sync "$ref"
+	# Straight into directories: CRIU's images and its dump.log.
+	timed ctr_ task checkpoint --image-path "$E2E_TMP/tck-img" --work-path "$E2E_TMP/tck-work" tck
+	[ -s "$E2E_TMP/tck-img/inventory.img" ] || fail "no inventory.img in --image-path: $(ls "$E2E_TMP/tck-img" 2>&1)"
+	[ -s "$E2E_TMP/tck-work/dump.log" ] || fail "no dump.log in --work-path: $(ls "$E2E_TMP/tck-work" 2>&1)"
+	echo "  ok: --image-path has $(find "$E2E_TMP/tck-img" -name '*.img' | wc -l) images, --work-path dump.log"
+	expect_running_ok tck
+	# --exit: the task stops after its checkpoint.
+	timed ctr_ task checkpoint --exit tck
+	ref2=$(printf '%s\n' "$OUT" | tail -n 1)
+	expect_match "$ref2" '^containerd.io/checkpoint/tck:' "checkpoint image name"
+	wait_until 10 "tck STOPPED" status_is tck STOPPED
+	expect_ok ctr_ task delete tck
+	expect_contains "exit code 137" # CRIU killed it after the dump
+	expect_ok ctr_ container delete tck
+	expect_ok ctr_ images rm "$ref2"
+	rm -rf "$E2E_TMP/tck-img" "$E2E_TMP/tck-work"
+	trap - EXIT
+}
+
+# `ctr containers checkpoint --task --rw` (ctr pauses the task, the runtime checkpoints it
+# leaving it running, ctr resumes it), the task and container removed, then `ctr
+# containers restore --live --rw`: the same container again, its task restored by the
+# runtime from the checkpoint image, counting on.
+t_container_checkpoint_restore() {
+	local before
+	trap 'forget cck tong-e2e/checkpoint:cck' EXIT
+	start_counter cck
+	timed ctr_ containers checkpoint --task --rw cck tong-e2e/checkpoint:cck
+	expect_ok ctr_ images ls -q
+	expect_contains "tong-e2e/checkpoint:cck"
+	expect_running_ok cck
+	before=$(last_count cck)
+	remove cck
+	timed ctr_ containers restore --live --rw cck tong-e2e/checkpoint:cck
+	wait_until 10 "cck RUNNING" status_is cck RUNNING
+	expect_running_ok cck
+	expect_counts_on cck "$before"
+	remove cck
+	expect_ok ctr_ images rm tong-e2e/checkpoint:cck
+	trap - EXIT
+}
+
 t_events() {
 	local ev=$E2E_TMP/events.txt
 	# The topics seen, once each (the whole stream is long).
@@ -395,6 +540,8 @@ step task-start-again t_task_start_again
 step resources t_resources
 step security t_security
 step failing-container t_failing_container
+criu_step task-checkpoint t_task_checkpoint
+criu_step container-checkpoint-restore t_container_checkpoint_restore
 step events t_events
 step cleanup t_cleanup
 step stop-daemon t_stop_daemon
