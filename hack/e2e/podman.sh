@@ -39,6 +39,8 @@ e2e_init podman
 e2e_track_dirs /var/lib/containers
 
 IMG=localhost/tong-e2e/busybox:latest
+# The pods' infra image (checkpoint-pod): the test image's rootfs running sleep.
+PAUSE_IMG=localhost/tong-e2e/pause:latest
 RT_NAME=$(basename "$RUNTIME_BIN")
 # The runtime's default state root is shared with the host: the root itself and tong's
 # compiled-seccomp cache in it (podman passes its default profile) go if this run made them.
@@ -106,6 +108,13 @@ e2e_diagnose() {
 		echo "--- runtime log $f"
 		tail -n 5 "$f"
 	done
+	# CRIU's logs of a checkpoint or restore (podman keeps them in the container's dirs).
+	find "$E2E_TMP/storage/overlay-containers" "$E2E_TMP/runroot/overlay-containers" \
+		\( -name dump.log -o -name restore.log \) 2>/dev/null | while read -r f; do
+		echo "--- CRIU log $f (errors and warnings, and its last lines)"
+		grep -E '^(Error|Warn)|[Ee]rror' "$f" | tail -n 10
+		tail -n 3 "$f"
+	done
 }
 
 # The ids of this run's containers (for the systemd driver's leftover checks), from the
@@ -161,6 +170,68 @@ umount_storage() {
 	fi
 }
 E2E_CLEANUP_FNS+=(podman_cleanup)
+
+# ------------------------------------------------------------ checkpoint/restore helpers
+
+# The counter: prints 0, 1, 2, ... one a second, from its shell's memory alone.
+# shellcheck disable=SC2016 # the container's shell expands them
+COUNTER=(sh -c 'i=0; while :; do echo $i; i=$((i+1)); sleep 1; done')
+counts() { pm logs "$1" 2>/dev/null | grep -xE '[0-9]+' || true; }
+last_count() { counts "$1" | tail -n 1; }
+# count_past NAME N: container NAME printed a number above N.
+count_past() {
+	local n
+	n=$(last_count "$1")
+	[ -n "$n" ] && [ "$n" -gt "$2" ]
+}
+# start_counter NAME: a running counter that printed 0, 1 and 2.
+start_counter() {
+	expect_ok prun -d --name "$1" "$IMG" "${COUNTER[@]}"
+	wait_until 30 "$1 counts to 2" count_past "$1" 1
+}
+# expect_counts_on NAME BEFORE: NAME counts on from BEFORE, the last number it printed
+# before its checkpoint: two numbers past it, and all it printed is one run of
+# consecutive numbers (a restart at 0, a repeat or a gap breaks it) beginning at 0 (its
+# log kept) or past BEFORE (a new log: restored from an exported checkpoint).
+expect_counts_on() {
+	local name=$1 before=$2 nums
+	wait_until 60 "$name counts past $((before + 1))" count_past "$name" $((before + 1))
+	nums=$(counts "$name" | tr '\n' ' ')
+	echo "  $name printed: $nums"
+	awk -v b="$before" '{
+		for (i = 1; i <= NF; i++) {
+			if (i == 1) first = $i
+			else if ($i != prev + 1) { print "not counting on: " prev " then " $i; bad = 1 }
+			prev = $i
+		}
+	}
+	END {
+		if (!bad && first != 0 && first <= b) { print "begins at " first ", neither 0 nor past " b; bad = 1 }
+		exit bad
+	}' <<<"$nums" || fail "$name does not count on from $before"
+	echo "  ok: $name counts on from $before (to $(last_count "$name"))"
+}
+# expect_restored_ok NAME [any-cgroup]: NAME runs in its own cgroup (systemd: its scope,
+# active; with any-cgroup, its cgroup is only shown), not frozen, its init the counter,
+# and exec works in it.
+expect_restored_ok() {
+	local name=$1 pid id
+	expect_eq "$(insp '{{.State.Status}}' "$name")" running "State.Status"
+	pid=$(insp '{{.State.Pid}}' "$name")
+	id=$(cid "$name")
+	[ -d "/proc/$pid" ] || fail "State.Pid $pid is not live"
+	if [ "${2:-}" = any-cgroup ]; then
+		echo "  note: $name's init $pid is in $(e2e_systemd && e2e_cgroup_of "$pid" || grep ':memory:' "/proc/$pid/cgroup") (its id $id)"
+	elif e2e_systemd; then
+		e2e_expect_unit "$pid" "libpod-$id.scope"
+	else
+		run_cmd grep ':memory:' "/proc/$pid/cgroup"
+		expect_out "4:memory:/$E2E_CGROUP/libpod-$id"
+	fi
+	expect_eq "$(frozen "$name")" THAWED "freezer state"
+	expect_ok pm exec "$name" sh -c 'tr "\0" " " </proc/1/cmdline'
+	expect_contains "while :"
+}
 
 # ------------------------------------------------------------ steps
 
@@ -370,6 +441,120 @@ t_runtime_error() {
 	expect_ok pm rm bad
 }
 
+# What podman asks of the runtime before it checkpoints (`checkpoint --help` exits 0) and
+# before it restores into a pod (`restore --lsm-mount-context` without its value prints
+# urfave/cli's "flag needs an argument"). No CRIU needed.
+t_checkpoint_probes() {
+	expect_ok "$RUNTIME_BIN" checkpoint --help
+	expect_rc 1 "$RUNTIME_BIN" restore --lsm-mount-context
+	expect_contains "flag needs an argument"
+}
+
+# Each step's containers go when it ends, whatever it ends with (the later steps and the
+# leftovers check then run as usual under E2E_KNOWN_FAILURES).
+t_checkpoint_restore() {
+	local before pid
+	trap 'pm rm -f -t 0 ck >/dev/null 2>&1' EXIT
+	start_counter ck
+	pid=$(insp '{{.State.Pid}}' ck)
+	timed pm container checkpoint ck
+	expect_eq "$(insp '{{.State.Status}} {{.State.Checkpointed}}' ck)" "exited true" "State.Status Checkpointed"
+	wait_until 10 "the checkpointed pid $pid gone" sh -c "! [ -d /proc/$pid ]"
+	before=$(last_count ck)
+	echo "  ok: it had counted to $before"
+	timed pm container restore ck
+	expect_eq "$(insp '{{.State.Restored}}' ck)" true "State.Restored"
+	expect_restored_ok ck
+	expect_counts_on ck "$before"
+	expect_ok pm rm -f -t 0 ck
+	trap - EXIT
+}
+
+t_checkpoint_leave_running() {
+	local before pid
+	trap 'pm rm -f -t 0 ckl >/dev/null 2>&1' EXIT
+	start_counter ckl
+	pid=$(insp '{{.State.Pid}}' ckl)
+	timed pm container checkpoint --leave-running ckl
+	expect_eq "$(insp '{{.State.Pid}}' ckl)" "$pid" "State.Pid (the same process)"
+	before=$(last_count ckl)
+	expect_restored_ok ckl
+	expect_counts_on ckl "$before"
+	expect_ok pm rm -f -t 0 ckl
+	trap - EXIT
+}
+
+# The second copy's init: in its own scope with tong; runc 1.1.5 leaves CRIU to restore the
+# cgroup the checkpoint names, the first copy's scope (shown, not asserted).
+t_checkpoint_export_import() {
+	local before tar=$E2E_TMP/ckx.tar.gz
+	trap 'pm rm -f -t 0 --ignore ckx ckx2 >/dev/null 2>&1; rm -f "$E2E_TMP/ckx.tar.gz"' EXIT
+	start_counter ckx
+	timed pm container checkpoint --export="$tar" ckx
+	[ -s "$tar" ] || fail "no checkpoint archive at $tar"
+	before=$(last_count ckx)
+	echo "  ok: it had counted to $before; archive $(du -h "$tar" | cut -f1)"
+	expect_ok pm rm ckx
+	timed pm container restore --import="$tar"
+	expect_restored_ok ckx
+	expect_counts_on ckx "$before"
+	# A second copy of it, beside the first.
+	timed pm container restore --import="$tar" --name ckx2
+	expect_restored_ok ckx2 any-cgroup
+	expect_counts_on ckx2 "$before"
+	expect_ok pm rm -f -t 0 ckx ckx2
+	rm -f "$tar"
+	trap - EXIT
+}
+
+# A container of a pod, exported, restored into another pod: podman checks first that the
+# runtime can (`restore --lsm-mount-context` without its value prints "flag needs an
+# argument"). The pods' infra containers run the test image's sleep (no pause image
+# here). As for a second copy, runc 1.1.5 leaves the restored init in the cgroup the
+# checkpoint names, the first pod's (shown, not asserted).
+t_checkpoint_pod() {
+	local before pod1 pod2 p cg d pod_args=(--network none --infra-image "$PAUSE_IMG")
+	e2e_systemd || pod_args+=(--cgroup-parent "/$E2E_CGROUP")
+	trap 'pm pod rm -f -t 0 --ignore ckpod1 ckpod2 >/dev/null 2>&1; pm rmi --ignore "$PAUSE_IMG" >/dev/null 2>&1; rm -f "$E2E_TMP/ckp.tar.gz"' EXIT
+	expect_ok pm import --change 'CMD ["/bin/sleep", "1000000"]' "$E2E_TMP/rootfs.tar" "$PAUSE_IMG"
+	expect_ok pm pod create --name ckpod1 "${pod_args[@]}"
+	pod1=$OUT
+	expect_ok pm run -d --pod ckpod1 --name ckp --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 "$IMG" "${COUNTER[@]}"
+	wait_until 30 "ckp counts to 2" count_past ckp 1
+	timed pm container checkpoint --export="$E2E_TMP/ckp.tar.gz" ckp
+	before=$(last_count ckp)
+	echo "  ok: it had counted to $before"
+	expect_ok pm pod create --name ckpod2 "${pod_args[@]}"
+	expect_ok pm pod start ckpod2
+	# podman 4.3.1 finds the pod by its id only ("pod with ID ckpod2 not found" for its name).
+	pod2=$(pm pod inspect -f '{{.Id}}' ckpod2)
+	timed pm container restore --import="$E2E_TMP/ckp.tar.gz" --pod "$pod2" --name ckp2
+	expect_eq "$(insp '{{.Pod}}' ckp2)" "$pod2" "the restored container's pod"
+	expect_restored_ok ckp2 any-cgroup
+	expect_counts_on ckp2 "$before"
+	e2e_systemd && cg=$(e2e_cgroup_of "$(insp '{{.State.Pid}}' ckp2)")
+	expect_ok pm pod rm -f -t 0 ckpod1 ckpod2
+	if e2e_systemd; then
+		for p in "$pod1" "$pod2"; do
+			[ -z "$(systemctl list-units --all --plain --no-legend "machine-libpod_pod_$p.slice")" ] ||
+				fail "the pod's slice machine-libpod_pod_$p.slice is left"
+		done
+		echo "  ok: the pods' slices are gone"
+		# A restored init in the checkpoint's cgroup (runc): CRIU made that cgroup again, the
+		# first container's scope in the first pod's slice, which no unit owns, so nobody
+		# removes it: the directories go here (the leftovers check would find them).
+		for d in "$cg" "${cg%/*}"; do
+			case $d in /machine.slice/machine-libpod_pod_"$pod1".slice*) ;; *) continue ;; esac
+			[ -d "/sys/fs/cgroup$d" ] || continue
+			echo "  note: removing $d: CRIU made it for the restored init, no unit owns it"
+			rmdir "/sys/fs/cgroup$d" || fail "cannot remove /sys/fs/cgroup$d"
+		done
+	fi
+	expect_ok pm rmi "$PAUSE_IMG"
+	rm -f "$E2E_TMP/ckp.tar.gz"
+	trap - EXIT
+}
+
 t_events() {
 	expect_ok pm events --stream=false --format '{{.Name}} {{.Status}}'
 	expect_contains "web start"
@@ -381,11 +566,15 @@ t_events() {
 
 t_rm() {
 	local pid
-	expect_ok pm rm oomer waiter
-	pid=$(insp '{{.State.Pid}}' web)
-	expect_fail pm rm web
-	expect_ok pm rm -f web
-	wait_until 10 "pid $pid gone" sh -c "! [ -d /proc/$pid ]"
+	# The containers that the steps E2E_STEPS selected made.
+	if e2e_selected podman/oom; then expect_ok pm rm oomer; fi
+	if e2e_selected podman/wait-restart; then expect_ok pm rm waiter; fi
+	if e2e_selected podman/run-d; then
+		pid=$(insp '{{.State.Pid}}' web)
+		expect_fail pm rm web
+		expect_ok pm rm -f web
+		wait_until 10 "pid $pid gone" sh -c "! [ -d /proc/$pid ]"
+	fi
 	expect_ok pm ps -a -q
 	expect_out ""
 	expect_ok pm rmi "$IMG"
@@ -412,6 +601,11 @@ step userns t_userns
 step preserve-fds t_preserve_fds
 step oom t_oom
 step runtime-error t_runtime_error
+step checkpoint-probes t_checkpoint_probes
+criu_step checkpoint-restore t_checkpoint_restore
+criu_step checkpoint-leave-running t_checkpoint_leave_running
+criu_step checkpoint-export-import t_checkpoint_export_import
+criu_step checkpoint-pod t_checkpoint_pod
 step events t_events
 step rm t_rm
 e2e_finish
