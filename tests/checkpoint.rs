@@ -83,6 +83,14 @@ fn main() {
             "a_failed_restore_leaves_nothing",
             a_failed_restore_leaves_nothing,
         ),
+        (
+            "bind_mounts_work_path_and_pid_file_survive_a_restore",
+            bind_mounts_work_path_and_pid_file_survive_a_restore,
+        ),
+        (
+            "the_org_criu_config_annotation_is_read",
+            the_org_criu_config_annotation_is_read,
+        ),
     ];
     let without_criu: Vec<(&str, fn())> = vec![(
         "a_failing_criu_is_one_line_and_the_container_runs_on",
@@ -603,6 +611,130 @@ fn a_failed_restore_leaves_nothing() {
     );
     assert_eq!(printed.trim().lines().count(), 1, "one line: {printed}");
     assert_gone(&env, &id);
+}
+
+/// A host directory bound into the container (an external mount to CRIU) is bound again
+/// at restore, and the count keeps reaching the host through it; CRIU's logs go to
+/// `--work-path`; `restore --pid-file` names the restored init.
+fn bind_mounts_work_path_and_pid_file_survive_a_restore() {
+    let env = Env::new();
+    let mut c = Counter::new();
+    let id = env.id("c");
+    let data = env.tempdir("data");
+    let script = "i=0; while :; do echo $i; echo $i > /data/n; i=$((i+1)); sleep 0.1; done";
+    let b = env.bundle_with(&["sh", "-c", script], |cfg| {
+        cfg["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data",
+            "type": "bind",
+            "source": data.to_str().unwrap(),
+            "options": ["rbind", "rw"],
+        }));
+    });
+    c.spawn_ok(&env, &["run", "-d", "--bundle", b.path(), &id]);
+    c.wait_above(Some(2));
+    let img = env.tempdir("img");
+    let work = env.tempdir("work");
+    let work_s = work.to_str().unwrap();
+    checkpoint(&env, &id, &img, &["--work-path", work_s]).success();
+    assert!(work.join("dump.log").exists(), "dump.log is in --work-path");
+    let at_dump: u64 = std::fs::read_to_string(data.join("n"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_gone(&env, &id);
+    let pid_file = env.base.join("restored.pid");
+    c.spawn_ok(
+        &env,
+        &[
+            "restore",
+            "-d",
+            "--work-path",
+            work_s,
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--bundle",
+            b.path(),
+            "--image-path",
+            img.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert!(
+        work.join("restore.log").exists(),
+        "restore.log is in --work-path"
+    );
+    let st = env.wait_status(&id, "running");
+    let pid: u64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        Some(pid),
+        st["pid"].as_u64(),
+        "--pid-file names the restored init"
+    );
+    let start = Instant::now();
+    loop {
+        let n: u64 = std::fs::read_to_string(data.join("n"))
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if n > at_dump + 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < CMD_DEADLINE,
+            "the bind mount saw no count after {at_dump}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    delete(&env, &id);
+}
+
+/// `org.criu.config` names a CRIU configuration file for the container, as with runc:
+/// one that says `tcp-established` lets a container with a TCP connection be dumped and
+/// restored without the flag (without it the dump fails: see the TCP test's control).
+fn the_org_criu_config_annotation_is_read() {
+    let env = Env::new();
+    let mut c = Counter::new();
+    let id = env.id("c");
+    let conf = env.tempdir("criu").join("c.conf");
+    std::fs::write(&conf, "tcp-established\n").unwrap();
+    let script = format!(
+        "ip link set lo up; nc -l -p 5000 -e /bin/cat & sleep 0.5; ({COUNT}) | nc 127.0.0.1 5000; sleep 1000"
+    );
+    let b = env.bundle_with(&["sh", "-c", &script], |cfg| {
+        add_namespace(cfg, "network");
+        cfg["annotations"] = json!({ "org.criu.config": conf.to_str().unwrap() });
+    });
+    c.spawn_ok(&env, &["run", "-d", "--bundle", b.path(), &id]);
+    c.wait_above(Some(2));
+    let img = env.tempdir("img");
+    checkpoint(&env, &id, &img, &[]).success();
+    assert_gone(&env, &id);
+    let (code, printed) = c.spawn(
+        &env,
+        &[
+            "restore",
+            "-d",
+            "--bundle",
+            b.path(),
+            "--image-path",
+            img.to_str().unwrap(),
+            &id,
+        ],
+    );
+    if is_runc() {
+        // As in the TCP test: runc's restored namespace has lo down.
+        assert_ne!(code, 0, "{printed}");
+        return;
+    }
+    assert_eq!(code, 0, "{printed}");
+    c.wait_above(c.last().map(|n| n + 3));
+    delete(&env, &id);
 }
 
 // ---- where CRIU fails ----------------------------------------------------------------
