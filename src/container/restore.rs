@@ -378,7 +378,7 @@ struct CriuRoot {
 
 impl CriuRoot {
     fn mount(state_dir: &Path, rootfs: &Path) -> Result<CriuRoot> {
-        let path = state_dir.join("criu-root");
+        let path = state_dir.join(super::state::CRIU_ROOT);
         std::fs::create_dir(&path).at("cannot create", &path)?;
         let r = CriuRoot { path };
         nix::mount::mount(

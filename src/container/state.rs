@@ -18,6 +18,8 @@ use crate::linux::proc;
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// Where a restore binds the rootfs for CRIU (a mount point while it runs).
+pub const CRIU_ROOT: &str = "criu-root";
 
 /// The format of `state.json` this tong writes. Version 1 (no `version` field: every tong
 /// before it) embedded the whole config and kept bare cgroup paths; version 2 keeps the config
@@ -187,8 +189,19 @@ impl StateDir {
         self.dir.join(EXEC_FIFO)
     }
 
-    /// Removes the whole directory (the lock goes with it).
+    /// Removes the whole directory (the lock goes with it). A restore killed midway may
+    /// have left the rootfs bound at `criu-root`: it is unmounted first, so the removal
+    /// never walks into the container's rootfs.
     pub fn remove(self) -> Result<()> {
+        let criu_root = self.dir.join(CRIU_ROOT);
+        if criu_root.exists() {
+            let _ = nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH);
+            if let Err(e) = std::fs::remove_dir(&criu_root)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Error::path("cannot remove", &criu_root, e));
+            }
+        }
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
