@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""hack/bench-report.py RUN_DIR MD SVG: the table, markdown and chart of one hack/bench.sh run.
+"""hack/bench-report.py RUN_DIR MD SVG [--splice RESULTS]: the table, markdown and chart of one
+hack/bench.sh run.
 
 Reads what hack/bench.sh left in RUN_DIR (hyperfine JSON per case, runtime and round;
-/usr/bin/time -v output; strace -c summaries; meta and skipped lists), prints the table,
-writes MD (markdown) and SVG (a bar chart drawn here, no plotting library).
+/usr/bin/time -v output; strace -c summaries; CRIU's logs; meta and skipped lists), prints
+the table, writes MD (markdown) and SVG (a bar chart drawn here, no plotting library).
+The checkpoint case is a section of its own (between the CK_BEGIN and CK_END lines), with
+its own date and machine: when this run has no checkpoint data, MD keeps the section the
+file already has; --splice RESULTS replaces (or adds) that section in RESULTS with this run's.
 """
 import glob
 import html
@@ -14,6 +18,7 @@ import statistics
 import sys
 
 rd, md_path, svg_path = sys.argv[1:4]
+splice_path = sys.argv[5] if len(sys.argv) > 5 and sys.argv[4] == "--splice" else None
 
 ORDER = ["tong", "crun", "runc", "youki", "floor"]
 COLORS = {"tong": "#e8590c", "crun": "#1c7ed6", "runc": "#2f9e44", "youki": "#9c36b5", "floor": "#868e96"}
@@ -45,18 +50,26 @@ meta = read_meta()
 skipped = []
 with open(os.path.join(rd, "skipped")) as f:
     skipped = [line.rstrip("\n").split("\t", 1) for line in f if line.strip()]
+# "checkpoint R": runtime R has no checkpoint figures (n/a in that section, not skipped at all)
+ck_na = [(r.split(" ", 1)[1], why) for r, why in skipped if r.startswith("checkpoint ")]
+skipped = [(r, why) for r, why in skipped if not r.startswith("checkpoint ")]
 
 
 def rkey(r):
     return ORDER.index(r) if r in ORDER else len(ORDER)
 
 
-# times[case][runtime] = list of seconds; parts[runtime] = {command: [seconds]}
-times, parts, tp_n = {}, {}, None
+# times[case][runtime] = list of seconds; parts[runtime] = {command: [seconds]};
+# ck[runtime][cycle] = (checkpoint, restore) seconds
+times, parts, tp_n, ck, criu_start = {}, {}, None, {}, []
 for path in sorted(glob.glob(os.path.join(rd, "json", "*.json"))):
     case, r, _round = os.path.basename(path)[:-5].rsplit("-", 2)
     results = json.load(open(path))["results"]
-    if case == "lifecycle":
+    if case == "ckpt":
+        ck.setdefault(r, {})[int(_round)] = tuple(x["times"][0] for x in results)
+    elif case == "criu-start":
+        criu_start.extend(results[0]["times"])
+    elif case == "lifecycle":
         n = min(len(x["times"]) for x in results)
         sums = [sum(x["times"][i] for x in results) for i in range(n)]
         times.setdefault(case, {}).setdefault(r, []).extend(sums)
@@ -66,6 +79,8 @@ for path in sorted(glob.glob(os.path.join(rd, "json", "*.json"))):
         times.setdefault(case, {}).setdefault(r, []).extend(results[0]["times"])
         if case == "throughput":
             tp_n = int(results[0]["command"].split("x run")[0].split()[-1])
+if not ck:  # no checkpoint section from this run: its runtimes' reasons go with the others
+    skipped += [(f"checkpoint {r}", why) for r, why in ck_na]
 
 
 def stats(xs):
@@ -166,19 +181,20 @@ for r in runtimes:
 for r, why in skipped:
     md.append(f"- **skipped {r}**: {why}")
 md.append("")
-md.append("Median, min and max over all runs; `x crun` is the median over crun's median in the same run "
-          "(below 1.00 is faster than crun). `floor` is `unshare -fmpnui /bin/true`: new namespaces "
-          "and a process, no runtime.")
-md.append("")
-md.append("| case | runtime | median | min | max | x crun |")
-md.append("|---|---|---:|---:|---:|---:|")
-last = None
-for case, label, r, med, lo, hi, rat, n in rows:
-    name = label if case != last else ""
-    last = case
-    b = "**" if r == "tong" else ""
-    md.append(f"| {name} | {b}{r}{b} | {b}{fmt_t(med)}{b} | {fmt_t(lo)} | {fmt_t(hi)} | {b}{rat}{b} |")
-md.append("")
+if rows:
+    md.append("Median, min and max over all runs; `x crun` is the median over crun's median in the same run "
+              "(below 1.00 is faster than crun). `floor` is `unshare -fmpnui /bin/true`: new namespaces "
+              "and a process, no runtime.")
+    md.append("")
+    md.append("| case | runtime | median | min | max | x crun |")
+    md.append("|---|---|---:|---:|---:|---:|")
+    last = None
+    for case, label, r, med, lo, hi, rat, n in rows:
+        name = label if case != last else ""
+        last = case
+        b = "**" if r == "tong" else ""
+        md.append(f"| {name} | {b}{r}{b} | {b}{fmt_t(med)}{b} | {fmt_t(lo)} | {fmt_t(hi)} | {b}{rat}{b} |")
+    md.append("")
 if parts:
     md.append("`create` + `start` + `delete`, median of each command:")
     md.append("")
@@ -188,20 +204,21 @@ if parts:
         p = parts[r]
         md.append(f"| {r} | " + " | ".join(fmt_t(statistics.median(p[c])) for c in ("create", "start", "delete") if c in p) + " |")
     md.append("")
-md.append("Memory and size: peak RSS of `run` (`/usr/bin/time -v`: the runtime and the children it waits "
-          "for), size of the executable and the shared libraries it loads:")
-md.append("")
-md.append("| runtime | peak RSS median | min | max | x crun | executable | shared libraries |")
-md.append("|---|---:|---:|---:|---:|---:|---:|")
-for r in runtimes:
-    if r not in rss:
-        continue
-    med, lo, hi = stats(rss[r])
-    size, libs = sizes.get(r, (0, 0))
-    b = "**" if r == "tong" else ""
-    md.append(f"| {b}{r}{b} | {b}{med / 1024:.1f} MiB{b} | {lo / 1024:.1f} MiB | {hi / 1024:.1f} MiB | "
-              f"{b}{ratio(med, crun_rss)}{b} | {size / 2**20:.1f} MiB | {libs} |")
-md.append("")
+if rss:
+    md.append("Memory and size: peak RSS of `run` (`/usr/bin/time -v`: the runtime and the children it waits "
+              "for), size of the executable and the shared libraries it loads:")
+    md.append("")
+    md.append("| runtime | peak RSS median | min | max | x crun | executable | shared libraries |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|")
+    for r in runtimes:
+        if r not in rss:
+            continue
+        med, lo, hi = stats(rss[r])
+        size, libs = sizes.get(r, (0, 0))
+        b = "**" if r == "tong" else ""
+        md.append(f"| {b}{r}{b} | {b}{med / 1024:.1f} MiB{b} | {lo / 1024:.1f} MiB | {hi / 1024:.1f} MiB | "
+                  f"{b}{ratio(med, crun_rss)}{b} | {size / 2**20:.1f} MiB | {libs} |")
+    md.append("")
 # The issues' targets, computed from this run (speed issue: run, lifecycle, exec at or
 # below crun and at most a third of runc, peak RSS at or below crun; seccomp issue: run with
 # podman's profile within 1.2x of tong's own run and at most half of crun's).
@@ -293,6 +310,172 @@ if os.path.exists(pod_path):
     md.append("")
     print()
     print(f"pod start (CRI): " + ", ".join(f"{r} {start[r]:.1f} ms (x{base} {start[r] / start[base]:.2f})" for r in hs))
+# ------------------------------------------------------------------ checkpoint and restore
+# A section of its own, between CK_BEGIN and CK_END, with its own date and machine (the case
+# runs only where `criu check` passes, which may be a guest: hack/vmtest/bench-checkpoint.sh).
+CK_BEGIN = "<!-- checkpoint: hack/bench.sh's checkpoint case"
+CK_END = "<!-- /checkpoint -->"
+
+
+def ck_block(text):
+    lines = text.split("\n")
+    i = next((n for n, line in enumerate(lines) if line.startswith(CK_BEGIN)), None)
+    j = next((n for n, line in enumerate(lines) if line == CK_END), None)
+    if i is None or j is None or j < i:
+        return None, lines
+    return (i, j), lines
+
+
+def criu_elapsed(path):
+    """Seconds CRIU's log spans, its first timestamp to its last: "(SS.UUUUUU) ..." lines."""
+    ts = []
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                m = re.match(r"\((\d+)\.(\d{6})\)", line)
+                if m:
+                    ts.append(int(m.group(1)) + int(m.group(2)) / 1e6)
+    except OSError:
+        return None
+    return ts[-1] - ts[0] if ts else None
+
+
+def ckpt_section():
+    steps = [("checkpoint", 0, "dump.log", "`checkpoint --image-path DIR` of the running container"),
+             ("restore", 1, "restore.log", "`restore -d --bundle B --image-path DIR` of that image")]
+    rts = sorted(ck, key=rkey)
+    base = "runc" if "runc" in ck else rts[0]
+    # wall[step][r], criu[step][r], share[step][r]: lists over the cycles that have both
+    wall, crius, share = {}, {}, {}
+    for step, k, log, _ in steps:
+        for r in rts:
+            for i, t in sorted(ck[r].items()):
+                wall.setdefault(step, {}).setdefault(r, []).append(t[k])
+                c = criu_elapsed(os.path.join(rd, "criu", f"{r}-{i}-{log}"))
+                if c is not None:
+                    crius.setdefault(step, {}).setdefault(r, []).append(c)
+                    share.setdefault(step, {}).setdefault(r, []).append(t[k] - c)
+    n = min(len(v) for v in ck.values())
+    out = [CK_BEGIN + ", with its own date and machine: a run of it alone replaces this section, "
+           "a full run that skips it keeps it -->",
+           "## Checkpoint and restore",
+           "",
+           "Written by `hack/bench.sh`" + (f" (CASES={meta['cases']})" if meta.get("cases") else "")
+           + f" on {meta.get('date', '?')}"
+           + (f", in {meta['where']}" if meta.get("where") else "") + ".",
+           "",
+           f"- machine: {meta.get('machine', '?')}",
+           f"- CRIU {meta.get('criu', '?')}; {meta.get('ckpt_settings', '')}"]
+    for r in rts:
+        extra = f" ({meta['tong']})" if r == "tong" and meta.get("tong") else ""
+        out.append(f"- {r}: {meta.get(f'version {r}', '?')}{extra}")
+    for r, why in ck_na:
+        out.append(f"- **{r}: n/a**: {why}")
+    out.append("")
+    out.append(f"A cycle: a detached busybox container (`sh -c` looping on `sleep 1`, stdio pipes; started "
+               f"untimed), then its `checkpoint` and the `restore` of that image, each timed on its own "
+               f"(hyperfine `-N`, `--prepare` untimed), then `delete -f`; {n} cycles per runtime, the runtimes "
+               f"taking turns. Median, min and max of the command's wall time; `x {base}` is the median over "
+               f"{base}'s median (below 1.00 is faster than {base}).")
+    out.append("")
+    out.append(f"| step | runtime | median | min | max | x {base} |")
+    out.append("|---|---|---:|---:|---:|---:|")
+    for step, _k, _log, label in steps:
+        bm = statistics.median(wall[step][base])
+        for j, r in enumerate(rts):
+            med, lo, hi = stats(wall[step][r])
+            b = "**" if r == "tong" else ""
+            out.append(f"| {label if j == 0 else ''} | {b}{r}{b} | {b}{fmt_t(med)}{b} | {fmt_t(lo)} | "
+                       f"{fmt_t(hi)} | {b}{ratio(med, bm)}{b} |")
+    for r, why in ck_na:
+        out.append(f"| | {r} | n/a | | | |")
+    out.append("")
+    cs = statistics.median(criu_start) if criu_start else None
+    out.append("Where the time goes (medians over the cycles). CRIU's own time is what its log of the request "
+               "spans, first line to last (`dump.log`, `restore.log` in the image directory, log level 4, as "
+               "runc and tong both ask for); the runtime's share is the rest of the command's wall time, the "
+               "median of each cycle's difference. The runtime's answers to CRIU's notifications during the "
+               "request (network lock, namespaces, post-restore) fall within CRIU's time. Each share holds two "
+               "starts of CRIU's executable: tong and runc both start a `criu swrk` to ask CRIU's version, then "
+               "one for the request, whose log begins once it has started"
+               + (f"; starting it (`criu --version`, {len(criu_start)} runs, two per cycle) takes "
+                  f"{fmt_t(min(criu_start))} at the least here, {fmt_t(cs)} at the median (a busy host shows in "
+                  "this as in the shares). The rest is the runtime's own work: its start, the container's "
+                  "state, cgroups, `descriptors.json`, the conversation with CRIU" if cs else "") + ".")
+    out.append("")
+    out.append(f"| step | runtime | wall | CRIU's own | the runtime's share | share of wall | share x {base} |")
+    out.append("|---|---|---:|---:|---:|---:|---:|")
+    for step, _k, _log, _label in steps:
+        bs = statistics.median(share[step][base]) if base in share.get(step, {}) else None
+        for j, r in enumerate(rts):
+            if r not in share.get(step, {}):
+                continue
+            w = statistics.median(wall[step][r])
+            c = statistics.median(crius[step][r])
+            sh = statistics.median(share[step][r])
+            b = "**" if r == "tong" else ""
+            out.append(f"| {step if j == 0 else ''} | {b}{r}{b} | {fmt_t(w)} | {fmt_t(c)} | {b}{fmt_t(sh)}{b} | "
+                       f"{b}{100 * sh / w:.0f}%{b} | {ratio(sh, bs) if bs and bs > 0 else '–'} |")
+    out.append("")
+    if "tong" in share.get("checkpoint", {}) and "tong" in share.get("restore", {}):
+        t = {st: (statistics.median(share[st]["tong"]), statistics.median(wall[st]["tong"])) for st in ("checkpoint", "restore")}
+        line = ("Expectation (from the checkpoint issue): mostly CRIU's own cost, tong's share small. In this run "
+                f"tong's share is {fmt_t(t['checkpoint'][0])} of its checkpoint "
+                f"({100 * t['checkpoint'][0] / t['checkpoint'][1]:.0f}%) and {fmt_t(t['restore'][0])} of its "
+                f"restore ({100 * t['restore'][0] / t['restore'][1]:.0f}%)")
+        if base != "tong" and base in share.get("checkpoint", {}) and base in share.get("restore", {}):
+            rb = {st: (statistics.median(share[st][base]), statistics.median(wall[st][base])) for st in ("checkpoint", "restore")}
+            line += (f"; {base}'s, {fmt_t(rb['checkpoint'][0])} ({100 * rb['checkpoint'][0] / rb['checkpoint'][1]:.0f}%) "
+                     f"and {fmt_t(rb['restore'][0])} ({100 * rb['restore'][0] / rb['restore'][1]:.0f}%)")
+        out.append(line + ".")
+        out.append("")
+    if base != "tong" and all(r in crius.get(st, {}) for st in ("checkpoint", "restore") for r in ("tong", base)):
+        q = {st: statistics.median(crius[st]["tong"]) / statistics.median(crius[st][base]) for st in ("checkpoint", "restore")}
+        out.append(f"CRIU's own time is nearly the same work for both runtimes (the same CRIU, container and "
+                   f"options); here it came out at {q['checkpoint']:.2f} of {base}'s for tong's checkpoints and "
+                   f"{q['restore']:.2f} for its restores. That is the spread between runs on this machine, and it "
+                   f"is in the wall-time ratios above too: the runtime's share is what tells the runtimes apart.")
+        out.append("")
+    out.append(CK_END)
+    # stdout
+    print()
+    print(f"{'checkpoint':<14} {'runtime':<7} {'median':>10} {'CRIU':>10} {'share':>10} {'x ' + base:>7}  runs")
+    for step, _k, _log, _label in steps:
+        bm = statistics.median(wall[step][base])
+        for r in rts:
+            med = statistics.median(wall[step][r])
+            c = statistics.median(crius[step][r]) if r in crius.get(step, {}) else None
+            sh = statistics.median(share[step][r]) if r in share.get(step, {}) else None
+            print(f"{step:<14} {r:<7} {fmt_t(med):>10} {fmt_t(c) if c is not None else '?':>10} "
+                  f"{fmt_t(sh) if sh is not None else '?':>10} {ratio(med, bm):>7}  {len(wall[step][r])}")
+    for r, why in ck_na:
+        print(f"checkpoint     {r:<7} n/a: {why}")
+    return out
+
+
+ck_lines = ckpt_section() if ck else None
+if ck_lines is None:
+    # No checkpoint figures in this run: keep the section MD already has (from an earlier run).
+    try:
+        (i, j), old = ck_block(open(md_path).read())
+        ck_lines = old[i:j + 1]
+        md = [line + ("; the checkpoint section below is from an earlier run" if line.startswith("- **skipped checkpoint**") else "")
+              for line in md]
+    except (OSError, TypeError):
+        pass
+if ck_lines:
+    md.extend(ck_lines)
+    md.append("")
+if ck_lines and splice_path and ck:
+    span, lines = ck_block(open(splice_path).read())
+    if span:
+        lines[span[0]:span[1] + 1] = ck_lines
+    else:
+        at = next((n for n, line in enumerate(lines) if line.startswith("How each case is measured")), len(lines))
+        lines[at:at] = ck_lines + [""]
+    with open(splice_path, "w") as f:
+        f.write("\n".join(lines))
+    print(f"\ncheckpoint section written into {splice_path}")
 md.append("How each case is measured (see the header of `hack/bench.sh`): hyperfine `-N` runs the runtime "
           "directly; `create` + `start` + `delete` times each command on its own (hyperfine `--prepare`, "
           "untimed, brings the container to the state the command needs) and adds run i of the three; "

@@ -5,13 +5,20 @@
 #   --quick    few runs per case; results stay in target/bench/ (hack/ is left alone)
 #   --rev REV  benchmark tong built from commit REV (git archive into target/bench-tools/)
 #              instead of the working tree (useful while someone is editing src/)
-# Environment: RUNTIMES ("tong crun runc youki"), TONG (a tong binary to use as is),
+# Environment: RUNTIMES ("tong crun runc youki"), TONG (a tong binary to use as is;
+#   TONG_LABEL: how the results name it, default its path),
 #   RUNS (runs per round, 30), ROUNDS (2), WARMUP (3), TP_RUNS (runs of the throughput case
 #   per round, 5), TP_N (containers per throughput run, 100), RSS_RUNS (10), POD_RUNS (10; 0: no pod case),
 #   SCALE (containers alive in the scale case, "1 100 400"; empty: no scale case),
+#   CKPT_RUNS (checkpoint-and-restore cycles per runtime, 5; 0: no checkpoint case),
+#   CASES (which cases run, "start scale pod memory checkpoint": start is run,
+#   run+seccomp, run+seccomp-cold, lifecycle, exec and 100 x run; with fewer, the report
+#   stays in target/bench/ as with --quick, except for the checkpoint section, below),
 #   YOUKI_VERSION (0.7.0), STRACE (1: also record `strace -c -f` of one `run` per runtime),
 #   WAIT_IDLE (0: seconds to wait, before timing, for the 1-minute load average to fall
-#   below 1; the load before and after is recorded with the results either way).
+#   below 1; the load before and after is recorded with the results either way),
+#   BENCH_WHERE (free text: where this ran, recorded with the results; set by
+#   hack/vmtest/bench-checkpoint.sh).
 #
 # Cases (hyperfine -N: hyperfine execs the runtime directly, no shell in between; WARMUP
 # warm-up runs, then RUNS timed runs, ROUNDS times, the runtimes taking turns per round so
@@ -40,11 +47,35 @@
 #                CreateContainer + StartContainer) and teardowns per handler, every RPC timed.
 #                containerd, its Go shim, the pause container and CNI take most of that time:
 #                the report gives the ratios and where the time goes.
+#   checkpoint   last, where `criu check` passes (elsewhere skipped, saying why): CKPT_RUNS
+#                cycles per runtime, the runtimes taking turns per cycle, after one untimed
+#                cycle each (which also finds a runtime that cannot checkpoint here: crun
+#                built without CRIU, say; it is reported n/a with its error). A cycle: a
+#                fresh detached container (untimed; busybox `sh -c` looping on `sleep 1`,
+#                stdin a pipe whose writer is gone, stdout and stderr a pipe to a `cat`:
+#                CRIU dumps pipes, but not the host's /dev/null, which is outside the
+#                container's mounts), then `R checkpoint --image-path DIR ID` and
+#                `R restore -d --bundle B --image-path DIR ID` of that image, one hyperfine
+#                call with one run of each, then `R delete -f ID` (untimed). CRIU's logs of
+#                every cycle (dump.log, restore.log: log level 4, as runc and tong both ask
+#                for) are kept; the report takes CRIU's own time from their timestamps and
+#                gives the runtime's share, the wall time minus that. Each cycle also times
+#                two `criu --version`: starting CRIU's executable, which each command pays
+#                twice (a `criu swrk` for CRIU's version, then one for the request).
+#                Debian 12's criu 3.17 fails `criu check` on newer kernels (6.18: "vdso:
+#                Unexpected rt vDSO area bounds"); it works in hack/vmtest's busybox guest
+#                (Debian's 6.1 kernel), which sees the host's criu, runc, crun and hyperfine:
+#                  hack/vmtest/run.sh hack/vmtest/bench-checkpoint.sh [RUNS [RUNTIMES...]]
+#                runs `CASES=checkpoint hack/bench.sh` there (under TCG when the host has no
+#                usable KVM: slow in absolute terms, the ratios are what count).
 # Every runtime gets its own copy of one busybox bundle (hack/mkbundle.sh) and its own
 # --root. Container IDs carry this script's pid (tb<pid>-...); every container is deleted.
 #
 # Output: a table on stdout; hack/bench-results.md (table, machine, versions) and
 # hack/bench-results.svg (bar chart, drawn by hack/bench-report.py, no plotting library);
+# the checkpoint case is a section of its own in hack/bench-results.md, with its own
+# machine and date: a run of fewer CASES that has it (without --quick) replaces just that
+# section there, and a full run that skips it keeps the one the file has;
 # the raw hyperfine JSON, logs
 # and strace summaries in target/bench/<date>-<pid>/. Peers are installed when missing:
 # hyperfine, runc and crun from Debian; youki with `cargo install youki --locked` (cgroup
@@ -103,11 +134,22 @@ if [ -z "${TONG_BENCH_IN_NS:-}" ]; then
 fi
 
 if [ "$quick" = 1 ]; then
-	: "${RUNS:=5}" "${ROUNDS:=1}" "${WARMUP:=1}" "${TP_RUNS:=1}" "${TP_N:=20}" "${RSS_RUNS:=3}" "${POD_RUNS:=3}"
+	: "${RUNS:=5}" "${ROUNDS:=1}" "${WARMUP:=1}" "${TP_RUNS:=1}" "${TP_N:=20}" "${RSS_RUNS:=3}" "${POD_RUNS:=3}" "${CKPT_RUNS:=2}"
 fi
 RUNS=${RUNS:-30} ROUNDS=${ROUNDS:-2} WARMUP=${WARMUP:-3}
 TP_RUNS=${TP_RUNS:-5} TP_N=${TP_N:-100} RSS_RUNS=${RSS_RUNS:-10}
 POD_RUNS=${POD_RUNS:-10}
+CKPT_RUNS=${CKPT_RUNS:-5}
+ALL_CASES="start scale pod memory checkpoint"
+CASES=${CASES:-$ALL_CASES}
+for c in $CASES; do
+	[[ " $ALL_CASES " == *" $c "* ]] || { echo "bench: CASES: unknown case $c (cases: $ALL_CASES)" >&2; exit 2; }
+done
+has_case() { [[ " $CASES " == *" $1 "* ]]; }
+partial=0
+for c in $ALL_CASES; do has_case "$c" || partial=1; done
+has_case pod || POD_RUNS=0
+has_case checkpoint || CKPT_RUNS=0
 RUNTIMES=${RUNTIMES:-tong crun runc youki}
 YOUKI_VERSION=${YOUKI_VERSION:-0.7.0}
 YOUKI_FEATURES=v1,v2,seccomp,systemd
@@ -138,10 +180,11 @@ command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v python3 >/dev/null || need+=(python3)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
-if [ "$STRACE" = 1 ] && ! command -v strace >/dev/null; then need+=(strace); fi
+if [ "$STRACE" = 1 ] && has_case memory && ! command -v strace >/dev/null; then need+=(strace); fi
 for r in $RUNTIMES; do
 	case $r in crun | runc) command -v "$r" >/dev/null || need+=("$r") ;; esac
 done
+if [ "$CKPT_RUNS" -gt 0 ] && ! command -v criu >/dev/null; then need+=(criu); fi
 if [ ${#need[@]} -gt 0 ]; then
 	log "bench: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -196,7 +239,7 @@ done
 # ------------------------------------------------------------------ tong
 tong_label=
 if [ -n "${TONG:-}" ]; then
-	tong_label="$TONG"
+	tong_label=${TONG_LABEL:-$TONG}
 elif [ -n "$rev" ]; then
 	commit=$(git rev-parse --verify "$rev^{commit}")
 	src=$tools/tong-src
@@ -346,12 +389,13 @@ trap 'exit 130' INT TERM
 
 bind_hugetlb
 meta cgroups "$(cgroup_mode)$([ -n "$HUGETLB_DIR" ] && echo ', hugetlb bound to v1 while benchmarking')"
+if [ -n "${BENCH_WHERE:-}" ]; then meta where "$BENCH_WHERE"; fi
 
 # ------------------------------------------------------------------ bundles
 W=$(mktemp -d /tmp/tong-bench.XXXXXX)
 log "bench: bundles in $W, results in $RD"
 TONG=$TONG CGROUPS_PATH=/$CG/base hack/mkbundle.sh "$W/base" /bin/true >/dev/null
-mkbundles() { # mkbundles RUNTIME: $W/R/{run,sc,life,exec,tp0,tp1}/config.json over $W/R/rootfs
+mkbundles() { # mkbundles RUNTIME: $W/R/{run,sc,life,exec,tp0,tp1,ckpt}/config.json over $W/R/rootfs
 	python3 - "$W" "$1" "$CG" "$here/tests/data/podman-seccomp.json" <<'PY'
 import copy, json, os, sys
 w, r, cg, seccomp = sys.argv[1:]
@@ -363,11 +407,13 @@ res["memory"] = {"limit": 256 << 20}
 res["pids"] = {"limit": 128}
 with open(seccomp) as f:
     profile = json.load(f)
-for name in ["run", "sc", "life", "exec", "tp0", "tp1"]:
+for name in ["run", "sc", "life", "exec", "tp0", "tp1", "ckpt"]:
     c = copy.deepcopy(base)
     c["linux"]["cgroupsPath"] = f"/{cg}/{r}-{name}"
     if name == "exec":
         c["process"]["args"] = ["sleep", "1000000"]
+    if name == "ckpt":
+        c["process"]["args"] = ["sh", "-c", "i=0; while :; do i=$((i+1)); sleep 1; done"]
     if name == "sc":
         c["linux"]["seccomp"] = profile
     os.makedirs(os.path.join(w, r, name))
@@ -394,6 +440,25 @@ while :; do
 	[ $i -gt 1000 ] && { echo "ctl.sh: $id did not stop" >&2; exit 1; }
 	sleep 0.01
 done
+SH
+# ck.sh ROOT BUNDLE ID IMG RUNTIME...: untimed, for --prepare of the checkpoint case: the
+# container ID running afresh and IMG absent. The container's stdin is a pipe whose writer
+# is gone, its stdout and stderr a pipe to a `cat` into IMG.out, which ends when the
+# container does: CRIU dumps anonymous pipes (and the restore gives the restoring command's
+# stdio in their place), not files from outside the container's mounts (the host's
+# /dev/null, a fifo).
+cat >"$W/ck.sh" <<'SH'
+#!/usr/bin/env bash
+root=$1 bundle=$2 id=$3 img=$4
+shift 4
+"$@" --root "$root" delete -f "$id" >/dev/null 2>&1
+rm -rf "$img"
+if ! "$@" --root "$root" run -d -b "$bundle" "$id" < <(:) > >(exec cat >"$img.out") 2>&1; then
+	sleep 0.5
+	cat "$img.out" >&2
+	exit 1
+fi
+sleep 1 # the shell in its loop
 SH
 # tp.sh ROOT BUNDLE0 BUNDLE1 PREFIX N RUNTIME...: N containers `run` of /bin/true, two at a time.
 cat >"$W/tp.sh" <<'SH'
@@ -437,6 +502,7 @@ for r in $RUNTIMES; do
 done
 [ ${#RT[@]} -gt 0 ] || { log "bench: no runtime left to measure"; exit 1; }
 meta tong "$tong_label"
+if [ "$partial" = 1 ]; then meta cases "$CASES"; fi
 
 # ------------------------------------------------------------------ timing
 hf() { # hf CASE RUNTIME ROUND [hyperfine args...]
@@ -462,7 +528,9 @@ if awk -v n="$(nproc)" '{ exit !($1 >= n / 2) }' /proc/loadavg; then
 	log "bench: WARNING: the host is busy (load average $(cut -d' ' -f1 /proc/loadavg) on $(nproc) CPUs); expect noisy numbers"
 fi
 meta load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
-for round in $(seq "$ROUNDS"); do
+rounds=$ROUNDS
+has_case start || rounds=0
+for round in $(seq "$rounds"); do
 	order=("${RT[@]}")
 	if [ $((round % 2)) = 0 ]; then # every other round the other way round
 		order=()
@@ -498,6 +566,7 @@ done
 # The containers stay alive from one N to the next; each runtime adds its own up to N, then
 # list and state are timed, the runtimes taking turns.
 SCALE=${SCALE-1 100 400}
+has_case scale || SCALE=
 declare -A alive=()
 for n in $SCALE; do
 	log "bench: scale, $n containers alive"
@@ -545,29 +614,113 @@ fi
 meta load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------------ memory, size, syscalls
-log "bench: peak RSS ($RSS_RUNS runs of \`run\` each), binary sizes"
-for r in "${RT[@]}"; do
-	rt="${CMD[$r]} --root $W/$r/root"
-	for i in $(seq "$RSS_RUNS"); do
-		/usr/bin/time -v -o "$RD/rss/$r-$i.txt" $rt run -b "$W/$r/run" "$ID-$r-rss" </dev/null
+if has_case memory; then
+	log "bench: peak RSS ($RSS_RUNS runs of \`run\` each), binary sizes"
+	for r in "${RT[@]}"; do
+		rt="${CMD[$r]} --root $W/$r/root"
+		for i in $(seq "$RSS_RUNS"); do
+			/usr/bin/time -v -o "$RD/rss/$r-$i.txt" $rt run -b "$W/$r/run" "$ID-$r-rss" </dev/null
+		done
+		exe=$(readlink -f "${BIN[$r]}")
+		libs=$(ldd "$exe" 2>/dev/null | grep -c '=>' || true)
+		meta "size $r" "$(stat -c %s "$exe") $libs"
+		if [ "$STRACE" = 1 ]; then
+			strace -f -c -o "$RD/strace-$r.txt" $rt run -b "$W/$r/run" "$ID-$r-strace" </dev/null
+		fi
 	done
-	exe=$(readlink -f "${BIN[$r]}")
-	libs=$(ldd "$exe" 2>/dev/null | grep -c '=>' || true)
-	meta "size $r" "$(stat -c %s "$exe") $libs"
-	if [ "$STRACE" = 1 ]; then
-		strace -f -c -o "$RD/strace-$r.txt" $rt run -b "$W/$r/run" "$ID-$r-strace" </dev/null
+fi
+
+# ------------------------------------------------------------------ checkpoint and restore
+# Where `criu check` passes: one untimed cycle per runtime, then CKPT_RUNS timed cycles, the
+# runtimes taking turns (every other cycle the other way round). A cycle is one hyperfine
+# call, one run of each command: ck.sh (--prepare, untimed) starts the container afresh,
+# `checkpoint` dumps it into IMG (the container is gone after it, as with runc), the second
+# --prepare keeps CRIU's dump.log, `restore -d` brings it back from IMG; then restore.log is
+# kept and the container deleted. A runtime whose checkpoint or restore fails is n/a, with why.
+first_lines() { grep -v '^\s*$' "$1" | head -n 2 | tr '\n' ' ' | sed 's/ *$//'; }
+criu_error() { # criu_error LOG: CRIU's first error line in LOG, if any
+	local e
+	e=$(grep -m1 -E 'Error|error' "$1" 2>/dev/null | sed 's/^([0-9.]*) //') || return 0
+	[ -n "$e" ] || return 0
+	printf '; CRIU (%s): %s' "${1##*/}" "$e"
+}
+if [ "$CKPT_RUNS" -gt 0 ]; then
+	ck=()
+	if ! command -v criu >/dev/null; then
+		skip checkpoint "criu is not installed"
+	# (its log named here: a log-file in /etc/criu/default.conf would put it in the cwd)
+	elif ! out=$(criu check --log-file "$RD/criu-check.log" 2>&1); then
+		skip checkpoint "\`criu check\` fails on this kernel ($(uname -r)): $(cat "$RD/criu-check.log" - <<<"$out" | grep -m1 -E 'Error|error' | sed 's/^([0-9.]*) //') (hack/vmtest/run.sh hack/vmtest/bench-checkpoint.sh runs the case in a guest)"
+	else
+		meta criu "$(criu --version | sed -n 's/^Version: //p')"
+		mkdir -p "$RD/criu"
+		log "bench: checkpoint and restore (CRIU $(criu --version | sed -n 's/^Version: //p')), one untimed cycle then $CKPT_RUNS each"
+		for r in "${RT[@]}"; do
+			root=$W/$r/root b=$W/$r/ckpt img=$W/$r/ckpt-img id=$ID-$r-ck
+			rt="${CMD[$r]} --root $root"
+			err=$W/$r/ckpt.err
+			if ! bash "$W/ck.sh" "$root" "$b" "$id" "$img" ${CMD[$r]} 2>"$err"; then
+				skip "checkpoint $r" "\`$r run -d\` of the container fails: $(first_lines "$err")"
+			elif ! $rt checkpoint --image-path "$img" "$id" </dev/null >/dev/null 2>"$err"; then
+				why="\`$r checkpoint --image-path DIR ID\` fails: $(first_lines "$err")$(criu_error "$img/dump.log")"
+				if [ "$r" = crun ] && ! "${BIN[$r]}" --version | grep -q '+CRIU'; then
+					why+=" (this crun is built without CRIU: \`crun --version\` lists no +CRIU)"
+				fi
+				skip "checkpoint $r" "$why"
+			elif ! $rt restore -d -b "$b" --image-path "$img" "$id" </dev/null >/dev/null 2>"$err"; then
+				skip "checkpoint $r" "\`$r restore -d --bundle B --image-path DIR ID\` fails: $(first_lines "$err")$(criu_error "$img/restore.log")"
+			else
+				ck+=("$r")
+			fi
+			$rt delete -f "$id" >/dev/null 2>&1 || true
+		done
+		for i in $(seq "$CKPT_RUNS"); do
+			# The report's reference, two runs per cycle: starting CRIU's executable, which
+			# each of these commands pays twice (tong and runc start a `criu swrk` to ask
+			# CRIU's version, then one for the request, whose log begins once it has started).
+			if [ ${#ck[@]} -gt 0 ]; then
+				hf criu-start criu "$i" --runs 2 -n "criu --version" "criu --version"
+			fi
+			order=("${ck[@]}")
+			if [ $((i % 2)) = 0 ]; then
+				order=()
+				for ((j = ${#ck[@]} - 1; j >= 0; j--)); do order+=("${ck[$j]}"); done
+			fi
+			for r in "${order[@]}"; do
+				root=$W/$r/root b=$W/$r/ckpt img=$W/$r/ckpt-img id=$ID-$r-ck
+				rt="${CMD[$r]} --root $root"
+				# hf exits on a failure: in a subshell, that ends this runtime's case only.
+				if ! (hf ckpt "$r" "$i" --runs 1 \
+					--prepare "bash $W/ck.sh $root $b $id $img ${CMD[$r]}" \
+					-n "$r checkpoint" "$rt checkpoint --image-path $img $id" \
+					--prepare "cp $img/dump.log $RD/criu/$r-$i-dump.log" \
+					-n "$r restore" "$rt restore -d -b $b --image-path $img $id"); then
+					skip "checkpoint $r" "cycle $i failed (see $RD/hyperfine.log)$(criu_error "$img/dump.log")$(criu_error "$img/restore.log")"
+					rm -f "$RD"/json/ckpt-"$r"-*.json
+					for j in "${!ck[@]}"; do [ "${ck[$j]}" = "$r" ] && unset 'ck[j]'; done
+					ck=("${ck[@]}")
+				fi
+				cp "$img/restore.log" "$RD/criu/$r-$i-restore.log" 2>/dev/null || true
+				$rt delete -f "$id" >/dev/null 2>&1 || true
+			done
+		done
+		meta ckpt_settings "hyperfine $(hyperfine --version | cut -d' ' -f2) -N, one untimed cycle + $CKPT_RUNS cycles per runtime, taking turns"
 	fi
-done
+fi
 meta duration "$(($(date +%s) - t_start))"
 meta machine "$(uname -r); $(nproc) CPUs; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo); Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
 meta settings "hyperfine $(hyperfine --version | cut -d' ' -f2) -N, $WARMUP warm-up + $RUNS runs x $ROUNDS rounds per case and runtime; throughput $TP_RUNS x $ROUNDS runs of $TP_N containers; RSS $RSS_RUNS runs"
 meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 
 # ------------------------------------------------------------------ report
-if [ "$quick" = 1 ]; then
+if [ "$quick" = 1 ] || [ "$partial" = 1 ]; then
 	md=$RD/bench-results.md svg=$RD/bench-results.svg
 else
 	md=$here/hack/bench-results.md svg=$here/hack/bench-results.svg
 fi
-python3 "$here/hack/bench-report.py" "$RD" "$md" "$svg"
+splice=() # a run of fewer cases: its checkpoint section replaces the one in hack/
+if [ "$quick" = 0 ] && [ "$partial" = 1 ] && compgen -G "$RD/json/ckpt-*.json" >/dev/null; then
+	splice=(--splice "$here/hack/bench-results.md")
+fi
+python3 "$here/hack/bench-report.py" "$RD" "$md" "$svg" "${splice[@]}"
 log "bench: done in $(($(date +%s) - t_start)) s; $md, $svg; raw data in $RD"
