@@ -53,6 +53,14 @@ fn main() {
             "delete_never_walks_into_a_rootfs_left_bound_by_a_restore",
             delete_never_walks_into_a_rootfs_left_bound_by_a_restore,
         ),
+        (
+            "a_dev_null_stdin_is_the_containers_own",
+            a_dev_null_stdin_is_the_containers_own,
+        ),
+        (
+            "the_engines_spellings_of_the_flags_are_taken",
+            the_engines_spellings_of_the_flags_are_taken,
+        ),
     ];
     let with_criu: Vec<(&str, fn())> = vec![
         (
@@ -1006,6 +1014,70 @@ fn delete_never_walks_into_a_rootfs_left_bound_by_a_restore() {
     );
     assert!(!env.state_dir(&id).exists());
     env.assert_nothing_left(&id);
+}
+
+/// conmon gives a detached container the host's /dev/null as stdin: the init reopens it
+/// from the container's own /dev (as runc does), since CRIU cannot dump a descriptor on a
+/// mount the container does not have. A stdout that is a host file stays as it was (the
+/// control).
+fn a_dev_null_stdin_is_the_containers_own() {
+    let env = Env::new();
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id("c");
+    // env.rt's stdin is the host's /dev/null, its stdout a host file.
+    env.rt(&["run", "-d", "--bundle", b.path(), &id]).success();
+    let pid = env.state(&id)["pid"].as_u64().unwrap();
+    let mnt_id = |fd: u32| -> String {
+        std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("mnt_id:").map(|v| v.trim().to_string()))
+            .unwrap()
+    };
+    let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let dev_id = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/dev"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        mnt_id(0),
+        dev_id,
+        "stdin is /dev/null from the container's /dev"
+    );
+    let visible: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(
+        !visible.contains(&mnt_id(1).as_str()),
+        "stdout (a host file) is left as it was, on a host mount"
+    );
+    delete(&env, &id);
+}
+
+/// podman 4.3 passes `--leave-running` twice; go-runc (containerd 1.6) passes
+/// `restore -no-subreaper` with one dash: Go's flag package takes both, and so does tong.
+fn the_engines_spellings_of_the_flags_are_taken() {
+    let env = Env::new();
+    let out = env.rt(&["checkpoint", "--leave-running", "--leave-running", "--help"]);
+    out.success();
+    let out = env.rt(&[
+        "restore",
+        "-no-subreaper",
+        "-detach",
+        "-bundle",
+        "/nonexistent-bundle",
+        "x",
+    ]);
+    out.failure();
+    // Past the flags: the bundle is what is wrong.
+    out.stderr_has("nonexistent-bundle");
+    assert!(
+        !out.stderr.contains("flag provided but not defined"),
+        "{out:#?}"
+    );
 }
 
 // ---- helpers ---------------------------------------------------------------------------

@@ -31,7 +31,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[command(
     name = "tong",
     about = "tong: an OCI container runtime",
-    disable_version_flag = true
+    disable_version_flag = true,
+    // Go's flag package takes a flag given twice, the last value winning: podman 4.3
+    // passes `checkpoint --leave-running --leave-running`.
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -128,7 +131,7 @@ fn default_root() -> PathBuf {
 /// Parses, dispatches, reports. Returns the process exit code.
 pub fn main() -> i32 {
     logging::start_clock();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(go_style_flags(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind as K;
@@ -212,6 +215,104 @@ fn dispatch(g: &Global, cmd: Command) -> Result<i32> {
         Command::Checkpoint(a) => checkpoint::run(g, a),
         Command::Restore(a) => restore::run(g, a),
     }
+}
+
+/// runc's flags as Go's flag package reads them: a long flag may be written with one dash
+/// (`-no-subreaper`: go-runc, in containerd 1.6, passes `restore -no-subreaper`). Such an
+/// argument is rewritten to `--no-subreaper` when the command has that long flag; flags end
+/// at the first positional argument after the command, as in Go. Nothing is built unless an
+/// argument looks like one.
+fn go_style_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let single_dash_long = |a: &str| a.len() > 2 && a.starts_with('-') && !a.starts_with("--");
+    if !args
+        .iter()
+        .skip(1)
+        .any(|a| a.to_str().is_some_and(single_dash_long))
+    {
+        return args;
+    }
+    let mut root = <Cli as clap::CommandFactory>::command();
+    root.build();
+    let find = |cmd: &clap::Command, name: &str| -> Option<bool> {
+        cmd.get_arguments()
+            .find(|a| {
+                a.get_long() == Some(name)
+                    || a.get_short()
+                        .is_some_and(|s| name.len() == 1 && name.starts_with(s))
+            })
+            .map(|a| a.get_action().takes_values())
+    };
+    let mut out = Vec::with_capacity(args.len());
+    let mut sub: Option<clap::Command> = None;
+    let mut it = args.into_iter();
+    out.extend(it.next());
+    let mut skip_value = false;
+    for a in it.by_ref() {
+        if skip_value {
+            skip_value = false;
+            out.push(a);
+            continue;
+        }
+        let Some(s) = a.to_str().map(str::to_string) else {
+            out.push(a);
+            continue;
+        };
+        let s = s.as_str();
+        let cmd = sub.as_ref().unwrap_or(&root);
+        if s == "--" {
+            out.push(a);
+            break;
+        }
+        if let Some(rest) = s.strip_prefix("--") {
+            let (name, has_value) = match rest.split_once('=') {
+                Some((n, _)) => (n, true),
+                None => (rest, false),
+            };
+            let takes = find(cmd, name)
+                .or_else(|| find(&root, name))
+                .unwrap_or(false);
+            skip_value = takes && !has_value;
+            out.push(a);
+            continue;
+        }
+        if let Some(rest) = s.strip_prefix('-').filter(|r| !r.is_empty()) {
+            let (name, has_value) = match rest.split_once('=') {
+                Some((n, _)) => (n, true),
+                None => (rest, false),
+            };
+            let takes = if name.len() > 1 {
+                match find(cmd, name).or_else(|| find(&root, name)) {
+                    Some(t) => {
+                        out.push(format!("-{s}").into());
+                        t
+                    }
+                    None => {
+                        out.push(a);
+                        false
+                    }
+                }
+            } else {
+                out.push(a);
+                find(cmd, name)
+                    .or_else(|| find(&root, name))
+                    .unwrap_or(false)
+            };
+            skip_value = takes && !has_value;
+            continue;
+        }
+        // A positional argument: the command's name, or the end of the flags.
+        if sub.is_none()
+            && let Some(c) = root.find_subcommand(s)
+        {
+            sub = Some(c.clone());
+            out.push(a);
+            continue;
+        }
+        out.push(a);
+        break;
+    }
+    out.extend(it);
+    out
 }
 
 /// A clap error in runc's words where engines or users know them.
@@ -311,4 +412,65 @@ pub struct IdArg {
 pub fn seal(g: &Global) -> Result<()> {
     crate::container::state::ensure_root(&g.root)?;
     crate::linux::seal::ensure_sealed(&g.root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_style_flags;
+
+    fn go(args: &[&str]) -> Vec<String> {
+        let v = std::iter::once("tong")
+            .chain(args.iter().copied())
+            .map(std::ffi::OsString::from)
+            .collect();
+        go_style_flags(v)
+            .into_iter()
+            .skip(1)
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn single_dash_long_flags_are_read_as_go_reads_them() {
+        // go-runc's restore, and global flags before the command.
+        assert_eq!(
+            go(&[
+                "-root",
+                "/r",
+                "restore",
+                "-no-subreaper",
+                "-d",
+                "-bundle",
+                "/b",
+                "id"
+            ]),
+            [
+                "--root",
+                "/r",
+                "restore",
+                "--no-subreaper",
+                "-d",
+                "--bundle",
+                "/b",
+                "id"
+            ]
+        );
+        assert_eq!(
+            go(&["restore", "-image-path=/x", "id"]),
+            ["restore", "--image-path=/x", "id"]
+        );
+        // A flag's value is never rewritten, even one that looks like a flag.
+        assert_eq!(
+            go(&["exec", "--env", "-detach", "-cwd", "/", "id"]),
+            ["exec", "--env", "-detach", "--cwd", "/", "id"]
+        );
+        // The process's own arguments after the id are the process's.
+        assert_eq!(
+            go(&["exec", "-t", "id", "ls", "-detach"]),
+            ["exec", "-t", "id", "ls", "-detach"]
+        );
+        // Unknown names and short clusters are left for clap to judge.
+        assert_eq!(go(&["kill", "-nosuch", "id"]), ["kill", "-nosuch", "id"]);
+        assert_eq!(go(&["--debug", "list"]), ["--debug", "list"]);
+    }
 }

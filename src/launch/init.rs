@@ -238,6 +238,7 @@ fn init_after_go(
             propagation: cfg.plan.rootfs_propagation,
             mounts: &cfg.plan.mounts,
         })?;
+        crate::linux::process::reopen_dev_null()?;
     } else {
         rootfs::chroot_into(cfg.rootfs)?;
     }

@@ -65,6 +65,38 @@ pub fn chown_stdio(uid: u32) -> Result<()> {
 
 /// One entry per name, where the name first appears, with its last value: what runc's init
 /// makes of a list by setting each entry in turn (`exec --env` overrides the spec's value).
+/// Replaces a stdin, stdout or stderr that is a /dev/null node (the host's, handed over
+/// by the engine: conmon gives a detached container /dev/null as stdin) with the
+/// container's own /dev/null, as runc's init does after pivot_root. A descriptor on a mount
+/// the container cannot see is one CRIU cannot checkpoint.
+pub fn reopen_dev_null() -> Result<()> {
+    let null = match nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(f) => f,
+        // A config without /dev/null: nothing to reopen onto.
+        Err(_) => return Ok(()),
+    };
+    let ours = nix::sys::stat::fstat(&null).ctx(|| "fstat /dev/null".into())?;
+    for fd in 0..3 {
+        let Some(b) = crate::linux::sys::stdio(fd) else {
+            continue;
+        };
+        let Ok(st) = nix::sys::stat::fstat(b) else {
+            continue;
+        };
+        let chr = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+        if chr && st.st_rdev == ours.st_rdev && (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino)
+        {
+            crate::linux::sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd)
+                .ctx(|| format!("reopening /dev/null as fd {fd}"))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn dedup_env(env: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(env.len());
     let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
