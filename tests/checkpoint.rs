@@ -103,6 +103,10 @@ fn main() {
             "the_org_criu_config_annotation_is_read",
             the_org_criu_config_annotation_is_read,
         ),
+        (
+            "a_copy_restored_under_another_id_gets_its_own_cgroup",
+            a_copy_restored_under_another_id_gets_its_own_cgroup,
+        ),
     ];
     let with_systemd: Vec<(&str, fn())> = vec![(
         "restore_under_the_systemd_driver",
@@ -861,6 +865,46 @@ fn restore_under_the_systemd_driver() {
         .success();
     env.assert_nothing_left(&id);
     assert_ne!(active(&unit), "active", "delete stops the unit");
+}
+
+/// A copy restored beside the original (another id, another bundle whose cgroupsPath
+/// differs) runs in its own cgroup with its own limit, not in the cgroup the images name.
+fn a_copy_restored_under_another_id_gets_its_own_cgroup() {
+    let env = Env::new();
+    let mut c = Counter::new();
+    let id = env.id("c");
+    let b = counting(&env, &mut c, &id, |_| {});
+    let img = env.tempdir("img");
+    checkpoint(&env, &id, &img, &["--leave-running"]).success();
+    let copy = env.id("copy");
+    let b2 = env.bundle_with(&["sh", "-c", COUNT], |cfg| {
+        cfg["linux"]["resources"] = json!({ "memory": { "limit": 33554432 } });
+    });
+    assert_ne!(b.cgroup, b2.cgroup);
+    c.spawn_ok(
+        &env,
+        &[
+            "restore",
+            "-d",
+            "--bundle",
+            b2.path(),
+            "--image-path",
+            img.to_str().unwrap(),
+            &copy,
+        ],
+    );
+    let st = env.wait_status(&copy, "running");
+    let pid = st["pid"].as_u64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.contains(&b2.cgroup) && !cg.contains(&format!("{}\n", b.cgroup)),
+        "the copy runs in {}: {cg}",
+        b2.cgroup
+    );
+    assert_eq!(memory_limit_of(pid), Some(33554432));
+    assert_eq!(env.status(&id), "running", "the original runs on");
+    delete(&env, &copy);
+    delete(&env, &id);
 }
 
 // ---- where CRIU fails ----------------------------------------------------------------

@@ -292,24 +292,10 @@ impl criu::Handler for RestoreHandler<'_> {
     /// directory is CRIU's cgroup root for it.
     fn started(&mut self, pid: i32, req: &mut Criu_req) -> Result<()> {
         make_cgroups(&self.st.cgroup, self.spec, Some(pid))?;
-        if let Some(o) = req.opts.as_mut()
-            && !crate::cgroups::pure_v2()
-        {
+        if let Some(o) = req.opts.as_mut() {
             let path = format!("/proc/{pid}/cgroup");
             let data = std::fs::read_to_string(&path).at("cannot read", &path)?;
-            for line in data.lines() {
-                let mut f = line.splitn(3, ':');
-                let (_, ctrls, dir) = (f.next(), f.next(), f.next());
-                if let (Some(c), Some(d)) = (ctrls, dir)
-                    && !c.is_empty()
-                {
-                    o.cg_root.push(criu::Cgroup_root {
-                        ctrl: Some(c.to_string()),
-                        path: Some(d.to_string()),
-                        ..Default::default()
-                    });
-                }
-            }
+            o.cg_root = cgroup_roots(&data);
         }
         Ok(())
     }
@@ -354,6 +340,25 @@ impl criu::Handler for RestoreHandler<'_> {
         }
         Ok(())
     }
+}
+
+/// CRIU's cgroup roots: where CRIU is now (the new container's cgroups), one per v1
+/// hierarchy and, for cgroup2, as the default root (no controller). The restored tasks go
+/// there, not to the cgroups the images name: a copy restored under another id or
+/// cgroupsPath lands in its own cgroup, with its own limits.
+fn cgroup_roots(proc_cgroup: &str) -> Vec<criu::Cgroup_root> {
+    proc_cgroup
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.splitn(3, ':');
+            let (_, ctrls, dir) = (f.next()?, f.next()?, f.next()?);
+            Some(criu::Cgroup_root {
+                ctrl: (!ctrls.is_empty()).then(|| ctrls.to_string()),
+                path: Some(dir.to_string()),
+                ..Default::default()
+            })
+        })
+        .collect()
 }
 
 /// `descriptors.json` of the checkpoint: where the init's stdio pointed.
@@ -438,4 +443,26 @@ fn make_mountpoints(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_roots_are_per_v1_hierarchy_and_default_for_cgroup2() {
+        let r = cgroup_roots("12:memory:/a/b\n1:name=systemd:/s\n0::/u/c\n");
+        let got: Vec<(Option<&str>, &str)> = r
+            .iter()
+            .map(|c| (c.ctrl.as_deref(), c.path.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("memory"), "/a/b"),
+                (Some("name=systemd"), "/s"),
+                (None, "/u/c")
+            ]
+        );
+    }
 }
