@@ -1123,6 +1123,10 @@ fn the_engines_spellings_of_the_flags_are_taken() {
         !out.stderr.contains("flag provided but not defined"),
         "{out:#?}"
     );
+    // Without --bundle the bundle is the current directory (runc's bats restore so).
+    let out = env.rt(&["restore", "-d", "--image-path", "/nonexistent-images", "x"]);
+    out.failure();
+    assert!(!out.stderr.contains("flag needs an argument"), "{out:#?}");
 }
 
 // ---- helpers ---------------------------------------------------------------------------

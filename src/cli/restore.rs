@@ -35,8 +35,8 @@ pub struct Args {
     #[arg(long = "manage-cgroups-mode", value_name = "MODE")]
     pub manage_cgroups_mode: Option<String>,
     /// path to the root of the bundle directory
-    #[arg(short = 'b', long, value_name = "PATH", default_value = "")]
-    pub bundle: PathBuf,
+    #[arg(short = 'b', long, value_name = "PATH")]
+    pub bundle: Option<PathBuf>,
     /// detach from the container's process
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -70,11 +70,11 @@ pub struct Args {
 
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     super::seal(g)?;
-    let bundle = if a.bundle.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        a.bundle
-    };
+    // runc's default: the current directory.
+    let bundle = a
+        .bundle
+        .filter(|b| !b.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
     let opts = RestoreOpts {
         criu: Criu::new(g.criu.as_deref()),
         id: a.id,
