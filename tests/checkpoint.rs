@@ -503,12 +503,7 @@ fn tcp_established_restores_a_loopback_connection() {
     let env = Env::new();
     let mut c = Counter::new();
     let id = env.id("c");
-    let script = format!(
-        "ip link set lo up; nc -l -p 5000 -e /bin/cat & sleep 0.5; ({COUNT}) | nc 127.0.0.1 5000; sleep 1000"
-    );
-    let b = env.bundle_with(&["sh", "-c", &script], |cfg| {
-        add_namespace(cfg, "network");
-    });
+    let b = counting_over_tcp(&env, |_| {});
     c.spawn_ok(&env, &["run", "-d", "--bundle", b.path(), &id]);
     c.wait_above(Some(2));
     let img = env.tempdir("img");
@@ -763,11 +758,7 @@ fn the_org_criu_config_annotation_is_read() {
     let id = env.id("c");
     let conf = env.tempdir("criu").join("c.conf");
     std::fs::write(&conf, "tcp-established\n").unwrap();
-    let script = format!(
-        "ip link set lo up; nc -l -p 5000 -e /bin/cat & sleep 0.5; ({COUNT}) | nc 127.0.0.1 5000; sleep 1000"
-    );
-    let b = env.bundle_with(&["sh", "-c", &script], |cfg| {
-        add_namespace(cfg, "network");
+    let b = counting_over_tcp(&env, |cfg| {
         cfg["annotations"] = json!({ "org.criu.config": conf.to_str().unwrap() });
     });
     c.spawn_ok(&env, &["run", "-d", "--bundle", b.path(), &id]);
@@ -1130,6 +1121,18 @@ fn the_engines_spellings_of_the_flags_are_taken() {
 }
 
 // ---- helpers ---------------------------------------------------------------------------
+
+/// A container of its own network namespace whose count goes over a loopback TCP
+/// connection to a server that echoes it back; the client prints the echo.
+fn counting_over_tcp(env: &Env, edit: impl FnOnce(&mut Value)) -> Bundle {
+    let script = format!(
+        "ip link set lo up; nc -l -p 5000 -e /bin/cat & sleep 0.5; ({COUNT}) | nc 127.0.0.1 5000; sleep 1000"
+    );
+    env.bundle_with(&["sh", "-c", &script], |cfg| {
+        add_namespace(cfg, "network");
+        edit(cfg);
+    })
+}
 
 fn add_namespace(cfg: &mut Value, typ: &str) {
     let ns = cfg["linux"]["namespaces"].as_array_mut().unwrap();

@@ -3,37 +3,18 @@
 use std::path::PathBuf;
 
 use super::Global;
-use super::checkpoint::{cgroups_mode, empty_ns};
+use super::checkpoint::CriuFlags;
 use crate::container::restore::{self, RestoreOpts};
 use crate::error::Result;
 use crate::linux::criu::Criu;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub criu: CriuFlags,
     /// path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
     #[arg(long = "console-socket", value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
-    /// path to criu image files for restoring
-    #[arg(long = "image-path", value_name = "PATH")]
-    pub image_path: Option<PathBuf>,
-    /// path for saving work files and logs
-    #[arg(long = "work-path", value_name = "PATH")]
-    pub work_path: Option<PathBuf>,
-    /// allow open tcp connections
-    #[arg(long = "tcp-established")]
-    pub tcp_established: bool,
-    /// allow external unix sockets
-    #[arg(long = "ext-unix-sk")]
-    pub ext_unix_sk: bool,
-    /// allow shell jobs
-    #[arg(long = "shell-job")]
-    pub shell_job: bool,
-    /// handle file locks, for safety
-    #[arg(long = "file-locks")]
-    pub file_locks: bool,
-    /// cgroups mode: 'soft' (default), 'full' and 'strict'
-    #[arg(long = "manage-cgroups-mode", value_name = "MODE")]
-    pub manage_cgroups_mode: Option<String>,
     /// path to the root of the bundle directory
     #[arg(short = 'b', long, value_name = "PATH")]
     pub bundle: Option<PathBuf>,
@@ -49,15 +30,6 @@ pub struct Args {
     /// do not use pivot root to jail process inside rootfs.  This should be used whenever the rootfs is on top of a ramdisk
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// create a namespace, but don't restore its properties
-    #[arg(long = "empty-ns", value_name = "NAMESPACE")]
-    pub empty_ns: Vec<String>,
-    /// enable auto deduplication of memory images
-    #[arg(long = "auto-dedup")]
-    pub auto_dedup: bool,
-    /// use userfaultfd to lazily restore memory pages
-    #[arg(long = "lazy-pages")]
-    pub lazy_pages: bool,
     /// Specify an LSM profile to be used during restore in the form of TYPE:NAME.
     #[arg(long = "lsm-profile", value_name = "TYPE:NAME")]
     pub lsm_profile: Option<String>,
@@ -79,28 +51,20 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         criu: Criu::new(g.criu.as_deref()),
         id: a.id,
         bundle,
-        image_path: match a.image_path {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            // runc's default: ./checkpoint
-            _ => PathBuf::from("checkpoint"),
-        },
-        work_path: a.work_path.filter(|p| !p.as_os_str().is_empty()),
-        tcp_established: a.tcp_established,
-        ext_unix_sk: a.ext_unix_sk,
-        shell_job: a.shell_job,
-        file_locks: a.file_locks,
-        cgroups_mode: a
-            .manage_cgroups_mode
-            .as_deref()
-            .map(cgroups_mode)
-            .transpose()?,
+        image_path: a.criu.image_path(),
+        work_path: a.criu.work_path(),
+        tcp_established: a.criu.tcp_established,
+        ext_unix_sk: a.criu.ext_unix_sk,
+        shell_job: a.criu.shell_job,
+        file_locks: a.criu.file_locks,
+        cgroups_mode: a.criu.cgroups_mode()?,
         detach: a.detach,
         pid_file: a.pid_file.filter(|p| !p.as_os_str().is_empty()),
         console_socket: a.console_socket.filter(|p| !p.as_os_str().is_empty()),
         no_subreaper: a.no_subreaper,
-        empty_ns: empty_ns(&a.empty_ns)?,
-        auto_dedup: a.auto_dedup,
-        lazy_pages: a.lazy_pages,
+        empty_ns: a.criu.empty_ns()?,
+        auto_dedup: a.criu.auto_dedup,
+        lazy_pages: a.criu.lazy_pages,
         lsm_profile: a.lsm_profile.filter(|s| !s.is_empty()),
         lsm_mount_context: a.lsm_mount_context.filter(|s| !s.is_empty()),
         systemd_cgroup: g.systemd_cgroup,

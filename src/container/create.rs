@@ -277,13 +277,7 @@ impl launch::Parent for CreateParent<'_> {
     }
     fn create_runtime_hooks(&mut self, _pid: i32) -> Result<OciState> {
         let state = hook_state(self.st, Status::Creating);
-        let h = self.spec.hooks().as_ref();
-        hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &state)?;
-        hooks::run_all(
-            "createRuntime",
-            h.and_then(|h| h.create_runtime().as_ref()),
-            &state,
-        )?;
+        run_create_runtime_hooks(self.spec, &state)?;
         Ok(state)
     }
     fn ready(&mut self, _pid: i32) -> Result<()> {
@@ -296,6 +290,18 @@ impl launch::Parent for CreateParent<'_> {
         let state = serde_json::to_value(self.st.oci_state(Status::Creating)).unwrap_or_default();
         crate::linux::seccomp::send_to_listener(f, fd.as_fd(), pid, &state)
     }
+}
+
+/// The prestart and createRuntime hooks, in the runtime's namespace, with `state` on
+/// stdin: at create once the init exists, at restore once CRIU made the namespaces.
+pub(super) fn run_create_runtime_hooks(spec: &Spec, state: &OciState) -> Result<()> {
+    let h = spec.hooks().as_ref();
+    hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), state)?;
+    hooks::run_all(
+        "createRuntime",
+        h.and_then(|h| h.create_runtime().as_ref()),
+        state,
+    )
 }
 
 fn owner_name() -> String {

@@ -14,14 +14,14 @@ use super::checkpoint::{
     CgroupsMode, DESCRIPTORS, config_file, criu_ns, diagnose, external_ns_since, open_dir,
     open_existing_dir, restore_mounts,
 };
-use super::create::{make_cgroups, new_state, now, plan_cgroup};
+use super::create::{make_cgroups, new_state, now, plan_cgroup, run_create_runtime_hooks};
 use super::delete::{delete, destroy};
 use super::pidfile::write_pid_file;
 use super::{Phase, State, StateDir, Status, absolute, hook_state, state};
 use crate::error::{Context, Error, Result};
 use crate::launch::foreground::Foreground;
 use crate::linux::criu::{self, Criu, Criu_opts, Criu_req, Criu_req_type};
-use crate::linux::{hooks, inroot, proc, terminal};
+use crate::linux::{inroot, proc, terminal};
 use crate::logging;
 use crate::spec;
 
@@ -311,13 +311,7 @@ impl criu::Handler for RestoreHandler<'_> {
                 }
                 let mut state = hook_state(self.st, Status::Creating);
                 state.pid = pid;
-                let h = self.spec.hooks().as_ref();
-                hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &state)?;
-                hooks::run_all(
-                    "createRuntime",
-                    h.and_then(|h| h.create_runtime().as_ref()),
-                    &state,
-                )?;
+                run_create_runtime_hooks(self.spec, &state)?;
             }
             "post-restore" => {
                 self.st.pid = pid;
